@@ -1,0 +1,137 @@
+// The resolved configuration of a tessera run: every setting with its final value, after the
+// TOML file, `--set section.key=value` overrides and family defaults have been applied.
+//
+// Names are part of tessera's interface (job scripts and docs use them): `run.dir`,
+// `train.steps`, `train.seed`, `train.global_batch`, `train.micro_batch`, `train.lr`,
+// `model.family`, `data.source`, `data.tokenizer` are fixed.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+enum class ModelFamily { gpt2, openlm };
+enum class NormKind { layernorm, rmsnorm };
+enum class LrSchedule { cosine, constant };
+
+struct ModelConfig {
+  ModelFamily family = ModelFamily::gpt2;
+  int n_layers = 2;
+  int d_model = 64;
+  int n_heads = 4;
+  int seq_len = 64;
+  int vocab_size = 256;
+  /// Width of the MLP's hidden layer; derived when 0: 4*d_model (gpt2), or
+  /// 256*ceil(8*d_model/3/256) (openlm, SwiGLU).
+  int ffn_hidden = 0;
+  /// gpt2 defaults to layernorm; openlm to layernorm (gain and bias); rmsnorm is an option.
+  NormKind norm = NormKind::layernorm;
+  float norm_eps = 1e-5f;
+  float rotary_base = 10000.0f;  ///< openlm only
+  float z_loss = 0.0f;           ///< coefficient of the z-loss term lse^2; 0 disables it
+  float init_std = 0.02f;
+
+  int head_dim() const { return d_model / n_heads; }
+  bool tied_embeddings() const { return family == ModelFamily::gpt2; }
+  bool has_bias() const { return family == ModelFamily::gpt2; }
+  bool learned_positions() const { return family == ModelFamily::gpt2; }
+  bool rotary() const { return family == ModelFamily::openlm; }
+  bool swiglu() const { return family == ModelFamily::openlm; }
+
+  bool operator==(const ModelConfig&) const = default;
+};
+
+struct TrainConfig {
+  int steps = 100;
+  uint64_t seed = 1;
+  int global_batch = 8;  ///< sequences per optimizer step
+  int micro_batch = 8;   ///< sequences per microbatch per rank
+  float lr = 1e-3f;
+  float min_lr = 1e-4f;  ///< floor of the cosine decay
+  int warmup_steps = 10;
+  LrSchedule lr_schedule = LrSchedule::cosine;
+  float weight_decay = 0.1f;
+  float beta1 = 0.9f;
+  float beta2 = 0.95f;
+  float adam_eps = 1e-8f;
+  float grad_clip = 1.0f;  ///< global L2 norm limit; 0 disables clipping
+  /// Weight decay is applied to matrices only unless these say otherwise.
+  bool decay_norms_and_biases = false;
+  bool decay_embeddings = false;
+
+  bool operator==(const TrainConfig&) const = default;
+};
+
+struct DataConfig {
+  /// "synthetic" for the built-in Markov source, or a directory written by `tessera prepare`.
+  std::string source = "synthetic";
+  /// "byte" or "sentencepiece" (only meaningful for prepared data; recorded in the shards).
+  std::string tokenizer = "byte";
+  uint64_t seed = 1234;  ///< seed of the synthetic source and of the sample order
+
+  bool operator==(const DataConfig&) const = default;
+};
+
+struct EvalConfig {
+  int every = 50;   ///< evaluate every N steps (and at the end); 0 disables evaluation
+  int batches = 4;  ///< validation microbatches per evaluation
+
+  bool operator==(const EvalConfig&) const = default;
+};
+
+struct LogConfig {
+  int every = 1;  ///< console and metrics.jsonl line every N steps
+  /// Peak FLOP/s used for MFU, in TFLOP/s. Default: the fp32 sgemm peak of a 2-core AVX-512
+  /// machine (2 x ~160 GFLOP/s) as measured in doc/performance.md.
+  double peak_tflops = 0.32;
+  /// "auto" (bar on a terminal, plain lines otherwise), "bar" or "plain".
+  std::string progress = "auto";
+
+  bool operator==(const LogConfig&) const = default;
+};
+
+struct RunConfig {
+  std::filesystem::path dir = "runs/default";
+
+  bool operator==(const RunConfig&) const = default;
+};
+
+struct Config {
+  RunConfig run;
+  ModelConfig model;
+  TrainConfig train;
+  DataConfig data;
+  EvalConfig eval;
+  LogConfig log;
+
+  bool operator==(const Config&) const = default;
+};
+
+/// Reads a TOML file, applies `section.key=value` overrides and checks every value.
+/// Throws UsageError (one line: what is wrong and how to fix it) on an unknown key, a wrong type,
+/// an out-of-range value or shapes that do not divide.
+Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides);
+
+/// Same, from TOML text (for tests and for configs stored inside checkpoints).
+Config parse_config(const std::string& toml_text, const std::vector<std::string>& overrides);
+
+/// The fully resolved configuration as TOML, derived values (ffn_hidden) filled in; parsing the
+/// result gives back the same Config.
+std::string to_toml(const Config& config);
+
+/// One settable key, for `--help` and doc/configuration.md (generated from the same table that
+/// parses, overrides and writes the configuration).
+struct ConfigKeyInfo {
+  std::string name;           ///< "train.lr"
+  std::string type;           ///< "float > 0", "integer >= 1", "one of gpt2, openlm", ...
+  std::string default_value;  ///< as TOML text: `1e-3`, `"synthetic"`, `false`
+  std::string description;    ///< one line
+};
+
+/// Every key in schema order (sections run, model, train, data, eval, log).
+std::vector<ConfigKeyInfo> describe_config_keys();
+
+}  // namespace tessera

@@ -1,0 +1,144 @@
+// The kernel seam: every numerical operation of a training step goes through this interface, so
+// that CPU, CUDA and Kokkos implementations run the same model and the same conformance tests.
+//
+// Conventions, shared by every implementation:
+//  * All tensors are dense, row-major fp32 buffers owned by the backend (`allocate`); integer
+//    token ids are int32. Dimensions are passed explicitly: `rows` is batch*seq flattened.
+//  * Gradients of parameters ACCUMULATE (+=), so microbatches add into the same buffers.
+//    Gradients of activations (d_in, d_x, ...) OVERWRITE (=). The model adds residual branches
+//    explicitly with `accumulate`.
+//  * Weights of linear layers are [out_features, in_features] (PyTorch's nn.Linear layout).
+//  * Buffers passed to one call never alias unless the comment says so.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace tessera {
+
+/// Shape of causal multi-head attention over a packed QKV activation.
+/// qkv is [batch, seq, 3, n_heads, head_dim]: per token all query heads, then keys, then values.
+struct AttentionShape {
+  int batch = 0;
+  int seq = 0;
+  int n_heads = 0;  ///< heads held by this rank (all of them without tensor parallelism)
+  int head_dim = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  // ---- memory --------------------------------------------------------------------------------
+  /// Zero-initialised buffer of `count` floats, aligned for vector loads; released by `release`.
+  virtual float* allocate(std::size_t count) = 0;
+  virtual void release(float* buffer) = 0;
+  virtual int32_t* allocate_tokens(std::size_t count) = 0;
+  virtual void release_tokens(int32_t* buffer) = 0;
+  virtual void copy_from_host(float* device, const float* host, std::size_t count) = 0;
+  virtual void copy_to_host(float* host, const float* device, std::size_t count) = 0;
+  virtual void copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) = 0;
+  virtual void fill_zero(float* buffer, std::size_t count) = 0;
+
+  // ---- element-wise --------------------------------------------------------------------------
+  /// out = a + b. `out` may alias `a` or `b`.
+  virtual void add(float* out, const float* a, const float* b, std::size_t count) = 0;
+  /// out += in.
+  virtual void accumulate(float* out, const float* in, std::size_t count) = 0;
+  /// x *= factor.
+  virtual void scale(float* x, float factor, std::size_t count) = 0;
+  /// Sum of x[i]^2, accumulated in double so the result does not depend on the count's size.
+  virtual double sum_of_squares(const float* x, std::size_t count) = 0;
+
+  // ---- embedding -----------------------------------------------------------------------------
+  /// out[r, :] = table[tokens[r] - vocab_begin, :] when vocab_begin <= tokens[r] < vocab_begin +
+  /// vocab_local, else zeros (so vocab-parallel shards sum to the full lookup).
+  /// table is [vocab_local, dim].
+  virtual void embedding_forward(float* out, const int32_t* tokens, const float* table, int rows,
+                                 int dim, int vocab_begin, int vocab_local) = 0;
+  /// d_table[tokens[r] - vocab_begin, :] += d_out[r, :] for the tokens this shard holds.
+  virtual void embedding_backward(float* d_table, const int32_t* tokens, const float* d_out,
+                                  int rows, int dim, int vocab_begin, int vocab_local) = 0;
+  /// out[r, :] += table[r % seq, :] for learned absolute positions; table is [>= seq, dim].
+  virtual void position_forward(float* out, const float* table, int rows, int seq, int dim) = 0;
+  /// d_table[r % seq, :] += d_out[r, :].
+  virtual void position_backward(float* d_table, const float* d_out, int rows, int seq,
+                                 int dim) = 0;
+
+  // ---- normalisation -------------------------------------------------------------------------
+  /// out = (in - mean) * rstd * gain + bias per row of length dim; bias may be null.
+  /// Saves mean[rows] and rstd[rows] for the backward pass.
+  virtual void layernorm_forward(float* out, float* mean, float* rstd, const float* in,
+                                 const float* gain, const float* bias, int rows, int dim,
+                                 float eps) = 0;
+  /// d_in = gradient wrt in; d_gain += ..., d_bias += ... (d_bias may be null when bias is).
+  virtual void layernorm_backward(float* d_in, float* d_gain, float* d_bias, const float* d_out,
+                                  const float* in, const float* gain, const float* mean,
+                                  const float* rstd, int rows, int dim) = 0;
+  /// out = in * rstd * gain with rstd = 1 / sqrt(mean(in^2) + eps); saves rstd[rows].
+  virtual void rmsnorm_forward(float* out, float* rstd, const float* in, const float* gain,
+                               int rows, int dim, float eps) = 0;
+  virtual void rmsnorm_backward(float* d_in, float* d_gain, const float* d_out, const float* in,
+                                const float* gain, const float* rstd, int rows, int dim) = 0;
+
+  // ---- linear --------------------------------------------------------------------------------
+  /// out[rows, out_features] = in[rows, in_features] @ weight^T + bias; bias may be null.
+  virtual void linear_forward(float* out, const float* in, const float* weight, const float* bias,
+                              int rows, int in_features, int out_features) = 0;
+  /// d_in = d_out @ weight (skipped when d_in is null); d_weight += d_out^T @ in;
+  /// d_bias += column sums of d_out (skipped when d_bias is null).
+  virtual void linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                               const float* in, const float* weight, int rows, int in_features,
+                               int out_features) = 0;
+
+  // ---- activations ---------------------------------------------------------------------------
+  /// GELU with the tanh approximation (GPT-2's): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+  virtual void gelu_forward(float* out, const float* in, std::size_t count) = 0;
+  virtual void gelu_backward(float* d_in, const float* d_out, const float* in,
+                             std::size_t count) = 0;
+  /// out = silu(gate) * up, silu(g) = g / (1 + exp(-g)).
+  virtual void swiglu_forward(float* out, const float* gate, const float* up,
+                              std::size_t count) = 0;
+  virtual void swiglu_backward(float* d_gate, float* d_up, const float* d_out, const float* gate,
+                               const float* up, std::size_t count) = 0;
+
+  // ---- attention -----------------------------------------------------------------------------
+  /// Rotary position embedding applied in place to the query and key heads of qkv (values
+  /// untouched). Pairs are (i, i + head_dim/2) (GPT-NeoX / OpenLM convention); position of row r
+  /// is r % seq; frequency of pair i is base^(-2i/head_dim).
+  virtual void rotary_forward(float* qkv, const AttentionShape& shape, float base) = 0;
+  /// Inverse rotation applied in place to the query and key parts of d_qkv.
+  virtual void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) = 0;
+  /// Causal softmax attention with scale 1/sqrt(head_dim).
+  /// out is [batch, seq, n_heads, head_dim]; probs [batch, n_heads, seq, seq] is saved for the
+  /// backward pass (entries above the diagonal are written as zero).
+  virtual void attention_forward(float* out, float* probs, const float* qkv,
+                                 const AttentionShape& shape) = 0;
+  /// d_qkv (same layout as qkv) from d_out; overwrites d_qkv.
+  virtual void attention_backward(float* d_qkv, const float* d_out, const float* qkv,
+                                  const float* probs, const AttentionShape& shape) = 0;
+
+  // ---- loss ----------------------------------------------------------------------------------
+  /// Softmax cross-entropy per row, fused with its gradient.
+  /// losses[r] = lse_r - logits[r, target_r] + z_loss * lse_r^2, lse_r = log(sum_j exp(logits[r,j])).
+  /// When d_logits is not null it receives grad_scale * d(losses[r])/d(logits[r, :]);
+  /// d_logits may alias logits (the logits are then consumed).
+  virtual void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
+                                     const int32_t* targets, int rows, int vocab, float z_loss,
+                                     float grad_scale) = 0;
+
+  // ---- optimizer -----------------------------------------------------------------------------
+  /// One AdamW step with bias correction at step `step` (1-based), decoupled weight decay:
+  /// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m_hat / (sqrt(v_hat) + eps) + wd p).
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v,
+                            std::size_t count, float lr, float beta1, float beta2, float eps,
+                            float weight_decay, int step) = 0;
+};
+
+/// The reference CPU backend (BLAS for GEMMs, OpenMP for element-wise work).
+std::unique_ptr<Backend> make_cpu_backend();
+
+}  // namespace tessera

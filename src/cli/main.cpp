@@ -1,0 +1,82 @@
+// The tessera command: `tessera train`, `tessera prepare`.
+//
+// Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
+// internal failures print what failed and exit with status 1.
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "core/error.hpp"
+#include "io/config/config.hpp"
+#include "io/data/prepare.hpp"
+#include "train/trainer.hpp"
+
+namespace {
+
+constexpr int kUsageExit = 2;
+constexpr int kFailureExit = 1;
+
+void add_train_command(CLI::App& app, std::function<void()>& action) {
+  auto* cmd = app.add_subcommand("train", "Train a model as CONFIG.toml describes");
+  auto config_path = std::make_shared<std::string>();
+  auto overrides = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("config", *config_path, "Configuration file (see configs/ and doc/configuration.md)")
+      ->required();
+  cmd->add_option("--set", *overrides,
+                  "Override one setting, e.g. --set train.steps=50 (repeatable)")
+      ->type_name("SECTION.KEY=VALUE");
+  cmd->callback([&action, config_path, overrides] {
+    action = [config_path, overrides] {
+      const tessera::Config config = tessera::load_config(*config_path, *overrides);
+      tessera::train(config, std::cout);
+    };
+  });
+}
+
+void add_prepare_command(CLI::App& app, std::function<void()>& action) {
+  auto* cmd = app.add_subcommand(
+      "prepare", "Tokenize text files into token shards with a held-out validation split");
+  auto options = std::make_shared<tessera::PrepareOptions>();
+  cmd->add_option("inputs", options->inputs, "Text files to tokenize")->required();
+  cmd->add_option("-o,--output", options->output_dir, "Directory for the shards (data.source)")
+      ->required();
+  cmd->add_option("--tokenizer", options->tokenizer, "byte (built in) or sentencepiece")
+      ->check(CLI::IsMember({"byte", "sentencepiece"}))
+      ->capture_default_str();
+  cmd->add_option("--vocab-size", options->vocab_size, "SentencePiece vocabulary size")
+      ->capture_default_str();
+  cmd->add_option("--model-type", options->sp_model_type, "SentencePiece model: bpe or unigram")
+      ->check(CLI::IsMember({"bpe", "unigram"}))
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", options->val_fraction,
+                  "Fraction of the tokens (the last ones) held out for validation")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  cmd->callback([&action, options] { action = [options] { tessera::prepare_dataset(*options); }; });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera: train transformer language models on supercomputers"};
+  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
+  app.require_subcommand(1);
+  std::function<void()> action;
+  add_train_command(app, action);
+  add_prepare_command(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int status = app.exit(e);
+    return status == 0 ? 0 : kUsageExit;
+  }
+  try {
+    action();
+  } catch (const tessera::UsageError& e) {
+    std::cerr << "tessera: error: " << e.what() << "\n";
+    return kUsageExit;
+  } catch (const std::exception& e) {
+    std::cerr << "tessera: internal error: " << e.what() << "\n";
+    return kFailureExit;
+  }
+  return 0;
+}

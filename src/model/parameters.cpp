@@ -1,0 +1,60 @@
+#include "model/parameters.hpp"
+
+#include <cmath>
+#include <numeric>
+
+#include "core/error.hpp"
+#include "model/initializer.hpp"
+
+namespace tessera {
+
+ParameterStore::~ParameterStore() {
+  if (values_) backend_.release(values_);
+  if (gradients_) backend_.release(gradients_);
+}
+
+std::size_t ParameterStore::add(std::string name, std::vector<int64_t> shape, InitKind init,
+                                float init_std) {
+  TESSERA_CHECK(values_ == nullptr, "parameter '" + name + "' registered after allocate()");
+  ParameterInfo info;
+  info.name = std::move(name);
+  info.global_shape = shape;
+  info.local_shape = shape;
+  info.global_offset.assign(shape.size(), 0);
+  info.count = static_cast<std::size_t>(
+      std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>()));
+  info.offset = total_count_;
+  info.init = init;
+  info.init_std = init_std;
+  total_count_ += info.count;
+  infos_.push_back(std::move(info));
+  return infos_.size() - 1;
+}
+
+void ParameterStore::allocate() {
+  TESSERA_CHECK(values_ == nullptr, "allocate() called twice");
+  values_ = backend_.allocate(total_count_);
+  gradients_ = backend_.allocate(total_count_);
+}
+
+std::size_t ParameterStore::index_of(const std::string& name) const {
+  for (std::size_t i = 0; i < infos_.size(); ++i) {
+    if (infos_[i].name == name) return i;
+  }
+  throw InternalError("no parameter named '" + name + "'");
+}
+
+void ParameterStore::initialize(uint64_t seed) {
+  std::vector<float> host;
+  for (std::size_t i = 0; i < infos_.size(); ++i) {
+    const ParameterInfo& info = infos_[i];
+    host.assign(info.count, 0.0f);
+    fill_parameter_block(info, seed, host.data());
+    backend_.copy_from_host(value(i), host.data(), info.count);
+  }
+  zero_gradients();
+}
+
+void ParameterStore::zero_gradients() { backend_.fill_zero(gradients_, total_count_); }
+
+}  // namespace tessera

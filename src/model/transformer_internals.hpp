@@ -1,0 +1,37 @@
+// Private to src/model: the parameter indices of one block and the backward scratch buffers.
+#pragma once
+
+#include <cstddef>
+#include <limits>
+
+#include "model/transformer.hpp"
+
+namespace tessera {
+
+inline constexpr std::size_t kAbsent = std::numeric_limits<std::size_t>::max();
+
+/// Indices into the ParameterStore of one block's tensors (kAbsent where the family has none).
+struct Transformer::LayerParameters {
+  std::size_t attn_norm_gain = kAbsent;  // a LayerNorm's bias follows its gain
+  std::size_t qkv_weight = kAbsent, qkv_bias = kAbsent;  // q; k and v follow contiguously
+  std::size_t out_weight = kAbsent, out_bias = kAbsent;
+  std::size_t mlp_norm_gain = kAbsent;
+  std::size_t fc_weight = kAbsent, fc_bias = kAbsent;  // gpt2 fc, or openlm gate
+  std::size_t up_weight = kAbsent;                     // openlm only
+  std::size_t proj_weight = kAbsent, proj_bias = kAbsent;
+};
+
+/// Gradient buffers shared by all layers during backward, sized for the largest microbatch.
+struct Transformer::Scratch {
+  float* d_residual = nullptr;  // [rows, d] gradient flowing down the residual stream
+  float* d_branch = nullptr;    // [rows, d]
+  float* d_norm = nullptr;      // [rows, d]
+  float* d_norm_up = nullptr;   // [rows, d] second contribution (SwiGLU's up projection)
+  float* d_qkv = nullptr;       // [rows, 3d]
+  float* d_attn = nullptr;      // [rows, d]
+  float* d_hidden = nullptr;    // [rows, ffn]
+  float* d_up = nullptr;        // [rows, ffn]
+  float* d_act = nullptr;       // [rows, ffn]
+};
+
+}  // namespace tessera
