@@ -55,6 +55,11 @@ double evaluate(Transformer& model, const DataLoader& data, const Config& config
 
 TrainResult train(const Config& config, std::ostream& console) {
   const DataLoader data = DataLoader::open(config.data, config.model);
+  if (config.eval.every > 0 && data.samples_per_epoch(Split::validation) == 0) {
+    throw UsageError("data.source '" + config.data.source +
+                     "' has no validation windows of seq_len + 1 tokens; re-run tessera prepare "
+                     "with a larger --val-fraction, or set eval.every = 0");
+  }
   write_resolved_config(config);
   console << "# tessera " << TESSERA_VERSION << ": resolved configuration\n"
           << to_toml(config) << "# data: " << data.describe() << "\n";
@@ -69,12 +74,13 @@ TrainResult train(const Config& config, std::ostream& console) {
 
   TrainResult result;
   result.loss_floor = data.loss_floor();
+  result.unigram_entropy = data.unigram_entropy();
   metrics.write({{"kind", "run"},
                  {"parameters", model.parameters().total_count()},
                  {"flops_per_token", model.flops_per_token()},
                  {"loss_floor", std::isnan(result.loss_floor) ? nlohmann::json(nullptr)
                                                               : nlohmann::json(result.loss_floor)},
-                 {"unigram_entropy", data.unigram_entropy()}});
+                 {"unigram_entropy", result.unigram_entropy}});
   progress.message(fmt::format("model: {} parameters, {:.3g} FLOP/token; data loss floor {:.4f}",
                                model.parameters().total_count(), model.flops_per_token(),
                                result.loss_floor));

@@ -14,6 +14,7 @@ struct TrainResult {
   std::vector<double> val_losses;  ///< validation loss of every evaluation, in order
   double tokens_per_s = 0.0;       ///< mean over the steps after the first
   double loss_floor = 0.0;         ///< the data source's entropy floor (NaN when unknown)
+  double unigram_entropy = 0.0;    ///< of the training tokens: the baseline to beat
 };
 
 /// Trains as `config` says, writing config.toml and metrics.jsonl into run.dir and progress to

@@ -1,0 +1,282 @@
+#include "io/data/data_loader.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/error.hpp"
+#include "io/data/prepare.hpp"
+#include "io/data/sample_order.hpp"
+#include "io/data/shard.hpp"
+#include "io/data/synthetic.hpp"
+#include "io/data/tokenizer.hpp"
+
+namespace tessera {
+
+/// What DataLoader reads from: one implementation per kind of data.source.
+class DataSource {
+ public:
+  virtual ~DataSource() = default;
+  virtual void read_window(Split split, int64_t sample, int seq_len, int32_t* inputs,
+                           int32_t* targets) const = 0;
+  virtual double loss_floor(int seq_len) const = 0;
+  virtual double unigram_entropy() const = 0;
+  virtual int vocab_size() const = 0;
+  virtual std::optional<int64_t> samples_per_epoch(Split split) const = 0;
+  virtual std::string describe() const = 0;
+};
+
+namespace {
+
+std::string format_nats(double value) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4f", value);
+  return text;
+}
+
+class SyntheticSource final : public DataSource {
+ public:
+  explicit SyntheticSource(const MarkovSourceOptions& options)
+      : chain_(options), options_(options) {}
+
+  void read_window(Split split, int64_t sample, int seq_len, int32_t* inputs,
+                   int32_t* targets) const override {
+    chain_.generate_window(split, sample, seq_len, inputs, targets);
+  }
+  double loss_floor(int seq_len) const override { return chain_.expected_loss_floor(seq_len); }
+  double unigram_entropy() const override { return chain_.stationary_entropy(); }
+  int vocab_size() const override { return chain_.n_states(); }
+  std::optional<int64_t> samples_per_epoch(Split) const override { return std::nullopt; }
+  std::string describe() const override {
+    return "synthetic Markov source: " + std::to_string(chain_.n_states()) + " states, " +
+           std::to_string(options_.min_successors) + "-" + std::to_string(options_.max_successors) +
+           " successors each, seed " + std::to_string(chain_.seed()) +
+           "; loss floor (entropy rate) " + format_nats(chain_.entropy_rate()) +
+           " nats/token, unigram entropy " + format_nats(chain_.stationary_entropy()) + " nats";
+  }
+
+ private:
+  MarkovSource chain_;
+  MarkovSourceOptions options_;
+};
+
+/// The shards of one split read as one stream of tokens.
+class TokenStream {
+ public:
+  explicit TokenStream(std::vector<ShardReader> shards) : shards_(std::move(shards)), starts_{0} {
+    for (const auto& shard : shards_) starts_.push_back(starts_.back() + shard.size());
+  }
+  uint64_t size() const { return starts_.back(); }
+  size_t n_shards() const { return shards_.size(); }
+
+  /// Tokens [first, first + count), which may span shards.
+  void read(uint64_t first, uint64_t count, int32_t* out) const {
+    TESSERA_CHECK(first + count <= size(), std::to_string(first + count));
+    auto shard = static_cast<size_t>(std::upper_bound(starts_.begin(), starts_.end(), first) -
+                                     starts_.begin() - 1);
+    while (count > 0) {
+      const uint64_t offset = first - starts_[shard];
+      const uint64_t take = std::min(count, shards_[shard].size() - offset);
+      shards_[shard].read(offset, take, out);
+      out += take;
+      first += take;
+      count -= take;
+      ++shard;
+    }
+  }
+
+ private:
+  std::vector<ShardReader> shards_;
+  std::vector<uint64_t> starts_;  ///< starts_[i] = first token of shard i; back() = size()
+};
+
+struct DatasetDescription {
+  std::string tokenizer_id;
+  int vocab_size = 0;
+  double unigram_entropy = 0.0;
+  std::vector<ShardReader> train, validation;
+};
+
+std::string rerun_hint() { return "; re-run `tessera prepare` to rewrite the dataset"; }
+
+nlohmann::json read_dataset_json(const std::filesystem::path& dir) {
+  const auto path = dir / kDatasetJson;
+  if (!std::filesystem::is_regular_file(path)) {
+    throw UsageError("data.source " + dir.string() + " has no " + kDatasetJson +
+                     ": it was not written by `tessera prepare`, or prepare did not finish" +
+                     rerun_hint());
+  }
+  std::ifstream in(path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(path.string() + " is not valid JSON (" + e.what() + ")" + rerun_hint());
+  }
+}
+
+std::vector<ShardReader> open_split(const std::filesystem::path& dir, const nlohmann::json& split,
+                                    const DatasetDescription& dataset) {
+  std::vector<ShardReader> shards;
+  for (const auto& entry : split.at("shards")) {
+    const auto path = dir / entry.at("file").get<std::string>();
+    if (!std::filesystem::exists(path)) {
+      throw UsageError("shard " + path.string() + " listed in " + kDatasetJson + " is missing" +
+                       rerun_hint());
+    }
+    ShardReader shard(path);
+    if (shard.size() != entry.at("tokens").get<uint64_t>() ||
+        shard.tokenizer_id() != dataset.tokenizer_id || shard.vocab_size() != dataset.vocab_size) {
+      throw UsageError("shard " + path.string() + " does not match " + kDatasetJson +
+                       " (token count, tokenizer or vocabulary differ)" + rerun_hint());
+    }
+    shards.push_back(std::move(shard));
+  }
+  return shards;
+}
+
+DatasetDescription open_dataset(const std::filesystem::path& dir) {
+  const nlohmann::json json = read_dataset_json(dir);
+  DatasetDescription dataset;
+  try {
+    dataset.tokenizer_id = json.at("tokenizer").at("id").get<std::string>();
+    dataset.vocab_size = json.at("tokenizer").at("vocab_size").get<int>();
+    dataset.unigram_entropy = json.at("unigram_entropy").get<double>();
+    dataset.train = open_split(dir, json.at("splits").at("train"), dataset);
+    dataset.validation = open_split(dir, json.at("splits").at("validation"), dataset);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError((dir / kDatasetJson).string() + " is malformed (" + e.what() + ")" +
+                     rerun_hint());
+  }
+  return dataset;
+}
+
+uint64_t count_windows(const TokenStream& tokens, int seq_len) {
+  return tokens.size() == 0 ? 0 : (tokens.size() - 1) / static_cast<uint64_t>(seq_len);
+}
+
+class PreparedSource final : public DataSource {
+ public:
+  PreparedSource(std::filesystem::path dir, DatasetDescription dataset, int seq_len, uint64_t seed)
+      : dir_(std::move(dir)),
+        tokenizer_id_(dataset.tokenizer_id),
+        vocab_size_(dataset.vocab_size),
+        unigram_entropy_(dataset.unigram_entropy),
+        train_(std::move(dataset.train)),
+        validation_(std::move(dataset.validation)),
+        train_windows_(count_windows(train_, seq_len)),
+        validation_windows_(count_windows(validation_, seq_len)),
+        order_(std::max<uint64_t>(train_windows_, 1), seed) {
+    if (train_windows_ == 0) {
+      throw UsageError("data.source " + dir_.string() + " has " + std::to_string(train_.size()) +
+                       " training tokens, fewer than one window of model.seq_len + 1 = " +
+                       std::to_string(seq_len + 1) + "; prepare more text or lower model.seq_len");
+    }
+  }
+
+  void read_window(Split split, int64_t sample, int seq_len, int32_t* inputs,
+                   int32_t* targets) const override {
+    const auto g = static_cast<uint64_t>(sample);
+    const bool train = split == Split::train;
+    if (!train && validation_windows_ == 0) {
+      throw UsageError("data.source " + dir_.string() + " has no validation window of " +
+                       std::to_string(seq_len + 1) + " tokens (" +
+                       std::to_string(validation_.size()) +
+                       " validation tokens); re-run `tessera prepare` with a larger val_fraction "
+                       "or set eval.every=0");
+    }
+    const uint64_t window = train ? order_.window(g) : g % validation_windows_;
+    const TokenStream& tokens = train ? train_ : validation_;
+    const uint64_t first = window * static_cast<uint64_t>(seq_len);
+    tokens.read(first, static_cast<uint64_t>(seq_len), inputs);
+    tokens.read(first + 1, static_cast<uint64_t>(seq_len), targets);
+  }
+  double loss_floor(int) const override { return std::numeric_limits<double>::quiet_NaN(); }
+  double unigram_entropy() const override { return unigram_entropy_; }
+  int vocab_size() const override { return vocab_size_; }
+  std::optional<int64_t> samples_per_epoch(Split split) const override {
+    return static_cast<int64_t>(split == Split::train ? train_windows_ : validation_windows_);
+  }
+  std::string describe() const override {
+    return "prepared dataset " + dir_.string() + ": tokenizer " + tokenizer_id_ + " (vocab " +
+           std::to_string(vocab_size_) + "), train " + std::to_string(train_.size()) +
+           " tokens in " + std::to_string(train_.n_shards()) +
+           " shards = " + std::to_string(train_windows_) + " windows, validation " +
+           std::to_string(validation_.size()) + " tokens = " + std::to_string(validation_windows_) +
+           " windows; unigram entropy " + format_nats(unigram_entropy_) + " nats";
+  }
+
+ private:
+  std::filesystem::path dir_;
+  std::string tokenizer_id_;
+  int vocab_size_;
+  double unigram_entropy_;
+  TokenStream train_, validation_;
+  uint64_t train_windows_, validation_windows_;
+  SampleOrder order_;
+};
+
+std::shared_ptr<const DataSource> open_prepared(const DataConfig& data, const ModelConfig& model) {
+  const std::filesystem::path dir = data.source;
+  if (!std::filesystem::is_directory(dir)) {
+    throw UsageError("data.source '" + data.source +
+                     "' is neither \"synthetic\" nor an existing directory; run `tessera prepare` "
+                     "to create it or set data.source=synthetic");
+  }
+  DatasetDescription dataset = open_dataset(dir);
+  if (tokenizer_kind(dataset.tokenizer_id) != data.tokenizer) {
+    throw UsageError("data.source " + dir.string() + " was prepared with tokenizer '" +
+                     dataset.tokenizer_id + "' but data.tokenizer is '" + data.tokenizer +
+                     "'; set data.tokenizer=" + tokenizer_kind(dataset.tokenizer_id) +
+                     " or prepare the data again with the tokenizer you want");
+  }
+  if (dataset.vocab_size > model.vocab_size) {
+    throw UsageError("data.source " + dir.string() + " has a vocabulary of " +
+                     std::to_string(dataset.vocab_size) + " tokens but model.vocab_size is " +
+                     std::to_string(model.vocab_size) +
+                     "; set model.vocab_size >= " + std::to_string(dataset.vocab_size));
+  }
+  return std::make_shared<const PreparedSource>(dir, std::move(dataset), model.seq_len, data.seed);
+}
+
+}  // namespace
+
+DataLoader::DataLoader(std::shared_ptr<const DataSource> source, int seq_len)
+    : source_(std::move(source)), seq_len_(seq_len) {}
+
+DataLoader DataLoader::open(const DataConfig& data, const ModelConfig& model) {
+  if (model.seq_len < 1) {
+    throw UsageError("model.seq_len is " + std::to_string(model.seq_len) + "; it must be >= 1");
+  }
+  if (data.source == "synthetic") {
+    MarkovSourceOptions options;
+    options.n_states = std::min(model.vocab_size, 256);
+    options.seed = data.seed;
+    return DataLoader(std::make_shared<const SyntheticSource>(options), model.seq_len);
+  }
+  return DataLoader(open_prepared(data, model), model.seq_len);
+}
+
+void DataLoader::read(Split split, int64_t first_sample, int count, int32_t* inputs,
+                      int32_t* targets) const {
+  TESSERA_CHECK(first_sample >= 0 && count >= 0,
+                std::to_string(first_sample) + ", " + std::to_string(count));
+  const auto row = static_cast<size_t>(seq_len_);
+  for (int i = 0; i < count; ++i) {
+    source_->read_window(split, first_sample + i, seq_len_, inputs + static_cast<size_t>(i) * row,
+                         targets + static_cast<size_t>(i) * row);
+  }
+}
+
+double DataLoader::loss_floor() const { return source_->loss_floor(seq_len_); }
+double DataLoader::unigram_entropy() const { return source_->unigram_entropy(); }
+std::string DataLoader::describe() const { return source_->describe(); }
+int DataLoader::vocab_size() const { return source_->vocab_size(); }
+std::optional<int64_t> DataLoader::samples_per_epoch(Split split) const {
+  return source_->samples_per_epoch(split);
+}
+
+}  // namespace tessera

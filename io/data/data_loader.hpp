@@ -1,0 +1,61 @@
+// The trainer's view of data: numbered samples of two splits, each a window of seq_len + 1
+// tokens split into inputs (the first seq_len) and targets (the last seq_len).
+//
+// Sources:
+//  * "synthetic": the Markov source of synthetic.hpp over min(model.vocab_size, 256) states,
+//    seeded by data.seed. Sample g of a split is generated from (data.seed, split, g); both
+//    splits are unbounded and the loss floor is known.
+//  * a directory written by prepare_dataset(): the train split is cut into non-overlapping
+//    windows (stride seq_len, consecutive windows share one token), N of them; global sample g
+//    reads window SampleOrder(N, data.seed).window(g), a fresh permutation every epoch. The
+//    validation split is read in order: sample g is window g mod N_val.
+//
+// A sample depends only on (source, seed, split, g), never on who reads it: any data-parallel
+// rank reads any global sample without coordination, and a resumed run reads the same samples.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "io/config/config.hpp"
+#include "io/data/split.hpp"
+
+namespace tessera {
+
+class DataSource;
+
+class DataLoader {
+ public:
+  /// Opens data.source ("synthetic" or a directory written by prepare_dataset). UsageError on a
+  /// missing directory/file, an empty or truncated shard, a tokenizer that does not match
+  /// data.tokenizer, or a vocabulary larger than model.vocab_size.
+  static DataLoader open(const DataConfig& data, const ModelConfig& model);
+
+  /// Writes inputs and targets, each [count, seq_len] int32, for global samples
+  /// [first_sample, first_sample + count) of the split. targets are inputs shifted by one token.
+  /// Thread-safe; allocates nothing.
+  void read(Split split, int64_t first_sample, int count, int32_t* inputs, int32_t* targets) const;
+
+  /// Entropy floor of the source in nats per token, or NaN when unknown (real text).
+  double loss_floor() const;
+  /// Unigram entropy of the training tokens (nats) — a baseline a trained model must beat.
+  double unigram_entropy() const;
+  std::string describe() const;  // one line for the log
+
+  int seq_len() const { return seq_len_; }
+  /// Token ids are in [0, vocab_size()); vocab_size() <= model.vocab_size.
+  int vocab_size() const;
+  /// Windows in one pass over the split; nullopt when the split is unbounded (synthetic).
+  std::optional<int64_t> samples_per_epoch(Split split) const;
+
+ private:
+  DataLoader(std::shared_ptr<const DataSource> source, int seq_len);
+
+  // Immutable after open(), so copies share it and reads need no locking.
+  std::shared_ptr<const DataSource> source_;
+  int seq_len_;
+};
+
+}  // namespace tessera

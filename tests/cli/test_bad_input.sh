@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Bad input must give one line on stderr naming the problem, exit status 2, and no training.
+# Usage: test_bad_input.sh TESSERA_BINARY CONFIG_DIR
+set -u
+tessera=$1
+configs=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+
+# expect_usage_error NAME WORD -- ARGS...: runs tessera ARGS, checks status 2, one stderr line
+# containing WORD, and no step lines on stdout.
+expect_usage_error() {
+  local name=$1 word=$2
+  shift 3
+  "$tessera" "$@" >"$work/out" 2>"$work/err"
+  local status=$?
+  local lines
+  lines=$(wc -l <"$work/err")
+  if [ "$status" -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$word" "$work/err" ||
+     grep -q '^step ' "$work/out"; then
+    echo "FAIL $name: status $status, $lines stderr lines, expected 2 and one line with '$word':"
+    cat "$work/err"
+    failures=$((failures + 1))
+  else
+    echo "ok   $name: $(cat "$work/err")"
+  fi
+}
+
+run="--set run.dir=$work/run"
+expect_usage_error "unknown key" "train.lrr" -- train "$configs/tiny.toml" --set train.lrr=1 $run
+expect_usage_error "wrong type" "train.steps" -- train "$configs/tiny.toml" --set train.steps='"many"' $run
+expect_usage_error "heads do not divide" "n_heads" -- train "$configs/tiny.toml" --set model.n_heads=5 $run
+expect_usage_error "batch does not divide" "micro_batch" -- train "$configs/tiny.toml" --set train.micro_batch=3 $run
+expect_usage_error "missing config" "nothere.toml" -- train "$work/nothere.toml"
+expect_usage_error "missing data" "$work/nodata" -- train "$configs/tiny.toml" --set data.source="$work/nodata" $run
+
+# A prepared dataset, then damaged copies of it.
+printf 'To be, or not to be, that is the question.\n%.0s' $(seq 200) >"$work/text.txt"
+"$tessera" prepare "$work/text.txt" -o "$work/good" >/dev/null 2>&1 || { echo "FAIL prepare"; exit 1; }
+shard=$(basename "$(ls "$work"/good/train_*.bin | head -1)")
+cp -r "$work/good" "$work/empty" && : >"$work/empty/$shard"
+expect_usage_error "empty shard" "$shard" -- train "$configs/tiny.toml" --set data.source="$work/empty" $run
+cp -r "$work/good" "$work/truncated" && truncate -s -7 "$work/truncated/$shard"
+expect_usage_error "truncated shard" "$shard" -- train "$configs/tiny.toml" --set data.source="$work/truncated" $run
+expect_usage_error "missing input text" "missing.txt" -- prepare "$work/missing.txt" -o "$work/out"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures bad-input case(s) failed"
+  exit 1
+fi
+echo "all bad-input cases exit 2 with one line"

@@ -1,0 +1,146 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "data_test_util.hpp"
+#include "io/data/checksum.hpp"
+#include "io/data/prepare.hpp"
+#include "io/data/shard.hpp"
+#include "io/data/tokenizer.hpp"
+
+namespace tessera {
+namespace {
+
+using testing::generated_text;
+using testing::TempDir;
+using testing::usage_error_message;
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+  return nlohmann::json::parse(testing::read_file(path));
+}
+
+// Concatenated tokens of a split's shards, checking each against its dataset.json entry.
+std::vector<int32_t> read_split(const std::filesystem::path& dir, const nlohmann::json& split) {
+  std::vector<int32_t> tokens;
+  for (const auto& entry : split.at("shards")) {
+    const ShardReader shard(dir / entry.at("file").get<std::string>());
+    EXPECT_EQ(shard.size(), entry.at("tokens").get<uint64_t>());
+    EXPECT_EQ(std::filesystem::file_size(shard.path()), entry.at("bytes").get<uint64_t>());
+    EXPECT_EQ(to_hex16(shard.payload_checksum()), entry.at("fnv1a64").get<std::string>());
+    EXPECT_TRUE(shard.verify_payload());
+    const size_t old_size = tokens.size();
+    tokens.resize(old_size + shard.size());
+    shard.read(0, shard.size(), tokens.data() + old_size);
+  }
+  EXPECT_EQ(tokens.size(), split.at("tokens").get<size_t>());
+  return tokens;
+}
+
+struct PreparedText {
+  TempDir dir;
+  std::string first = generated_text(150), second = generated_text(77);
+  PrepareOptions options;
+
+  PreparedText() {
+    testing::write_file(dir / "a.txt", first);
+    testing::write_file(dir / "b.txt", second);
+    options.inputs = {dir / "a.txt", dir / "b.txt"};
+    options.output_dir = dir / "data";
+    options.val_fraction = 0.25;
+    options.shard_tokens = 1000;
+  }
+};
+
+TEST(Prepare, ByteSplitsAreDisjointAndConcatenateToTheText) {
+  PreparedText text;
+  prepare_dataset(text.options);
+  const auto json = read_json(text.options.output_dir / "dataset.json");
+  EXPECT_EQ(json.at("tokenizer").at("id"), "byte");
+  EXPECT_EQ(json.at("tokenizer").at("vocab_size"), 256);
+
+  auto tokens = read_split(text.options.output_dir, json.at("splits").at("train"));
+  const auto validation = read_split(text.options.output_dir, json.at("splits").at("validation"));
+  const size_t total = text.first.size() + text.second.size();
+  EXPECT_EQ(validation.size(), static_cast<size_t>(std::floor(0.25 * static_cast<double>(total))));
+  EXPECT_GT(json.at("splits").at("train").at("shards").size(), 1u) << "shard_tokens = 1000";
+  EXPECT_TRUE(std::filesystem::exists(text.options.output_dir / "train_000000.bin"));
+  EXPECT_TRUE(std::filesystem::exists(text.options.output_dir / "val_000000.bin"));
+
+  tokens.insert(tokens.end(), validation.begin(), validation.end());
+  EXPECT_EQ(tokens, ByteTokenizer().encode(text.first + text.second));
+  EXPECT_GT(json.at("unigram_entropy").get<double>(), 1.0);
+  EXPECT_LT(json.at("unigram_entropy").get<double>(), std::log(256.0));
+}
+
+TEST(Prepare, SentencePieceWritesTheModelAndItsTokens) {
+  PreparedText text;
+  text.options.tokenizer = "sentencepiece";
+  text.options.vocab_size = 400;
+  prepare_dataset(text.options);
+  const auto dir = text.options.output_dir;
+  const auto json = read_json(dir / "dataset.json");
+  const auto tokenizer = SentencePieceTokenizer::load(dir / "tokenizer.model");
+  EXPECT_EQ(json.at("tokenizer").at("id"), tokenizer.id());
+  EXPECT_EQ(json.at("tokenizer").at("vocab_size"), 400);
+
+  auto tokens = read_split(dir, json.at("splits").at("train"));
+  const auto validation = read_split(dir, json.at("splits").at("validation"));
+  tokens.insert(tokens.end(), validation.begin(), validation.end());
+  auto expected = tokenizer.encode(text.first);
+  const auto second = tokenizer.encode(text.second);
+  expected.insert(expected.end(), second.begin(), second.end());
+  EXPECT_EQ(tokens, expected);
+  EXPECT_EQ(tokenizer.decode(tokens), text.first + text.second);
+}
+
+TEST(Prepare, RerunRemovesStaleShards) {
+  PreparedText text;
+  prepare_dataset(text.options);
+  ASSERT_TRUE(std::filesystem::exists(text.options.output_dir / "train_000002.bin"));
+  text.options.shard_tokens = 1 << 20;
+  prepare_dataset(text.options);
+  EXPECT_TRUE(std::filesystem::exists(text.options.output_dir / "train_000000.bin"));
+  EXPECT_FALSE(std::filesystem::exists(text.options.output_dir / "train_000002.bin"));
+}
+
+TEST(Prepare, ZeroValFractionWritesNoValidationShard) {
+  PreparedText text;
+  text.options.val_fraction = 0.0;
+  prepare_dataset(text.options);
+  const auto json = read_json(text.options.output_dir / "dataset.json");
+  EXPECT_EQ(json.at("splits").at("validation").at("tokens"), 0);
+  EXPECT_TRUE(json.at("splits").at("validation").at("shards").empty());
+}
+
+TEST(PrepareErrors, UserMistakesAreUsageErrors) {
+  PreparedText text;
+  PrepareOptions options = text.options;
+  options.inputs.push_back(text.dir / "missing.txt");
+  EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("missing.txt"),
+            std::string::npos);
+
+  options = text.options;
+  options.inputs.clear();
+  EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("input"),
+            std::string::npos);
+
+  options = text.options;
+  options.tokenizer = "wordpiece";
+  EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("wordpiece"),
+            std::string::npos);
+
+  options = text.options;
+  options.val_fraction = 1.0;
+  EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("val_fraction"),
+            std::string::npos);
+
+  options = text.options;
+  testing::write_file(text.dir / "empty.txt", "");
+  options.inputs = {text.dir / "empty.txt"};
+  EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("no training tokens"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace tessera
