@@ -4,10 +4,12 @@
 // internal failures print what failed and exit with status 1.
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <sstream>
 
 #include "core/error.hpp"
 #include "io/config/config.hpp"
 #include "io/data/prepare.hpp"
+#include "parallel/mpi_session.hpp"
 #include "train/trainer.hpp"
 
 namespace {
@@ -57,6 +59,8 @@ void add_prepare_command(CLI::App& app, std::function<void()>& action) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tessera::MpiSession mpi(argc, argv);
+  const bool reporter = mpi.rank() == 0;  // prints problems every rank shares, once
   CLI::App app{"tessera: train transformer language models on supercomputers"};
   app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
   app.require_subcommand(1);
@@ -66,16 +70,20 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int status = app.exit(e);
+    std::ostringstream silent;
+    const int status = reporter ? app.exit(e) : app.exit(e, silent, silent);
     return status == 0 ? 0 : kUsageExit;
   }
   try {
     action();
   } catch (const tessera::UsageError& e) {
-    std::cerr << "tessera: error: " << e.what() << "\n";
+    if (reporter) std::cerr << "tessera: error: " << e.what() << "\n";
     return kUsageExit;
   } catch (const std::exception& e) {
-    std::cerr << "tessera: internal error: " << e.what() << "\n";
+    // One rank failing alone must not leave the others waiting in a collective.
+    std::cerr << "tessera: rank " << mpi.rank() << " of " << mpi.size()
+              << ": internal error: " << e.what() << "\n";
+    if (mpi.size() > 1) mpi.abort_job(kFailureExit);
     return kFailureExit;
   }
   return 0;

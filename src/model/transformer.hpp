@@ -75,6 +75,7 @@ class Transformer {
   std::unique_ptr<BufferPool> scratch_pool_;
   struct Scratch;
   std::unique_ptr<Scratch> scratch_;
+  std::vector<float> host_losses_;  // per-token losses copied back from the backend
 };
 
 }  // namespace tessera

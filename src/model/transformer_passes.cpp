@@ -1,4 +1,5 @@
 // Forward and backward passes of the transformer, layer by layer.
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -97,10 +98,10 @@ double Transformer::forward(int slot, const int32_t* tokens, const int32_t* targ
   float* d_logits = grad_scale > 0.0f ? acts.logits : nullptr;
   backend_.softmax_cross_entropy(acts.losses, d_logits, acts.logits, acts.targets, rows,
                                  config_.vocab_size, config_.z_loss, grad_scale);
-  std::vector<float> losses(urows);
-  backend_.copy_to_host(losses.data(), acts.losses, urows);
+  host_losses_.resize(std::max(host_losses_.size(), urows));  // grows only on a new batch size
+  backend_.copy_to_host(host_losses_.data(), acts.losses, urows);
   double sum = 0.0;
-  for (float loss : losses) sum += loss;
+  for (std::size_t row = 0; row < urows; ++row) sum += host_losses_[row];
   return sum;
 }
 

@@ -39,9 +39,9 @@ void write_resolved_config(const Config& config) {
                              "; check that run.dir is writable");
 }
 
-double evaluate(Transformer& model, const DataLoader& data, const Config& config) {
+double evaluate(Transformer& model, const DataLoader& data, const Config& config,
+                TokenBatch& tokens) {
   const int batch = config.train.micro_batch, seq = config.model.seq_len;
-  TokenBatch tokens(batch, seq);
   double sum = 0.0;
   for (int b = 0; b < config.eval.batches; ++b) {
     data.read(Split::validation, static_cast<int64_t>(b) * batch, batch, tokens.inputs.data(),
@@ -126,7 +126,7 @@ TrainResult train(const Config& config, std::ostream& console) {
     const bool eval_due = config.eval.every > 0 &&
                           (step % config.eval.every == 0 || step == train.steps);
     if (eval_due) {
-      const double val_loss = evaluate(model, data, config);
+      const double val_loss = evaluate(model, data, config, tokens);
       result.val_losses.push_back(val_loss);
       metrics.write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress.message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
