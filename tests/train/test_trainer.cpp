@@ -62,13 +62,14 @@ TEST(Trainer, GradientAccumulationMatchesOneLargeMicrobatch) {
 }
 
 // The synthetic Markov source has a known entropy rate: a trained model must approach it.
-// Margin: 0.25 nats/token above the floor after the shipped tiny schedule (300 steps).
+// Margin: 0.15 nats/token above the floor after the shipped tiny schedule (600 steps of 16
+// sequences); both families reach about 1.84-1.87 against a floor of 1.80.
 TEST(TrainerLong, SyntheticSourceApproachesItsEntropyFloor) {
   for (const char* file : {"tiny.toml", "tiny-openlm.toml"}) {
     std::ostringstream log;
     const TrainResult result = train(tiny(file, {}, "synthetic"), log);
     ASSERT_FALSE(result.val_losses.empty());
-    const double margin = 0.25;
+    const double margin = 0.15;
     EXPECT_LT(result.val_losses.back(), result.loss_floor + margin)
         << file << ": floor " << result.loss_floor << "\n" << log.str();
     EXPECT_GT(result.val_losses.back(), result.loss_floor - 0.05)
