@@ -1,0 +1,163 @@
+// Micro-benchmarks of the CPU backend's kernels at the shapes of the bench-cpu model
+// (rows = batch * seq = 2048, d_model = 384, d_ff = 1536, vocab = 8192, 6 heads of 64).
+// GEMM-bound kernels report GFLOP/s; memory-bound ones report bytes/s.
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "backend/backend.hpp"
+
+namespace {
+
+using tessera::Backend;
+
+/// A backend buffer filled with uniform [-1, 1) values, released on scope exit.
+class Buffer {
+ public:
+  Buffer(Backend& backend, std::size_t count, unsigned seed = 1)
+      : backend_(backend), data_(backend.allocate(count)) {
+    std::vector<float> host(count);
+    std::mt19937 engine(seed);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    for (float& value : host) value = uniform(engine);
+    backend.copy_from_host(data_, host.data(), count);
+  }
+  ~Buffer() { backend_.release(data_); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  float* get() { return data_; }
+
+ private:
+  Backend& backend_;
+  float* data_;
+};
+
+void set_gflops(benchmark::State& state, double flops_per_iteration) {
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops_per_iteration * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Arguments: rows, in_features, out_features.
+void BM_LinearForward(benchmark::State& state) {
+  const int rows = static_cast<int>(state.range(0));
+  const int in = static_cast<int>(state.range(1)), out = static_cast<int>(state.range(2));
+  auto backend = tessera::make_cpu_backend();
+  Buffer x(*backend, static_cast<std::size_t>(rows) * in),
+      w(*backend, static_cast<std::size_t>(out) * in);
+  Buffer bias(*backend, out), y(*backend, static_cast<std::size_t>(rows) * out);
+  for (auto _ : state) {
+    backend->linear_forward(y.get(), x.get(), w.get(), bias.get(), rows, in, out);
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 2.0 * rows * in * out);
+}
+
+void BM_LinearBackward(benchmark::State& state) {
+  const int rows = static_cast<int>(state.range(0));
+  const int in = static_cast<int>(state.range(1)), out = static_cast<int>(state.range(2));
+  auto backend = tessera::make_cpu_backend();
+  Buffer x(*backend, static_cast<std::size_t>(rows) * in),
+      w(*backend, static_cast<std::size_t>(out) * in);
+  Buffer dy(*backend, static_cast<std::size_t>(rows) * out),
+      dx(*backend, static_cast<std::size_t>(rows) * in);
+  Buffer dw(*backend, static_cast<std::size_t>(out) * in), db(*backend, out);
+  for (auto _ : state) {
+    backend->linear_backward(dx.get(), dw.get(), db.get(), dy.get(), x.get(), w.get(), rows, in,
+                             out);
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 4.0 * rows * in * out);
+}
+
+#define LINEAR_SHAPES                 \
+  Args({2048, 384, 1152})             \
+      ->Args({2048, 384, 1536})       \
+      ->Args({2048, 1536, 384})       \
+      ->Args({2048, 384, 8192})       \
+      ->Unit(benchmark::kMillisecond) \
+      ->UseRealTime()
+BENCHMARK(BM_LinearForward)->LINEAR_SHAPES;
+BENCHMARK(BM_LinearBackward)->LINEAR_SHAPES;
+
+constexpr tessera::AttentionShape kAttention{8, 256, 6, 64};
+
+std::size_t qkv_count() {
+  return static_cast<std::size_t>(kAttention.batch) * kAttention.seq * 3 * kAttention.n_heads *
+         kAttention.head_dim;
+}
+std::size_t probs_count() {
+  return static_cast<std::size_t>(kAttention.batch) * kAttention.n_heads * kAttention.seq *
+         kAttention.seq;
+}
+/// FLOPs of one (seq x seq x head_dim) GEMM over all batches and heads.
+double attention_gemm_flops() {
+  return 2.0 * kAttention.batch * kAttention.n_heads * kAttention.seq * kAttention.seq *
+         kAttention.head_dim;
+}
+
+void BM_AttentionForward(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  Buffer qkv(*backend, qkv_count()), out(*backend, qkv_count() / 3), probs(*backend, probs_count());
+  for (auto _ : state) {
+    backend->attention_forward(out.get(), probs.get(), qkv.get(), kAttention);
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 2 * attention_gemm_flops());
+}
+BENCHMARK(BM_AttentionForward)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_AttentionBackward(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  Buffer qkv(*backend, qkv_count()), out(*backend, qkv_count() / 3), probs(*backend, probs_count());
+  Buffer d_out(*backend, qkv_count() / 3), d_qkv(*backend, qkv_count());
+  backend->attention_forward(out.get(), probs.get(), qkv.get(), kAttention);
+  for (auto _ : state) {
+    backend->attention_backward(d_qkv.get(), d_out.get(), qkv.get(), probs.get(), kAttention);
+    benchmark::ClobberMemory();
+  }
+  set_gflops(state, 4 * attention_gemm_flops());
+}
+BENCHMARK(BM_AttentionBackward)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+constexpr int kNormRows = 2048, kNormDim = 384;
+
+void BM_LayerNormForward(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  const std::size_t count = static_cast<std::size_t>(kNormRows) * kNormDim;
+  Buffer in(*backend, count), out(*backend, count), gain(*backend, kNormDim),
+      bias(*backend, kNormDim);
+  Buffer mean(*backend, kNormRows), rstd(*backend, kNormRows);
+  for (auto _ : state) {
+    backend->layernorm_forward(out.get(), mean.get(), rstd.get(), in.get(), gain.get(), bias.get(),
+                               kNormRows, kNormDim, 1e-5f);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(2 * count * sizeof(float)));
+}
+BENCHMARK(BM_LayerNormForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+void BM_LayerNormBackward(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  const std::size_t count = static_cast<std::size_t>(kNormRows) * kNormDim;
+  Buffer in(*backend, count), out(*backend, count), gain(*backend, kNormDim),
+      bias(*backend, kNormDim);
+  Buffer mean(*backend, kNormRows), rstd(*backend, kNormRows), d_out(*backend, count);
+  Buffer d_in(*backend, count), d_gain(*backend, kNormDim), d_bias(*backend, kNormDim);
+  backend->layernorm_forward(out.get(), mean.get(), rstd.get(), in.get(), gain.get(), bias.get(),
+                             kNormRows, kNormDim, 1e-5f);
+  for (auto _ : state) {
+    backend->layernorm_backward(d_in.get(), d_gain.get(), d_bias.get(), d_out.get(), in.get(),
+                                gain.get(), mean.get(), rstd.get(), kNormRows, kNormDim);
+    benchmark::ClobberMemory();
+  }
+  // Reads in and d_out twice (row pass and column pass), writes d_in.
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(5 * count * sizeof(float)));
+}
+BENCHMARK(BM_LayerNormBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

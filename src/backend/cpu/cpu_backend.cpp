@@ -1,0 +1,97 @@
+// Memory, scratch, the GEMM wrapper and the factory of the CPU backend.
+#include "backend/cpu/cpu_backend.hpp"
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "core/error.hpp"
+
+namespace tessera::cpu {
+namespace {
+
+constexpr std::size_t kAlignment = 64;  // one cache line; enough for AVX-512 loads
+
+/// Zeroed, 64-byte aligned block of `bytes` bytes (at least one cache line, so count 0 works).
+void* allocate_zeroed(std::size_t bytes) {
+  const std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  const std::size_t size = rounded == 0 ? kAlignment : rounded;
+  void* block = std::aligned_alloc(kAlignment, size);
+  if (block == nullptr) throw std::bad_alloc();
+  std::memset(block, 0, size);
+  return block;
+}
+
+/// Only built when a call failed (TESSERA_CHECK evaluates its detail lazily).
+std::string describe_sgemm_failure(char trans_a, char trans_b, int m, int n, int k,
+                                   dnnl_status_t status) {
+  return "dnnl_sgemm(" + std::string(1, trans_a) + trans_b + ", m=" + std::to_string(m) +
+         ", n=" + std::to_string(n) + ", k=" + std::to_string(k) + ") returned status " +
+         std::to_string(static_cast<int>(status));
+}
+
+}  // namespace
+
+bool try_sgemm(char trans_a, char trans_b, int m, int n, int k, float alpha, const float* a,
+               int lda, const float* b, int ldb, float beta, float* c, int ldc) {
+  return dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc) == dnnl_success;
+}
+
+void sgemm(char trans_a, char trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+           const float* b, int ldb, float beta, float* c, int ldc) {
+  const dnnl_status_t status =
+      dnnl_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  TESSERA_CHECK(status == dnnl_success, describe_sgemm_failure(trans_a, trans_b, m, n, k, status));
+}
+
+CpuBackend::~CpuBackend() { std::free(scratch_); }
+
+float* CpuBackend::allocate(std::size_t count) {
+  return static_cast<float*>(allocate_zeroed(count * sizeof(float)));
+}
+
+void CpuBackend::release(float* buffer) { std::free(buffer); }
+
+int32_t* CpuBackend::allocate_tokens(std::size_t count) {
+  return static_cast<int32_t*>(allocate_zeroed(count * sizeof(int32_t)));
+}
+
+void CpuBackend::release_tokens(int32_t* buffer) { std::free(buffer); }
+
+void CpuBackend::copy_from_host(float* device, const float* host, std::size_t count) {
+  if (count > 0) std::memcpy(device, host, count * sizeof(float));
+}
+
+void CpuBackend::copy_to_host(float* host, const float* device, std::size_t count) {
+  if (count > 0) std::memcpy(host, device, count * sizeof(float));
+}
+
+void CpuBackend::copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) {
+  if (count > 0) std::memcpy(device, host, count * sizeof(int32_t));
+}
+
+void CpuBackend::fill_zero(float* buffer, std::size_t count) {
+  if (count > 0) std::memset(buffer, 0, count * sizeof(float));
+}
+
+float* CpuBackend::scratch(std::size_t count) {
+  if (count > scratch_count_) {
+    std::free(scratch_);
+    scratch_ = nullptr;  // stays consistent if the allocation below throws
+    scratch_count_ = 0;
+    scratch_ = allocate(count);
+    scratch_count_ = count;
+  }
+  return scratch_;
+}
+
+}  // namespace tessera::cpu
+
+namespace tessera {
+
+std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<cpu::CpuBackend>(); }
+
+}  // namespace tessera

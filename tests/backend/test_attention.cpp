@@ -1,0 +1,126 @@
+// Rotary embedding and causal attention: forward vs. the double reference, backward vs. finite
+// differences (rotary_backward must be the transpose, hence the inverse, of rotary_forward).
+#include "core/error.hpp"
+#include "kernel_test_support.hpp"
+
+namespace tessera::test {
+namespace {
+
+using AttentionTest = BackendTest;
+TESSERA_INSTANTIATE_BACKENDS(AttentionTest);
+
+std::size_t qkv_count(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
+}
+std::size_t out_count(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
+}
+std::size_t probs_count(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.batch) * s.n_heads * s.seq * s.seq;
+}
+testing::Message describe(const AttentionShape& s) {
+  return testing::Message() << "batch=" << s.batch << " seq=" << s.seq << " heads=" << s.n_heads
+                            << " head_dim=" << s.head_dim;
+}
+
+// ---- rotary --------------------------------------------------------------------------------
+
+const AttentionShape kRotaryShapes[] = {{1, 1, 1, 2}, {2, 3, 2, 4}, {2, 13, 3, 8}, {1, 5, 1, 64}};
+constexpr float kBase = 10000.0f;
+// cos/sin rounded to fp32, two products and a sum per output.
+constexpr Tolerance kRotary{1e-6, 8.0};
+
+TEST_P(AttentionTest, RotaryForwardMatchesReference) {
+  for (const AttentionShape& s : kRotaryShapes) {
+    SCOPED_TRACE(describe(s));
+    const std::vector<float> x = random_floats(qkv_count(s), 61);
+    DeviceBuffer qkv(backend(), x);
+    backend().rotary_forward(qkv.get(), s, kBase);
+    expect_close(qkv.to_host(), reference::rotary(to_double(x), s, kBase), kRotary,
+                 "rotary_forward");
+  }
+}
+
+TEST_P(AttentionTest, RotaryForwardAtLargePositions) {
+  // Positions up to 4095: angles of thousands of radians, where fp32 angle arithmetic would fail.
+  const AttentionShape s{1, 4096, 1, 8};
+  const std::vector<float> x = random_floats(qkv_count(s), 62);
+  DeviceBuffer qkv(backend(), x);
+  backend().rotary_forward(qkv.get(), s, kBase);
+  expect_close(qkv.to_host(), reference::rotary(to_double(x), s, kBase), kRotary,
+               "rotary_forward, long sequence");
+}
+
+TEST_P(AttentionTest, RotaryBackwardIsTheTransposeAndTheInverse) {
+  for (const AttentionShape& s : kRotaryShapes) {
+    SCOPED_TRACE(describe(s));
+    const std::vector<float> x = random_floats(qkv_count(s), 63);
+    const std::vector<float> w = random_floats(qkv_count(s), 64);
+    const Vector fd =
+        finite_difference_gradient([&](const Vector& v) { return reference::rotary(v, s, kBase); },
+                                   to_double(x), to_double(w));
+    DeviceBuffer d_qkv(backend(), w);
+    backend().rotary_backward(d_qkv.get(), s, kBase);
+    expect_close(d_qkv.to_host(), fd, kRotary, "rotary_backward vs FD");
+
+    DeviceBuffer qkv(backend(), x);
+    backend().rotary_forward(qkv.get(), s, kBase);
+    backend().rotary_backward(qkv.get(), s, kBase);
+    expect_close(qkv.to_host(), to_double(x), {2e-6, 8.0}, "rotary_backward(rotary_forward(x))");
+  }
+}
+
+TEST_P(AttentionTest, RotaryRejectsOddHeadDim) {
+  const AttentionShape s{1, 3, 1, 5};
+  DeviceBuffer qkv(backend(), qkv_count(s));
+  EXPECT_THROW(backend().rotary_forward(qkv.get(), s, kBase), InternalError);
+}
+
+// ---- attention -----------------------------------------------------------------------------
+
+const AttentionShape kAttentionShapes[] = {
+    {1, 1, 1, 1}, {1, 3, 2, 5}, {2, 13, 3, 4}, {2, 13, 1, 7}, {1, 40, 2, 8}};
+// Scores are dot products of head_dim <= 8 terms, softmax in fp32, outputs sums of <= 40 terms.
+constexpr Tolerance kForward{2e-6, 32.0};
+constexpr Tolerance kGradient{2e-5, 64.0};
+
+TEST_P(AttentionTest, ForwardMatchesReference) {
+  for (const AttentionShape& s : kAttentionShapes) {
+    SCOPED_TRACE(describe(s));
+    const std::vector<float> x = random_floats(qkv_count(s), 65, -2.0f, 2.0f);
+    const reference::AttentionResult ref = reference::attention(to_double(x), s);
+    DeviceBuffer qkv(backend(), x);
+    DeviceBuffer out(backend(), constant_floats(out_count(s), kGarbage));
+    DeviceBuffer probs(backend(), constant_floats(probs_count(s), kGarbage));
+    backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
+    expect_close(out.to_host(), ref.out, kForward, "attention out");
+    const std::vector<float> got_probs = probs.to_host();
+    expect_close(got_probs, ref.probs, kForward, "attention probs");
+    for (std::size_t i = 0; i < got_probs.size(); ++i) {
+      const std::size_t row = i / s.seq % s.seq, column = i % s.seq;
+      if (column > row) {
+        ASSERT_EQ(got_probs[i], 0.0f) << "probs above the diagonal at " << i;
+      }
+    }
+  }
+}
+
+TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
+  for (const AttentionShape& s : kAttentionShapes) {
+    SCOPED_TRACE(describe(s));
+    const std::vector<float> x = random_floats(qkv_count(s), 66, -2.0f, 2.0f);
+    const std::vector<float> w = random_floats(out_count(s), 67);
+    const Vector fd =
+        finite_difference_gradient([&](const Vector& v) { return reference::attention(v, s).out; },
+                                   to_double(x), to_double(w));
+    DeviceBuffer qkv(backend(), x), d_out(backend(), w);
+    DeviceBuffer out(backend(), out_count(s)), probs(backend(), probs_count(s));
+    backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
+    DeviceBuffer d_qkv(backend(), constant_floats(qkv_count(s), kGarbage));
+    backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), probs.get(), s);
+    expect_close(d_qkv.to_host(), fd, kGradient, "attention d_qkv");
+  }
+}
+
+}  // namespace
+}  // namespace tessera::test
