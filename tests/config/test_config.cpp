@@ -40,12 +40,12 @@ TEST(Config, TinyHasTheDocumentedShape) {
   EXPECT_EQ(c.model.seq_len, 64);
   EXPECT_EQ(c.model.vocab_size, 256);
   EXPECT_EQ(c.model.ffn_hidden, 256);  // derived: 4 * 64
-  EXPECT_EQ(c.train.global_batch, 8);
-  EXPECT_EQ(c.train.micro_batch, 8);
-  EXPECT_FLOAT_EQ(c.train.lr, 3e-3f);
+  EXPECT_EQ(c.train.global_batch, 16);
+  EXPECT_EQ(c.train.micro_batch, 16);
+  EXPECT_FLOAT_EQ(c.train.lr, 1e-2f);
   EXPECT_EQ(c.data.source, "synthetic");
   EXPECT_EQ(c.run.dir, std::filesystem::path("runs/tiny"));
-  EXPECT_EQ(c.eval.every, 50);
+  EXPECT_EQ(c.eval.every, 100);
   EXPECT_EQ(load_config(kConfigs / "tiny-openlm.toml", {}).model.family, ModelFamily::openlm);
 }
 
