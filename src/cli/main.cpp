@@ -17,6 +17,17 @@ namespace {
 constexpr int kUsageExit = 2;
 constexpr int kFailureExit = 1;
 
+/// Every configuration key with its type, default and meaning, for `tessera train --help`.
+std::string describe_settings() {
+  std::ostringstream out;
+  out << "Settings (TOML sections and keys; any of them can be given with --set):\n";
+  for (const tessera::ConfigKeyInfo& key : tessera::describe_config_keys()) {
+    out << "  " << key.name << " (" << key.type << ", default " << key.default_value << ")\n      "
+        << key.description << "\n";
+  }
+  return out.str();
+}
+
 void add_train_command(CLI::App& app, std::function<void()>& action) {
   auto* cmd = app.add_subcommand("train", "Train a model as CONFIG.toml describes");
   auto config_path = std::make_shared<std::string>();
@@ -26,6 +37,7 @@ void add_train_command(CLI::App& app, std::function<void()>& action) {
   cmd->add_option("--set", *overrides,
                   "Override one setting, e.g. --set train.steps=50 (repeatable)")
       ->type_name("SECTION.KEY=VALUE");
+  cmd->footer(describe_settings());
   cmd->callback([&action, config_path, overrides] {
     action = [config_path, overrides] {
       const tessera::Config config = tessera::load_config(*config_path, *overrides);
