@@ -42,6 +42,8 @@ class Backend {
   virtual void copy_to_host(float* host, const float* device, std::size_t count) = 0;
   virtual void copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) = 0;
   virtual void fill_zero(float* buffer, std::size_t count) = 0;
+  /// dst = src, both backend buffers. The default goes through the host; backends override it.
+  virtual void copy_device(float* dst, const float* src, std::size_t count);
 
   // ---- element-wise --------------------------------------------------------------------------
   /// out = a + b. `out` may alias `a` or `b`.
@@ -129,6 +131,30 @@ class Backend {
   virtual void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                                      const int32_t* targets, int rows, int vocab, float z_loss,
                                      float grad_scale) = 0;
+
+  // ---- vocab-parallel loss -------------------------------------------------------------------
+  // The cross-entropy above, for logits split by vocabulary over a tensor-parallel group:
+  // each rank computes statistics of its shard, the model combines them over the group
+  // (max, then sums), and each rank finishes the loss and the gradient of its columns.
+  // Backends that do not offer tensor parallelism may leave these to the default, which fails.
+
+  /// row_max[r] = max_j logits[r, j]; row_sum[r] = sum_j exp(logits[r, j] - row_max[r]);
+  /// target_logit[r] = logits[r, targets[r] - vocab_begin] if this shard holds the target,
+  /// else 0. logits is [rows, vocab_local], columns vocab_begin .. vocab_begin + vocab_local.
+  virtual void cross_entropy_shard_stats(float* row_max, float* row_sum, float* target_logit,
+                                         const float* logits, const int32_t* targets, int rows,
+                                         int vocab_local, int vocab_begin);
+  /// row_sum[r] *= exp(row_max[r] - global_max[r]): the shard's sum relative to the group's max.
+  virtual void rebase_row_sums(float* row_sum, const float* row_max, const float* global_max,
+                               int rows);
+  /// With lse = global_max + log(global_sum): losses[r] = lse - target_logit[r] + z_loss lse^2
+  /// (target_logit summed over the group), and, when d_logits is not null, grad_scale times the
+  /// loss gradient for this shard's columns (d_logits may alias logits).
+  virtual void cross_entropy_shard_finish(float* losses, float* d_logits, const float* logits,
+                                          const int32_t* targets, const float* global_max,
+                                          const float* global_sum, const float* target_logit,
+                                          int rows, int vocab_local, int vocab_begin,
+                                          float z_loss, float grad_scale);
 
   // ---- optimizer -----------------------------------------------------------------------------
   /// One AdamW step with bias correction at step `step` (1-based), decoupled weight decay:

@@ -14,15 +14,22 @@ ParameterStore::~ParameterStore() {
 }
 
 std::size_t ParameterStore::add(std::string name, std::vector<int64_t> shape, InitKind init,
-                                float init_std) {
+                                float init_std, TensorSplit split) {
   TESSERA_CHECK(values_ == nullptr, "parameter '" + name + "' registered after allocate()");
+  const auto dim = static_cast<std::size_t>(split.dim);
+  TESSERA_CHECK(dim < shape.size() && split.parts >= 1 && shape[dim] % split.parts == 0 &&
+                    split.index >= 0 && split.index < split.parts,
+                "'" + name + "' cannot be split in " + std::to_string(split.parts) +
+                    " along dimension " + std::to_string(split.dim));
   ParameterInfo info;
   info.name = std::move(name);
   info.global_shape = shape;
   info.local_shape = shape;
   info.global_offset.assign(shape.size(), 0);
-  info.count = static_cast<std::size_t>(
-      std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>()));
+  info.local_shape[dim] = shape[dim] / split.parts;
+  info.global_offset[dim] = info.local_shape[dim] * split.index;
+  info.count = static_cast<std::size_t>(std::accumulate(
+      info.local_shape.begin(), info.local_shape.end(), int64_t{1}, std::multiplies<>()));
   info.offset = total_count_;
   info.init = init;
   info.init_std = init_std;

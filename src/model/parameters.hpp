@@ -17,6 +17,14 @@ namespace tessera {
 
 enum class InitKind { normal, ones, zeros };
 
+/// How a rank holds a logical tensor: split into `parts` equal blocks along dimension `dim`,
+/// this rank holding block `index`. parts == 1 means the whole tensor (replicated).
+struct TensorSplit {
+  int dim = 0;
+  int index = 0;
+  int parts = 1;
+};
+
 struct ParameterInfo {
   std::string name;
   std::vector<int64_t> global_shape;
@@ -26,6 +34,9 @@ struct ParameterInfo {
   std::size_t count = 0;               ///< local elements
   InitKind init = InitKind::normal;
   float init_std = 0.0f;  ///< standard deviation when init is normal
+  /// True when every rank of a tensor-parallel group holds the whole tensor (norms, some
+  /// biases): its gradient is then the same on each of them and counted once in norms.
+  bool replicated() const { return local_shape == global_shape; }
 };
 
 class ParameterStore {
@@ -35,8 +46,10 @@ class ParameterStore {
   ParameterStore(const ParameterStore&) = delete;
   ParameterStore& operator=(const ParameterStore&) = delete;
 
-  /// Registers an unsharded parameter; returns its index. Only before `allocate`.
-  std::size_t add(std::string name, std::vector<int64_t> shape, InitKind init, float init_std);
+  /// Registers a parameter of global shape `shape` of which this rank holds the block `split`
+  /// says; returns its index. Only before `allocate`.
+  std::size_t add(std::string name, std::vector<int64_t> shape, InitKind init, float init_std,
+                  TensorSplit split = {});
   /// Allocates the flat parameter and gradient buffers once every parameter is registered.
   void allocate();
 

@@ -17,8 +17,23 @@ std::string layer_name(int layer, const std::string& rest) {
 
 }  // namespace
 
-Transformer::Transformer(const ModelConfig& config, Backend& backend)
-    : config_(config), backend_(backend), parameters_(backend) {
+double model_flops_per_token(const ModelConfig& config) {
+  const double d = config.d_model, ffn = config.ffn_hidden, vocab = config.vocab_size;
+  const double mlp_matrices = config.swiglu() ? 3.0 : 2.0;
+  const double per_layer = 4.0 * d * d + mlp_matrices * d * ffn;
+  const double matmul_parameters = config.n_layers * per_layer + vocab * d;  // + the head
+  return 6.0 * matmul_parameters + 12.0 * config.n_layers * d * config.seq_len;
+}
+
+Transformer::Transformer(const ModelConfig& config, Backend& backend, ModelPartition partition)
+    : config_(config), backend_(backend), partition_(partition), parameters_(backend) {
+  if (partition_.end_layer < 0) partition_.end_layer = config_.n_layers;
+  TESSERA_CHECK(0 <= partition_.first_layer && partition_.first_layer < partition_.end_layer &&
+                    partition_.end_layer <= config_.n_layers,
+                "stage layers [" + std::to_string(partition_.first_layer) + ", " +
+                    std::to_string(partition_.end_layer) + ")");
+  TESSERA_CHECK(partition_.tp_size == 1 || partition_.tp != nullptr,
+                "tensor parallelism without a communicator");
   register_parameters();
   parameters_.allocate();
 }
@@ -31,10 +46,17 @@ void Transformer::register_parameters() {
   // Residual output projections are scaled down so the residual stream's variance does not grow
   // with depth (GPT-2 paper, section 2.3).
   const float residual_std = std / std::sqrt(2.0f * static_cast<float>(config_.n_layers));
+  const TensorSplit rows{0, partition_.tp_rank, partition_.tp_size};     // column-parallel
+  const TensorSplit columns{1, partition_.tp_rank, partition_.tp_size};  // row-parallel
   auto& p = parameters_;
 
-  token_embedding_ = p.add("embed/tokens/weight", {vocab, d}, InitKind::normal, std);
-  if (config_.learned_positions()) {
+  // The last stage holds the tied head as its own copy of the embedding (same name, same
+  // initial values); the trainer sums the two copies' gradients.
+  const bool tied_head_here = config_.tied_embeddings() && last_stage();
+  if (first_stage() || tied_head_here) {
+    token_embedding_ = p.add("embed/tokens/weight", {vocab, d}, InitKind::normal, std, rows);
+  }
+  if (first_stage() && config_.learned_positions()) {
     position_embedding_ =
         p.add("embed/positions/weight", {config_.seq_len, d}, InitKind::normal, std);
   }
@@ -46,43 +68,46 @@ void Transformer::register_parameters() {
     }
     return gain;
   };
-  for (int layer = 0; layer < config_.n_layers; ++layer) {
+  auto add_matrix = [&](int layer, const std::string& name, std::vector<int64_t> shape,
+                        float init_std, TensorSplit split) {
+    return p.add(layer_name(layer, name), std::move(shape), InitKind::normal, init_std, split);
+  };
+  auto add_bias = [&](int layer, const std::string& name, int64_t size, TensorSplit split) {
+    return p.add(layer_name(layer, name), {size}, InitKind::zeros, 0.0f, split);
+  };
+  for (int layer = partition_.first_layer; layer < partition_.end_layer; ++layer) {
     LayerParameters lp;
     lp.attn_norm_gain = add_norm(layer_name(layer, "attn_norm"));
-    // q, k, v registered back to back: their blocks form one [3d, d] matrix for one GEMM.
-    lp.qkv_weight = p.add(layer_name(layer, "attn/q/weight"), {d, d}, InitKind::normal, std);
-    p.add(layer_name(layer, "attn/k/weight"), {d, d}, InitKind::normal, std);
-    p.add(layer_name(layer, "attn/v/weight"), {d, d}, InitKind::normal, std);
+    // q, k, v registered back to back: their blocks form one [3d/tp, d] matrix for one GEMM.
+    lp.qkv_weight = add_matrix(layer, "attn/q/weight", {d, d}, std, rows);
+    add_matrix(layer, "attn/k/weight", {d, d}, std, rows);
+    add_matrix(layer, "attn/v/weight", {d, d}, std, rows);
     if (config_.has_bias()) {
-      lp.qkv_bias = p.add(layer_name(layer, "attn/q/bias"), {d}, InitKind::zeros, 0);
-      p.add(layer_name(layer, "attn/k/bias"), {d}, InitKind::zeros, 0);
-      p.add(layer_name(layer, "attn/v/bias"), {d}, InitKind::zeros, 0);
+      lp.qkv_bias = add_bias(layer, "attn/q/bias", d, rows);
+      add_bias(layer, "attn/k/bias", d, rows);
+      add_bias(layer, "attn/v/bias", d, rows);
     }
-    lp.out_weight =
-        p.add(layer_name(layer, "attn/out/weight"), {d, d}, InitKind::normal, residual_std);
-    if (config_.has_bias()) {
-      lp.out_bias = p.add(layer_name(layer, "attn/out/bias"), {d}, InitKind::zeros, 0);
-    }
+    lp.out_weight = add_matrix(layer, "attn/out/weight", {d, d}, residual_std, columns);
+    if (config_.has_bias()) lp.out_bias = add_bias(layer, "attn/out/bias", d, {});
     lp.mlp_norm_gain = add_norm(layer_name(layer, "mlp_norm"));
     if (config_.swiglu()) {
-      lp.fc_weight =
-          p.add(layer_name(layer, "mlp/gate/weight"), {ffn, d}, InitKind::normal, std);
-      lp.up_weight = p.add(layer_name(layer, "mlp/up/weight"), {ffn, d}, InitKind::normal, std);
-      lp.proj_weight = p.add(layer_name(layer, "mlp/down/weight"), {d, ffn}, InitKind::normal,
-                             residual_std);
+      lp.fc_weight = add_matrix(layer, "mlp/gate/weight", {ffn, d}, std, rows);
+      lp.up_weight = add_matrix(layer, "mlp/up/weight", {ffn, d}, std, rows);
+      lp.proj_weight = add_matrix(layer, "mlp/down/weight", {d, ffn}, residual_std, columns);
     } else {
-      lp.fc_weight = p.add(layer_name(layer, "mlp/fc/weight"), {ffn, d}, InitKind::normal, std);
-      lp.fc_bias = p.add(layer_name(layer, "mlp/fc/bias"), {ffn}, InitKind::zeros, 0);
-      lp.proj_weight = p.add(layer_name(layer, "mlp/proj/weight"), {d, ffn}, InitKind::normal,
-                             residual_std);
-      lp.proj_bias = p.add(layer_name(layer, "mlp/proj/bias"), {d}, InitKind::zeros, 0);
+      lp.fc_weight = add_matrix(layer, "mlp/fc/weight", {ffn, d}, std, rows);
+      lp.fc_bias = add_bias(layer, "mlp/fc/bias", ffn, rows);
+      lp.proj_weight = add_matrix(layer, "mlp/proj/weight", {d, ffn}, residual_std, columns);
+      lp.proj_bias = add_bias(layer, "mlp/proj/bias", d, {});
     }
     layers_.push_back(lp);
   }
-  final_norm_ = add_norm("final_norm");
-  head_ = config_.tied_embeddings()
-              ? token_embedding_
-              : p.add("head/weight", {vocab, d}, InitKind::normal, std);
+  if (last_stage()) {
+    final_norm_ = add_norm("final_norm");
+    head_ = config_.tied_embeddings()
+                ? token_embedding_
+                : p.add("head/weight", {vocab, d}, InitKind::normal, std, rows);
+  }
 }
 
 float* Transformer::bias_or_null(std::size_t index) {
@@ -98,23 +123,24 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   if (found != slots_.end() && found->second.batch == batch) return found->second;
   // First use of this slot (or a new microbatch size): allocate once, reuse afterwards.
   const std::size_t rows = static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
-  const std::size_t d = config_.d_model, ffn = config_.ffn_hidden, vocab = config_.vocab_size;
-  const std::size_t probs = static_cast<std::size_t>(batch) * config_.n_heads * config_.seq_len *
+  const std::size_t d = config_.d_model, ffn = local_ffn(), vocab = local_vocab();
+  const std::size_t width = local_width();  // attention features held here: heads / tp
+  const std::size_t probs = static_cast<std::size_t>(batch) * local_heads() * config_.seq_len *
                             static_cast<std::size_t>(config_.seq_len);
   BufferPool pool(backend_);
   MicrobatchActivations acts;
   acts.batch = batch;
   acts.tokens = pool.take_tokens(rows);
   acts.targets = pool.take_tokens(rows);
-  for (int layer = 0; layer < config_.n_layers; ++layer) {
+  for (int layer = partition_.first_layer; layer < partition_.end_layer; ++layer) {
     BlockActivations b;
     b.input = pool.take(rows * d);
     b.attn_norm_out = pool.take(rows * d);
     b.attn_norm_mean = pool.take(rows);
     b.attn_norm_rstd = pool.take(rows);
-    b.qkv = pool.take(rows * 3 * d);
+    b.qkv = pool.take(rows * 3 * width);
     b.probs = pool.take(probs);
-    b.attn_out = pool.take(rows * d);
+    b.attn_out = pool.take(rows * width);
     b.mid = pool.take(rows * d);
     b.mlp_norm_out = pool.take(rows * d);
     b.mlp_norm_mean = pool.take(rows);
@@ -125,11 +151,13 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
     acts.blocks.push_back(b);
   }
   acts.output = pool.take(rows * d);
-  acts.final_norm_out = pool.take(rows * d);
-  acts.final_norm_mean = pool.take(rows);
-  acts.final_norm_rstd = pool.take(rows);
-  acts.logits = pool.take(rows * vocab);
-  acts.losses = pool.take(rows);
+  if (last_stage()) {
+    acts.final_norm_out = pool.take(rows * d);
+    acts.final_norm_mean = pool.take(rows);
+    acts.final_norm_rstd = pool.take(rows);
+    acts.logits = pool.take(rows * vocab);
+    acts.losses = pool.take(rows);
+  }
   pools_.push_back(std::move(pool));
   slots_[slot] = std::move(acts);
   return slots_[slot];
@@ -137,18 +165,22 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
 
 void Transformer::ensure_scratch(int rows) {
   if (rows <= scratch_rows_) return;
-  const std::size_t r = rows, d = config_.d_model, ffn = config_.ffn_hidden;
+  const std::size_t r = rows, d = config_.d_model, ffn = local_ffn(), width = local_width();
   scratch_pool_ = std::make_unique<BufferPool>(backend_);
   scratch_ = std::make_unique<Scratch>();
   scratch_->d_residual = scratch_pool_->take(r * d);
   scratch_->d_branch = scratch_pool_->take(r * d);
   scratch_->d_norm = scratch_pool_->take(r * d);
   scratch_->d_norm_up = scratch_pool_->take(r * d);
-  scratch_->d_qkv = scratch_pool_->take(r * 3 * d);
-  scratch_->d_attn = scratch_pool_->take(r * d);
+  scratch_->d_qkv = scratch_pool_->take(r * 3 * width);
+  scratch_->d_attn = scratch_pool_->take(r * width);
   scratch_->d_hidden = scratch_pool_->take(r * ffn);
   scratch_->d_up = scratch_pool_->take(r * ffn);
   scratch_->d_act = scratch_pool_->take(r * ffn);
+  scratch_->row_max = scratch_pool_->take(r);
+  scratch_->row_sum = scratch_pool_->take(r);
+  scratch_->global_max = scratch_pool_->take(r);
+  scratch_->target_logit = scratch_pool_->take(r);
   scratch_rows_ = rows;
 }
 

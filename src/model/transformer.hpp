@@ -6,6 +6,19 @@
 //   openlm: rotary positions, LayerNorm (or RMSNorm), no linear biases, SwiGLU MLP,
 //           untied output head, fp32 logits.
 // Both are pre-norm: x + attn(norm(x)), then x + mlp(norm(x)), then a final norm and the head.
+//
+// A Transformer object computes one part of the model (ModelPartition): the blocks of one
+// pipeline stage (with the embedding on the first stage, final norm and head on the last), and
+// of each of those, this rank's tensor-parallel share (Megatron-LM's split):
+//   q, k, v, MLP fc / gate / up   column-parallel: output features (heads) split, input whole;
+//   attention out, MLP proj/down  row-parallel: input features split, outputs summed over tp;
+//   token embedding and head      vocab-parallel: rows of the [vocab, d] table split.
+// The paired collectives (Megatron's f and g) are:
+//   f = identity forward / all-reduce backward: the input of a column-parallel layer is
+//       replicated, so its gradient, a sum of per-shard contributions X_grad = sum_i dY_i W_i,
+//       is all-reduced before the norm that produced it;
+//   g = all-reduce forward / identity backward: a row-parallel layer's output Y = sum_i X_i W_i^T
+//       is all-reduced; its gradient, replicated, flows to every shard unchanged.
 #pragma once
 
 #include <cstdint>
@@ -17,36 +30,62 @@
 #include "io/config/config.hpp"
 #include "model/activations.hpp"
 #include "model/parameters.hpp"
+#include "parallel/communicator.hpp"
 
 namespace tessera {
 
+/// Which part of the model this rank computes.
+struct ModelPartition {
+  int first_layer = 0;
+  int end_layer = -1;  ///< one past this stage's last block; -1 means n_layers
+  int tp_rank = 0;
+  int tp_size = 1;
+  Communicator* tp = nullptr;  ///< tensor-parallel group; may be null when tp_size == 1
+};
+
+/// Model FLOPs per trained token, forward and backward: 6 * (parameters used in matrix
+/// products, the head included) + 12 * n_layers * d_model * seq for attention (PaLM, app. B).
+double model_flops_per_token(const ModelConfig& config);
+
 class Transformer {
  public:
-  Transformer(const ModelConfig& config, Backend& backend);
+  Transformer(const ModelConfig& config, Backend& backend, ModelPartition partition = {});
   ~Transformer();
   Transformer(const Transformer&) = delete;
   Transformer& operator=(const Transformer&) = delete;
 
   const ModelConfig& config() const { return config_; }
+  const ModelPartition& partition() const { return partition_; }
+  bool first_stage() const { return partition_.first_layer == 0; }
+  bool last_stage() const { return partition_.end_layer == config_.n_layers; }
   ParameterStore& parameters() { return parameters_; }
   const ParameterStore& parameters() const { return parameters_; }
 
+  /// Where a later stage receives its input activation [batch * seq, d_model] for `slot`
+  /// before calling forward (the first stage embeds the tokens there itself).
+  float* stage_input(int slot, int batch);
+  /// This stage's output activation after forward(slot) (not on the last stage).
+  const float* stage_output(int slot) const;
+
   /// Forward pass of one microbatch kept in activation slot `slot` (one slot per microbatch in
-  /// flight). tokens and targets are [batch, seq] on the host. With grad_scale > 0 the gradient
-  /// of grad_scale * sum(losses) wrt the logits is kept for `backward(slot)`.
-  /// Returns the sum over tokens of the per-token loss.
+  /// flight). tokens and targets are [batch, seq] on the host (tokens used on the first stage,
+  /// targets on the last). With grad_scale > 0 the gradient of grad_scale * sum(losses) wrt the
+  /// logits is kept for `backward(slot)`. Returns the sum over tokens of the per-token loss on
+  /// the last stage, 0 elsewhere.
   double forward(int slot, const int32_t* tokens, const int32_t* targets, int batch,
                  float grad_scale);
-  /// Adds this microbatch's parameter gradients into parameters().gradients().
+  /// Where a stage other than the last receives the gradient wrt its output before backward.
+  float* output_gradient(int batch);
+  /// Adds this microbatch's parameter gradients into parameters().gradients(). On a stage other
+  /// than the first, leaves the gradient wrt the stage input in `input_gradient()`.
   void backward(int slot);
+  const float* input_gradient() const;
 
-  /// Logits [batch * seq, vocab] of the last forward in `slot`; valid only when that forward
-  /// ran with grad_scale 0 (otherwise the buffer holds their gradient).
+  /// Logits [batch * seq, vocab / tp] of the last forward in `slot`; valid only when that
+  /// forward ran with grad_scale 0 (otherwise the buffer holds their gradient).
   const float* logits(int slot) const;
 
-  /// Model FLOPs per trained token, forward and backward: 6 * (parameters used in matrix
-  /// products) + 12 * n_layers * d_model * seq for attention scores (PaLM appendix B).
-  double flops_per_token() const;
+  double flops_per_token() const { return model_flops_per_token(config_); }
 
  private:
   struct LayerParameters;  // indices of one block's parameters
@@ -54,6 +93,10 @@ class Transformer {
   MicrobatchActivations& slot_activations(int slot, int batch);
   void ensure_scratch(int rows);
   void embed(MicrobatchActivations& acts, float* out);
+  void embed_backward(MicrobatchActivations& acts, const float* d_out);
+  void head_forward(MicrobatchActivations& acts, float grad_scale);
+  void loss_forward(MicrobatchActivations& acts, float grad_scale);
+  void head_backward(MicrobatchActivations& acts, float* d_output);
   /// Reads the block's input from acts.blocks[layer].input, writes its output to `out`.
   void block_forward(int layer, MicrobatchActivations& acts, float* out);
   void block_backward(int layer, MicrobatchActivations& acts, float* d_residual);
@@ -61,13 +104,23 @@ class Transformer {
                     int rows);
   void norm_backward(float* d_in, const float* d_out, const float* in, std::size_t gain,
                      const float* mean, const float* rstd, int rows);
+  /// Sums `data` over the tensor-parallel group (no-op without tensor parallelism).
+  void tp_all_reduce(float* data, std::size_t count);
+  BlockActivations& block(MicrobatchActivations& acts, int layer);
+  const LayerParameters& layer_parameters(int layer) const;
   float* bias_or_null(std::size_t index);
   float* bias_gradient_or_null(std::size_t index);
+  int local_heads() const { return config_.n_heads / partition_.tp_size; }
+  int local_width() const { return config_.d_model / partition_.tp_size; }
+  int local_ffn() const { return config_.ffn_hidden / partition_.tp_size; }
+  int local_vocab() const { return config_.vocab_size / partition_.tp_size; }
+  int vocab_begin() const { return local_vocab() * partition_.tp_rank; }
 
   ModelConfig config_;
   Backend& backend_;
+  ModelPartition partition_;
   ParameterStore parameters_;
-  std::vector<LayerParameters> layers_;
+  std::vector<LayerParameters> layers_;  // this stage's blocks, first_layer first
   std::size_t token_embedding_ = 0, position_embedding_ = 0, final_norm_ = 0, head_ = 0;
   std::map<int, MicrobatchActivations> slots_;
   std::vector<BufferPool> pools_;  // keeps every slot's buffers alive

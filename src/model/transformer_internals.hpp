@@ -27,11 +27,16 @@ struct Transformer::Scratch {
   float* d_branch = nullptr;    // [rows, d]
   float* d_norm = nullptr;      // [rows, d]
   float* d_norm_up = nullptr;   // [rows, d] second contribution (SwiGLU's up projection)
-  float* d_qkv = nullptr;       // [rows, 3d]
-  float* d_attn = nullptr;      // [rows, d]
-  float* d_hidden = nullptr;    // [rows, ffn]
-  float* d_up = nullptr;        // [rows, ffn]
-  float* d_act = nullptr;       // [rows, ffn]
+  float* d_qkv = nullptr;       // [rows, 3d/tp]
+  float* d_attn = nullptr;      // [rows, d/tp]
+  float* d_hidden = nullptr;    // [rows, ffn/tp]
+  float* d_up = nullptr;        // [rows, ffn/tp]
+  float* d_act = nullptr;       // [rows, ffn/tp]
+  // Per-row statistics of the vocab-parallel cross-entropy [rows].
+  float* row_max = nullptr;
+  float* row_sum = nullptr;
+  float* global_max = nullptr;
+  float* target_logit = nullptr;
 };
 
 }  // namespace tessera

@@ -77,6 +77,10 @@ void CpuBackend::fill_zero(float* buffer, std::size_t count) {
   if (count > 0) std::memset(buffer, 0, count * sizeof(float));
 }
 
+void CpuBackend::copy_device(float* dst, const float* src, std::size_t count) {
+  if (count > 0) std::memcpy(dst, src, count * sizeof(float));
+}
+
 float* CpuBackend::scratch(std::size_t count) {
   if (count > scratch_count_) {
     std::free(scratch_);

@@ -43,6 +43,7 @@ class CpuBackend final : public Backend {
   void copy_to_host(float* host, const float* device, std::size_t count) override;
   void copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) override;
   void fill_zero(float* buffer, std::size_t count) override;
+  void copy_device(float* dst, const float* src, std::size_t count) override;
 
   void add(float* out, const float* a, const float* b, std::size_t count) override;
   void accumulate(float* out, const float* in, std::size_t count) override;
@@ -88,6 +89,16 @@ class CpuBackend final : public Backend {
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                              const int32_t* targets, int rows, int vocab, float z_loss,
                              float grad_scale) override;
+  void cross_entropy_shard_stats(float* row_max, float* row_sum, float* target_logit,
+                                 const float* logits, const int32_t* targets, int rows,
+                                 int vocab_local, int vocab_begin) override;
+  void rebase_row_sums(float* row_sum, const float* row_max, const float* global_max,
+                       int rows) override;
+  void cross_entropy_shard_finish(float* losses, float* d_logits, const float* logits,
+                                  const int32_t* targets, const float* global_max,
+                                  const float* global_sum, const float* target_logit, int rows,
+                                  int vocab_local, int vocab_begin, float z_loss,
+                                  float grad_scale) override;
 
   void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
                     float lr, float beta1, float beta2, float eps, float weight_decay,

@@ -1,0 +1,39 @@
+// Defaults of the optional backend operations.
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "core/error.hpp"
+
+namespace tessera {
+namespace {
+
+[[noreturn]] void not_offered(const Backend& backend, const char* operation) {
+  throw InternalError("the " + std::string(backend.name()) + " backend does not implement " +
+                      operation + " (needed for tensor parallelism); use parallel.tp = 1");
+}
+
+}  // namespace
+
+void Backend::copy_device(float* dst, const float* src, std::size_t count) {
+  std::vector<float> host(count);
+  copy_to_host(host.data(), src, count);
+  copy_from_host(dst, host.data(), count);
+}
+
+void Backend::cross_entropy_shard_stats(float*, float*, float*, const float*, const int32_t*, int,
+                                        int, int) {
+  not_offered(*this, "cross_entropy_shard_stats");
+}
+
+void Backend::rebase_row_sums(float*, const float*, const float*, int) {
+  not_offered(*this, "rebase_row_sums");
+}
+
+void Backend::cross_entropy_shard_finish(float*, float*, const float*, const int32_t*,
+                                         const float*, const float*, const float*, int, int, int,
+                                         float, float) {
+  not_offered(*this, "cross_entropy_shard_finish");
+}
+
+}  // namespace tessera
