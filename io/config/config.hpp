@@ -16,6 +16,7 @@ namespace tessera {
 enum class ModelFamily { gpt2, openlm };
 enum class NormKind { layernorm, rmsnorm };
 enum class LrSchedule { cosine, constant };
+enum class PipelineScheduleKind { one_f_one_b, gpipe, interleaved };
 
 struct ModelConfig {
   ModelFamily family = ModelFamily::gpt2;
@@ -99,6 +100,25 @@ struct RunConfig {
   bool operator==(const RunConfig&) const = default;
 };
 
+/// How the ranks of the job split the work: dp x tp x pp ranks (see doc/parallelism.md).
+struct ParallelConfig {
+  int tp = 1;  ///< tensor-parallel ranks: split heads, MLP width and vocabulary
+  int pp = 1;  ///< pipeline stages: split the layers
+  int dp = 0;  ///< data-parallel replicas; 0 derives it from the job's rank count
+  /// Axis order, fastest-varying first: "tp-dp-pp" keeps each tp group on consecutive ranks
+  /// (inside a node).
+  std::string order = "tp-dp-pp";
+  PipelineScheduleKind schedule = PipelineScheduleKind::one_f_one_b;
+  int chunks_per_stage = 1;  ///< virtual stages per rank (interleaved schedule only)
+  int zero = 0;              ///< 1: shard AdamW state over dp (ZeRO stage 1)
+  /// Sum gradients in a fixed order independent of dp and of the MPI library: dp = k is then
+  /// bitwise equal to dp = 1 with k-fold gradient accumulation.
+  bool deterministic = false;
+  float bucket_mb = 25.0f;  ///< size of a data-parallel gradient bucket, MiB
+
+  bool operator==(const ParallelConfig&) const = default;
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -106,6 +126,7 @@ struct Config {
   DataConfig data;
   EvalConfig eval;
   LogConfig log;
+  ParallelConfig parallel;
 
   bool operator==(const Config&) const = default;
 };

@@ -29,6 +29,11 @@ struct EnumNames<LrSchedule> {
   static constexpr std::array<std::string_view, 2> names{"cosine", "constant"};
 };
 
+template <>
+struct EnumNames<PipelineScheduleKind> {
+  static constexpr std::array<std::string_view, 3> names{"1f1b", "gpipe", "interleaved"};
+};
+
 Range at_least(double lo) { return Range{.lo = lo}; }
 Range positive() { return Range{.lo = 0, .lo_inclusive = false}; }
 Range fraction() { return Range{.lo = 0, .hi = 1, .hi_inclusive = false}; }  // [0, 1)
@@ -176,6 +181,26 @@ std::vector<KeySpec> build_schema() {
             "peak FLOP/s of one rank in TFLOP/s, the denominator of MFU"),
       entry("log.progress", &C::log, &LogConfig::progress, {"auto", "bar", "plain"},
             "console progress: bar, plain lines, or auto (bar on a terminal, else plain)"),
+
+      entry("parallel.tp", &C::parallel, &ParallelConfig::tp, at_least(1),
+            "tensor-parallel ranks: split attention heads, MLP width and vocabulary"),
+      entry("parallel.pp", &C::parallel, &ParallelConfig::pp, at_least(1),
+            "pipeline stages: split the layers"),
+      entry("parallel.dp", &C::parallel, &ParallelConfig::dp, at_least(0),
+            "data-parallel replicas; 0 derives it from the job's rank count / (tp x pp)"),
+      entry("parallel.order", &C::parallel, &ParallelConfig::order,
+            "axis order, fastest-varying first; tp first keeps tensor-parallel groups in a node"),
+      entry("parallel.schedule", &C::parallel, &ParallelConfig::schedule,
+            "pipeline schedule: 1f1b, gpipe, or interleaved (1F1B with virtual stages)"),
+      entry("parallel.chunks_per_stage", &C::parallel, &ParallelConfig::chunks_per_stage,
+            at_least(1), "virtual pipeline stages per rank (interleaved schedule)"),
+      entry("parallel.zero", &C::parallel, &ParallelConfig::zero, Range{.lo = 0, .hi = 1},
+            "1 shards the AdamW state over data-parallel ranks (ZeRO stage 1); 0 replicates it"),
+      entry("parallel.deterministic", &C::parallel, &ParallelConfig::deterministic,
+            "sum gradients in a fixed order: dp = k is bitwise equal to dp = 1 with k-fold "
+            "accumulation"),
+      entry("parallel.bucket_mb", &C::parallel, &ParallelConfig::bucket_mb, positive(),
+            "size of a data-parallel gradient bucket, MiB"),
   };
 }
 
