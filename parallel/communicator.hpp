@@ -61,7 +61,8 @@ class Communicator {
   /// of count_per_rank elements; this rank receives the sum of block `rank()`.
   virtual void reduce_scatter_sum(const float* in, float* out, std::size_t count_per_rank) = 0;
   /// out[r * count_per_rank + i] <- in_r[i]: the concatenation of every rank's block, in rank
-  /// order, on every rank. `out` holds size() * count_per_rank elements.
+  /// order, on every rank. `out` holds size() * count_per_rank elements. `in` may be this
+  /// rank's own block of `out` (in == out + rank() * count_per_rank).
   virtual void all_gather(const float* in, float* out, std::size_t count_per_rank) = 0;
   /// data <- data_root on every rank.
   virtual void broadcast(float* data, std::size_t count, int root) = 0;
@@ -84,6 +85,8 @@ class Communicator {
 
   /// Host scalars (losses, norms, token counts): the sum / maximum over ranks, on every rank.
   virtual double all_reduce_sum_double(double value) = 0;
+  /// data[i] <- sum over ranks of data_r[i] for host doubles (per-microbatch losses).
+  virtual void all_reduce_sum_doubles(double* data, std::size_t count) = 0;
   virtual double all_reduce_max_double(double value) = 0;
 };
 

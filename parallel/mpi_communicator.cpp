@@ -100,6 +100,11 @@ void MpiCommunicator::all_reduce_max(float* data, std::size_t count) {
       MPI_Allreduce(MPI_IN_PLACE, data, as_mpi_count(count), MPI_FLOAT, MPI_MAX, comm_.get()));
 }
 
+void MpiCommunicator::all_reduce_sum_doubles(double* data, std::size_t count) {
+  TESSERA_MPI_CHECK(
+      MPI_Allreduce(MPI_IN_PLACE, data, as_mpi_count(count), MPI_DOUBLE, MPI_SUM, comm_.get()));
+}
+
 void MpiCommunicator::reduce_scatter_sum(const float* in, float* out, std::size_t count_per_rank) {
   TESSERA_MPI_CHECK(MPI_Reduce_scatter_block(in, out, as_mpi_count(count_per_rank), MPI_FLOAT,
                                              MPI_SUM, comm_.get()));
@@ -107,7 +112,11 @@ void MpiCommunicator::reduce_scatter_sum(const float* in, float* out, std::size_
 
 void MpiCommunicator::all_gather(const float* in, float* out, std::size_t count_per_rank) {
   const int count = as_mpi_count(count_per_rank);
-  TESSERA_MPI_CHECK(MPI_Allgather(in, count, MPI_FLOAT, out, count, MPI_FLOAT, comm_.get()));
+  // A rank whose block already sits at its place in `out` gathers in place (ZeRO-1's
+  // parameter all-gather), which MPI allows only through MPI_IN_PLACE.
+  const bool in_place = in == out + static_cast<std::size_t>(rank()) * count_per_rank;
+  TESSERA_MPI_CHECK(MPI_Allgather(in_place ? MPI_IN_PLACE : in, count, MPI_FLOAT, out, count,
+                                  MPI_FLOAT, comm_.get()));
 }
 
 void MpiCommunicator::broadcast(float* data, std::size_t count, int root) {

@@ -66,6 +66,7 @@ class MpiCommunicator final : public Communicator {
   Request recv_async(float* data, std::size_t count, int source, int tag = 0) override;
 
   double all_reduce_sum_double(double value) override;
+  void all_reduce_sum_doubles(double* data, std::size_t count) override;
   double all_reduce_max_double(double value) override;
 
  private:

@@ -38,10 +38,11 @@ std::size_t ParameterStore::add(std::string name, std::vector<int64_t> shape, In
   return infos_.size() - 1;
 }
 
-void ParameterStore::allocate() {
+void ParameterStore::allocate(std::size_t multiple) {
   TESSERA_CHECK(values_ == nullptr, "allocate() called twice");
-  values_ = backend_.allocate(total_count_);
-  gradients_ = backend_.allocate(total_count_);
+  padded_count_ = (total_count_ + multiple - 1) / multiple * multiple;
+  values_ = backend_.allocate(padded_count_);
+  gradients_ = backend_.allocate(padded_count_);
 }
 
 std::size_t ParameterStore::index_of(const std::string& name) const {
@@ -62,6 +63,6 @@ void ParameterStore::initialize(uint64_t seed) {
   zero_gradients();
 }
 
-void ParameterStore::zero_gradients() { backend_.fill_zero(gradients_, total_count_); }
+void ParameterStore::zero_gradients() { backend_.fill_zero(gradients_, padded_count_); }
 
 }  // namespace tessera

@@ -50,8 +50,9 @@ class ParameterStore {
   /// says; returns its index. Only before `allocate`.
   std::size_t add(std::string name, std::vector<int64_t> shape, InitKind init, float init_std,
                   TensorSplit split = {});
-  /// Allocates the flat parameter and gradient buffers once every parameter is registered.
-  void allocate();
+  /// Allocates the flat parameter and gradient buffers once every parameter is registered,
+  /// padded with zeros to a multiple of `multiple` elements (equal ZeRO-1 shards).
+  void allocate(std::size_t multiple = 1);
 
   /// Draws every element from a counter-based generator keyed by (seed, name, global index), so
   /// the values do not depend on how the tensor is split across ranks.
@@ -61,9 +62,13 @@ class ParameterStore {
   const ParameterInfo& info(std::size_t index) const { return infos_.at(index); }
   std::size_t index_of(const std::string& name) const;
   std::size_t total_count() const { return total_count_; }
+  /// total_count() rounded up to the multiple given to allocate().
+  std::size_t padded_count() const { return padded_count_; }
 
   float* values() { return values_; }
   float* gradients() { return gradients_; }
+  const float* values() const { return values_; }
+  const float* gradients() const { return gradients_; }
   float* value(std::size_t index) { return values_ + infos_[index].offset; }
   float* gradient(std::size_t index) { return gradients_ + infos_[index].offset; }
   void zero_gradients();
@@ -72,6 +77,7 @@ class ParameterStore {
   Backend& backend_;
   std::vector<ParameterInfo> infos_;
   std::size_t total_count_ = 0;
+  std::size_t padded_count_ = 0;
   float* values_ = nullptr;
   float* gradients_ = nullptr;
 };

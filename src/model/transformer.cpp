@@ -35,7 +35,7 @@ Transformer::Transformer(const ModelConfig& config, Backend& backend, ModelParti
   TESSERA_CHECK(partition_.tp_size == 1 || partition_.tp != nullptr,
                 "tensor parallelism without a communicator");
   register_parameters();
-  parameters_.allocate();
+  parameters_.allocate(partition_.buffer_multiple);
 }
 
 Transformer::~Transformer() = default;

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -34,6 +35,11 @@
 
 namespace tessera {
 
+/// Called during backward with the flat offset from which this rank's parameter gradients will
+/// not change again in this backward pass (they fill the buffer from its end towards its
+/// start), so that their data-parallel reduction can start while backward goes on.
+using GradientsReadyHook = std::function<void(std::size_t ready_from)>;
+
 /// Which part of the model this rank computes.
 struct ModelPartition {
   int first_layer = 0;
@@ -41,6 +47,8 @@ struct ModelPartition {
   int tp_rank = 0;
   int tp_size = 1;
   Communicator* tp = nullptr;  ///< tensor-parallel group; may be null when tp_size == 1
+  /// Pad the flat parameter buffers to a multiple of this (the dp size under ZeRO-1).
+  std::size_t buffer_multiple = 1;
 };
 
 /// Model FLOPs per trained token, forward and backward: 6 * (parameters used in matrix
@@ -77,8 +85,9 @@ class Transformer {
   /// Where a stage other than the last receives the gradient wrt its output before backward.
   float* output_gradient(int batch);
   /// Adds this microbatch's parameter gradients into parameters().gradients(). On a stage other
-  /// than the first, leaves the gradient wrt the stage input in `input_gradient()`.
-  void backward(int slot);
+  /// than the first, leaves the gradient wrt the stage input in `input_gradient()`. `ready`, if
+  /// given, is told after each layer which gradients are complete.
+  void backward(int slot, const GradientsReadyHook* ready = nullptr);
   const float* input_gradient() const;
 
   /// Logits [batch * seq, vocab / tp] of the last forward in `slot`; valid only when that
@@ -108,6 +117,8 @@ class Transformer {
   void tp_all_reduce(float* data, std::size_t count);
   BlockActivations& block(MicrobatchActivations& acts, int layer);
   const LayerParameters& layer_parameters(int layer) const;
+  /// Flat offset of the first parameter of `layer` (of the final norm for n_layers).
+  std::size_t first_offset(int layer) const;
   float* bias_or_null(std::size_t index);
   float* bias_gradient_or_null(std::size_t index);
   int local_heads() const { return config_.n_heads / partition_.tp_size; }

@@ -236,18 +236,33 @@ float* Transformer::output_gradient(int batch) {
 
 const float* Transformer::input_gradient() const { return scratch_->d_residual; }
 
-void Transformer::backward(int slot) {
+std::size_t Transformer::first_offset(int layer) const {
+  if (layer == config_.n_layers) return parameters_.info(final_norm_).offset;
+  return parameters_.info(layer_parameters(layer).attn_norm_gain).offset;
+}
+
+void Transformer::backward(int slot, const GradientsReadyHook* ready) {
   auto found = slots_.find(slot);
   TESSERA_CHECK(found != slots_.end(), "backward of slot " + std::to_string(slot) +
                                            " without a forward");
   MicrobatchActivations& acts = found->second;
   ensure_scratch(acts.batch * config_.seq_len);
   float* d_residual = scratch_->d_residual;
-  if (last_stage()) head_backward(acts, d_residual);
+  // Parameters are registered embedding, blocks, final norm, head: backward completes them from
+  // the end of the buffer. A tied head is the embedding (offset 0), so it is reported last.
+  auto report = [ready](std::size_t offset) {
+    if (ready != nullptr) (*ready)(offset);
+  };
+  if (last_stage()) {
+    head_backward(acts, d_residual);
+    report(first_offset(config_.n_layers));
+  }
   for (int layer = partition_.end_layer - 1; layer >= partition_.first_layer; --layer) {
     block_backward(layer, acts, d_residual);
+    report(first_offset(layer));
   }
   if (first_stage()) embed_backward(acts, d_residual);
+  report(0);
 }
 
 const float* Transformer::logits(int slot) const { return slots_.at(slot).logits; }

@@ -1,11 +1,27 @@
 #include "optim/adamw.hpp"
 
+#include <algorithm>
+
+#include "core/error.hpp"
+
 namespace tessera {
 
-AdamW::AdamW(const TrainConfig& train, ParameterStore& parameters, Backend& backend)
-    : train_(train), parameters_(parameters), backend_(backend) {
-  m_ = backend_.allocate(parameters_.total_count());
-  v_ = backend_.allocate(parameters_.total_count());
+float clip_factor(float limit, double global_norm) {
+  if (limit <= 0.0f || global_norm <= limit) return 1.0f;
+  return static_cast<float>(limit / (global_norm + 1e-6));
+}
+
+AdamW::AdamW(const TrainConfig& train, ParameterStore& parameters, Backend& backend,
+             std::size_t begin, std::size_t end)
+    : train_(train),
+      parameters_(parameters),
+      backend_(backend),
+      begin_(begin),
+      end_(end == kWhole ? parameters.total_count() : end) {
+  TESSERA_CHECK(begin_ <= end_ && end_ <= parameters.padded_count(),
+                "optimizer range outside the parameter buffer");
+  m_ = backend_.allocate(std::max<std::size_t>(1, end_ - begin_));
+  v_ = backend_.allocate(std::max<std::size_t>(1, end_ - begin_));
 }
 
 AdamW::~AdamW() {
@@ -20,25 +36,21 @@ bool AdamW::decays(const ParameterInfo& info) const {
   return matrix || train_.decay_norms_and_biases;
 }
 
-double AdamW::gradient_sum_of_squares() const {
-  return backend_.sum_of_squares(parameters_.gradients(), parameters_.total_count());
-}
-
-float AdamW::clip_factor(double global_norm) const {
-  if (train_.grad_clip <= 0.0f || global_norm <= train_.grad_clip) return 1.0f;
-  return static_cast<float>(train_.grad_clip / (global_norm + 1e-6));
-}
-
 void AdamW::step(int step, double lr, float gradient_scale) {
-  if (gradient_scale != 1.0f) {
-    backend_.scale(parameters_.gradients(), gradient_scale, parameters_.total_count());
+  if (gradient_scale != 1.0f && end_ > begin_) {
+    backend_.scale(parameters_.gradients() + begin_, gradient_scale, end_ - begin_);
   }
   for (std::size_t i = 0; i < parameters_.infos().size(); ++i) {
     const ParameterInfo& info = parameters_.info(i);
+    // The part of this parameter inside the range (all of it without ZeRO).
+    const std::size_t first = std::max(begin_, info.offset);
+    const std::size_t last = std::min(end_, info.offset + info.count);
+    if (first >= last) continue;
     const float decay = decays(info) ? train_.weight_decay : 0.0f;
-    backend_.adamw_update(parameters_.value(i), parameters_.gradient(i), m_ + info.offset,
-                          v_ + info.offset, info.count, static_cast<float>(lr), train_.beta1,
-                          train_.beta2, train_.adam_eps, decay, step);
+    backend_.adamw_update(parameters_.values() + first, parameters_.gradients() + first,
+                          m_ + (first - begin_), v_ + (first - begin_), last - first,
+                          static_cast<float>(lr), train_.beta1, train_.beta2, train_.adam_eps,
+                          decay, step);
   }
 }
 

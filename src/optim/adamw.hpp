@@ -1,8 +1,8 @@
-// AdamW over a ParameterStore, with global gradient-norm clipping.
+// AdamW over a ParameterStore, or over one data-parallel shard of it (ZeRO stage 1).
 #pragma once
 
 #include <cstdint>
-#include <vector>
+#include <limits>
 
 #include "backend/backend.hpp"
 #include "io/config/config.hpp"
@@ -10,26 +10,30 @@
 
 namespace tessera {
 
+/// Factor that brings gradients of global L2 norm `global_norm` down to at most `limit`
+/// (1 when already within it, or when limit <= 0 disables clipping).
+float clip_factor(float limit, double global_norm);
+
 class AdamW {
  public:
-  /// Moments live in flat buffers laid out like the parameters. Weight decay applies to
-  /// parameters whose ParameterInfo says so; norms, biases and embeddings are excluded unless
+  static constexpr std::size_t kWhole = std::numeric_limits<std::size_t>::max();
+
+  /// Updates elements [begin, end) of the flat parameter buffer (end <= padded_count()): the
+  /// whole buffer, or under ZeRO-1 this rank's shard. Moments are kept for that range only. Weight decay applies to
+  /// parameters that are matrices; norms, biases and embeddings are excluded unless
   /// train.decay_norms_and_biases / train.decay_embeddings ask for them.
-  AdamW(const TrainConfig& train, ParameterStore& parameters, Backend& backend);
+  AdamW(const TrainConfig& train, ParameterStore& parameters, Backend& backend,
+        std::size_t begin = 0, std::size_t end = kWhole);
   ~AdamW();
   AdamW(const AdamW&) = delete;
   AdamW& operator=(const AdamW&) = delete;
 
-  /// L2 norm of all gradients. Without model parallelism this is the global norm; with it, the
-  /// caller sums the squares across ranks first (see `gradient_sum_of_squares`).
-  double gradient_sum_of_squares() const;
-  /// Scales the gradients so their global norm is at most train.grad_clip; returns the scale.
-  float clip_factor(double global_norm) const;
-
-  /// One update at optimizer step `step` (1-based) with learning rate `lr`; gradients are first
-  /// multiplied by `gradient_scale` (clipping).
+  /// One update at optimizer step `step` (1-based) with learning rate `lr`; the range's
+  /// gradients are first multiplied by `gradient_scale` (clipping).
   void step(int step, double lr, float gradient_scale);
 
+  std::size_t begin() const { return begin_; }
+  std::size_t end() const { return end_; }
   float* first_moments() { return m_; }
   float* second_moments() { return v_; }
 
@@ -39,6 +43,7 @@ class AdamW {
   TrainConfig train_;
   ParameterStore& parameters_;
   Backend& backend_;
+  std::size_t begin_, end_;
   float* m_ = nullptr;
   float* v_ = nullptr;
 };

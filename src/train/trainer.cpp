@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -13,123 +14,206 @@
 #include "io/data/data_loader.hpp"
 #include "io/metrics/metrics.hpp"
 #include "io/metrics/progress.hpp"
-#include "model/transformer.hpp"
-#include "optim/adamw.hpp"
 #include "optim/lr_schedule.hpp"
+#include "train/model_replica.hpp"
+#include "train/pipeline_executor.hpp"
 #include "train/step_timer.hpp"
 
 namespace tessera {
 namespace {
 
-constexpr int kTrainSlot = 0;
-constexpr int kEvalSlot = 1;
+/// Host-side token buffers for the microbatches one rank runs in a step.
+class StepTokens {
+ public:
+  StepTokens(int microbatches, int batch, int seq)
+      : per_microbatch_(static_cast<std::size_t>(batch) * seq),
+        inputs_(per_microbatch_ * microbatches),
+        targets_(inputs_.size()) {}
 
-/// Host-side token buffers for one microbatch.
-struct TokenBatch {
-  std::vector<int32_t> inputs, targets;
-  TokenBatch(int batch, int seq)
-      : inputs(static_cast<std::size_t>(batch) * seq), targets(inputs.size()) {}
+  /// Reads `count` microbatches of `batch` global samples each, from `first_sample` on.
+  void read(const DataLoader& data, Split split, int64_t first_sample, int count, int batch) {
+    for (int m = 0; m < count; ++m) {
+      data.read(split, first_sample + static_cast<int64_t>(m) * batch, batch,
+                inputs_.data() + per_microbatch_ * m, targets_.data() + per_microbatch_ * m);
+    }
+  }
+  MicrobatchTokens microbatch(int m) const {
+    return {inputs_.data() + per_microbatch_ * m, targets_.data() + per_microbatch_ * m};
+  }
+
+ private:
+  std::size_t per_microbatch_;
+  std::vector<int32_t> inputs_, targets_;
 };
+
+StageSchedule schedule_for(const ParallelConfig& layout, int stages, int stage, int microbatches) {
+  switch (layout.schedule) {
+    case PipelineScheduleKind::gpipe:
+      return gpipe_schedule(stages, stage, microbatches);
+    case PipelineScheduleKind::interleaved:
+      return interleaved_schedule(stages, stage, microbatches, layout.chunks_per_stage);
+    case PipelineScheduleKind::one_f_one_b:
+      break;
+  }
+  return one_f_one_b_schedule(stages, stage, microbatches);
+}
+
+/// Sums per-microbatch losses over the job in global microbatch order, so the figure is the
+/// same bit for bit whatever the layout. Only one rank holds each microbatch's loss (the last
+/// pipeline stage of tp rank 0 of its dp replica); the others contribute zeros.
+double global_loss_sum(const std::vector<double>& local, ParallelContext& parallel, bool holder) {
+  const auto microbatches = local.size();
+  std::vector<double> all(microbatches * static_cast<std::size_t>(parallel.shape().dp), 0.0);
+  if (holder) {
+    const auto first = microbatches * static_cast<std::size_t>(parallel.coordinates().dp);
+    std::copy(local.begin(), local.end(), all.begin() + static_cast<std::ptrdiff_t>(first));
+  }
+  parallel.world().all_reduce_sum_doubles(all.data(), all.size());
+  double sum = 0.0;
+  for (double loss : all) sum += loss;
+  return sum;
+}
 
 void write_resolved_config(const Config& config) {
   std::filesystem::create_directories(config.run.dir);
   std::ofstream out(config.run.dir / "config.toml");
   out << to_toml(config);
-  if (!out) throw UsageError("cannot write " + (config.run.dir / "config.toml").string() +
-                             "; check that run.dir is writable");
-}
-
-double evaluate(Transformer& model, const DataLoader& data, const Config& config,
-                TokenBatch& tokens) {
-  const int batch = config.train.micro_batch, seq = config.model.seq_len;
-  double sum = 0.0;
-  for (int b = 0; b < config.eval.batches; ++b) {
-    data.read(Split::validation, static_cast<int64_t>(b) * batch, batch, tokens.inputs.data(),
-              tokens.targets.data());
-    sum += model.forward(kEvalSlot, tokens.inputs.data(), tokens.targets.data(), batch, 0.0f);
+  if (!out) {
+    throw UsageError("cannot write " + (config.run.dir / "config.toml").string() +
+                     "; check that run.dir is writable");
   }
-  return sum / (static_cast<double>(config.eval.batches) * batch * seq);
 }
 
 }  // namespace
 
+ParallelContext make_parallel_context(const Config& config) {
+  int world_size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  const ParallelConfig& p = config.parallel;
+  LayoutDimensions dims;
+  dims.n_heads = config.model.n_heads;
+  dims.vocab_size = config.model.vocab_size;
+  dims.ffn_hidden = config.model.ffn_hidden;
+  dims.n_layers = config.model.n_layers;
+  dims.global_batch = config.train.global_batch;
+  dims.micro_batch = config.train.micro_batch;
+  dims.chunks_per_stage = p.chunks_per_stage;
+  const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
+  return ParallelContext(MPI_COMM_WORLD, shape, GridOrder(p.order));
+}
+
 TrainResult train(const Config& config, std::ostream& console) {
+  ParallelContext parallel = make_parallel_context(config);
+  return train(config, console, parallel);
+}
+
+TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel) {
   const DataLoader data = DataLoader::open(config.data, config.model);
   if (config.eval.every > 0 && data.samples_per_epoch(Split::validation) == 0) {
     throw UsageError("data.source '" + config.data.source +
                      "' has no validation windows of seq_len + 1 tokens; re-run tessera prepare "
                      "with a larger --val-fraction, or set eval.every = 0");
   }
-  write_resolved_config(config);
-  console << "# tessera " << TESSERA_VERSION << ": resolved configuration\n"
-          << to_toml(config) << "# data: " << data.describe() << "\n";
+  const bool reporter = parallel.world_rank() == 0;
+  std::ostream null_stream(nullptr);
+  std::ostream& out = reporter ? console : null_stream;
+  std::optional<MetricsWriter> metrics;
+  if (reporter) {
+    write_resolved_config(config);
+    metrics.emplace(config.run.dir);
+  }
+  out << "# tessera " << TESSERA_VERSION << ": resolved configuration\n"
+      << to_toml(config) << "# data: " << data.describe() << "\n";
 
   std::unique_ptr<Backend> backend = make_cpu_backend();
-  Transformer model(config.model, *backend);
-  model.parameters().initialize(config.train.seed);
-  AdamW optimizer(config.train, model.parameters(), *backend);
-  MetricsWriter metrics(config.run.dir);
-  ProgressDisplay progress(console,
-                           choose_progress_style(config.log.progress, stdout_is_terminal()));
+  ModelReplica replica(config, *backend, parallel);
+  replica.initialize(config.train.seed);
+  const int stages = parallel.shape().pp, stage = parallel.coordinates().pp;
+  const int dp = parallel.shape().dp, dp_rank = parallel.coordinates().dp;
+  PipelineExecutor executor(replica.chunks(), &parallel.pp(), stage, stages, *backend);
+  ProgressDisplay progress(out, choose_progress_style(config.log.progress, stdout_is_terminal()));
+
+  const TrainConfig& train = config.train;
+  const int seq = config.model.seq_len, batch = train.micro_batch;
+  const int microbatches = train.global_batch / (batch * dp);  // per dp replica
+  const double tokens_per_step = static_cast<double>(train.global_batch) * seq;
+  const float grad_scale = static_cast<float>(1.0 / tokens_per_step);
+  const double flops_per_token = model_flops_per_token(config.model);
+  const StageSchedule schedule = schedule_for(config.parallel, stages, stage, microbatches);
+  // The rank that holds each microbatch's loss: last pipeline stage, tensor-parallel rank 0.
+  const bool loss_holder = stage == stages - 1 && parallel.coordinates().tp == 0;
 
   TrainResult result;
   result.loss_floor = data.loss_floor();
   result.unigram_entropy = data.unigram_entropy();
-  metrics.write({{"kind", "run"},
-                 {"parameters", model.parameters().total_count()},
-                 {"flops_per_token", model.flops_per_token()},
-                 {"loss_floor", std::isnan(result.loss_floor) ? nlohmann::json(nullptr)
-                                                              : nlohmann::json(result.loss_floor)},
-                 {"unigram_entropy", result.unigram_entropy}});
-  progress.message(fmt::format("model: {} parameters, {:.3g} FLOP/token; data loss floor {:.4f}",
-                               model.parameters().total_count(), model.flops_per_token(),
-                               result.loss_floor));
+  if (metrics) {
+    metrics->write({{"kind", "run"},
+                    {"layout", fmt::format("dp={} tp={} pp={}", dp, parallel.shape().tp, stages)},
+                    {"flops_per_token", flops_per_token},
+                    {"loss_floor", std::isnan(result.loss_floor) ? nlohmann::json(nullptr)
+                                                                 : nlohmann::json(result.loss_floor)},
+                    {"unigram_entropy", result.unigram_entropy}});
+  }
+  progress.message(fmt::format(
+      "layout dp={} tp={} pp={} ({} ranks); {} microbatches of {} per replica per step; "
+      "{:.3g} FLOP/token; data loss floor {:.4f}",
+      dp, parallel.shape().tp, stages, parallel.world().size(), microbatches, batch,
+      flops_per_token, result.loss_floor));
 
-  const TrainConfig& train = config.train;
-  const int seq = config.model.seq_len;
-  const int accumulation = train.global_batch / train.micro_batch;
-  const double tokens_per_step = static_cast<double>(train.global_batch) * seq;
-  const float grad_scale = static_cast<float>(1.0 / tokens_per_step);
-  TokenBatch tokens(train.micro_batch, seq);
+  StepTokens tokens(microbatches, batch, seq);
+  const int eval_batches = config.eval.batches;
+  StepTokens eval_tokens(eval_batches, batch, seq);
   StepTimer run_timer;
   double timed_seconds = 0.0;
 
   for (int step = 1; step <= train.steps; ++step) {
     StepTimer step_timer;
-    model.parameters().zero_gradients();
-    double loss_sum = 0.0;
-    for (int micro = 0; micro < accumulation; ++micro) {
-      const int64_t first = static_cast<int64_t>(step - 1) * train.global_batch +
-                            static_cast<int64_t>(micro) * train.micro_batch;
-      data.read(Split::train, first, train.micro_batch, tokens.inputs.data(),
-                tokens.targets.data());
-      loss_sum += model.forward(kTrainSlot, tokens.inputs.data(), tokens.targets.data(),
-                                train.micro_batch, grad_scale);
-      model.backward(kTrainSlot);
-    }
-    const double grad_norm = std::sqrt(optimizer.gradient_sum_of_squares());
+    // This replica's share of the step: global microbatches dp_rank * m .. dp_rank * m + m - 1.
+    const int64_t first_sample = static_cast<int64_t>(step - 1) * train.global_batch +
+                                 static_cast<int64_t>(dp_rank) * microbatches * batch;
+    tokens.read(data, Split::train, first_sample, microbatches, batch);
+    replica.zero_gradients();
+    const std::vector<double> losses =
+        executor.run_step(schedule, microbatches, batch, grad_scale,
+                          [&](int m) { return tokens.microbatch(m); }, replica.step_hooks());
     const double lr = learning_rate(train, step);
-    optimizer.step(step, lr, optimizer.clip_factor(grad_norm));
-    const double loss = loss_sum / tokens_per_step;
+    const UpdateResult update = replica.reduce_and_update(step, lr);
+    const double loss = global_loss_sum(losses, parallel, loss_holder) / tokens_per_step;
     result.losses.push_back(loss);
+    const PipelineTimings pipeline = executor.take_timings();
 
     const double seconds = step_timer.seconds();
     if (step > 1) timed_seconds += seconds;  // the first step allocates: leave it out
     const double tokens_per_s = tokens_per_step / seconds;
-    const double mfu = model.flops_per_token() * tokens_per_s / (config.log.peak_tflops * 1e12);
+    const double mfu = flops_per_token * tokens_per_s /
+                       (config.log.peak_tflops * 1e12 * parallel.world().size());
     if (step % config.log.every == 0 || step == train.steps) {
-      const StepReport report{step, train.steps, loss, lr, grad_norm, tokens_per_s, mfu,
+      const StepReport report{step, train.steps, loss, lr, update.grad_norm, tokens_per_s, mfu,
                               run_timer.seconds()};
-      metrics.write(to_json(report));
+      if (metrics) {
+        nlohmann::json record = to_json(report);
+        record["time_compute_s"] = pipeline.compute_s;
+        record["time_pipeline_wait_s"] = pipeline.wait_s;
+        record["time_dp_wait_s"] = update.timings.dp_wait_s;
+        record["time_optimizer_s"] = update.timings.optimizer_s;
+        metrics->write(record);
+      }
       progress.update(report);
     }
-    const bool eval_due = config.eval.every > 0 &&
-                          (step % config.eval.every == 0 || step == train.steps);
+    const bool eval_due =
+        config.eval.every > 0 && (step % config.eval.every == 0 || step == train.steps);
     if (eval_due) {
-      const double val_loss = evaluate(model, data, config, tokens);
+      // Every replica evaluates the same validation samples; replica 0's losses are reported.
+      eval_tokens.read(data, Split::validation, 0, eval_batches, batch);
+      const std::vector<double> eval_losses = executor.run_forward(
+          eval_batches, batch, [&](int m) { return eval_tokens.microbatch(m); });
+      const double val_loss =
+          global_loss_sum(eval_losses, parallel, loss_holder && dp_rank == 0) /
+          (static_cast<double>(eval_batches) * batch * seq);
       result.val_losses.push_back(val_loss);
-      metrics.write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
+      if (metrics) metrics->write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress.message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
+      executor.take_timings();
     }
   }
   result.tokens_per_s =

@@ -1,24 +1,33 @@
-// The training loop of one process: data, forward/backward over microbatches, clipping, AdamW,
-// evaluation, logging. Later issues spread the same loop over a process grid.
+// The training loop: data, the pipeline schedule over microbatches, gradient reduction,
+// clipping, AdamW, evaluation, logging, on however many ranks the job has.
 #pragma once
 
 #include <iosfwd>
 #include <vector>
 
 #include "io/config/config.hpp"
+#include "parallel/parallel_context.hpp"
 
 namespace tessera {
 
 struct TrainResult {
-  std::vector<double> losses;      ///< training loss of every step, in order
+  std::vector<double> losses;      ///< training loss of every step, in order (every rank)
   std::vector<double> val_losses;  ///< validation loss of every evaluation, in order
   double tokens_per_s = 0.0;       ///< mean over the steps after the first
   double loss_floor = 0.0;         ///< the data source's entropy floor (NaN when unknown)
   double unigram_entropy = 0.0;    ///< of the training tokens: the baseline to beat
 };
 
-/// Trains as `config` says, writing config.toml and metrics.jsonl into run.dir and progress to
-/// `console`. Throws UsageError before any work when the data cannot be used.
+/// Checks config.parallel against the job's ranks (UsageError on every rank when it cannot
+/// work) and builds the process grid over MPI_COMM_WORLD. MPI must be initialised.
+ParallelContext make_parallel_context(const Config& config);
+
+/// Trains as `config` says on the ranks of `parallel`. World rank 0 writes config.toml and
+/// metrics.jsonl into run.dir and progress to `console`; the others stay silent. Throws
+/// UsageError before any work when the data cannot be used.
+TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel);
+
+/// The same on every rank of MPI_COMM_WORLD.
 TrainResult train(const Config& config, std::ostream& console);
 
 }  // namespace tessera

@@ -246,9 +246,10 @@ json dump_training(const GoldenCase& c, Transformer& model, Backend& backend,
     const double loss_sum = model.forward(kTrainSlot, tokens.data() + first, targets.data() + first,
                                           c.batch, grad_scale);
     model.backward(kTrainSlot);
-    const double grad_norm = std::sqrt(optimizer.gradient_sum_of_squares());
+    const double grad_norm =
+        std::sqrt(backend.sum_of_squares(parameters.gradients(), parameters.total_count()));
     const double lr = learning_rate(train, step);
-    const float clip = optimizer.clip_factor(grad_norm);
+    const float clip = clip_factor(train.grad_clip, grad_norm);
     const std::vector<float> grads = to_host(backend, parameters.gradients(), count);
     step_grads.insert(step_grads.end(), grads.begin(), grads.end());
     optimizer.step(step, lr, clip);

@@ -55,16 +55,36 @@ TEST(AdamW, DecaysMatricesButNotEmbeddingsNormsOrBiasesByDefault) {
 }
 
 TEST(AdamW, ClipFactorLimitsTheGlobalNorm) {
+  EXPECT_EQ(clip_factor(2.0f, 1.5), 1.0f);
+  EXPECT_NEAR(clip_factor(2.0f, 8.0), 0.25f, 1e-6);
+  EXPECT_EQ(clip_factor(0.0f, 100.0), 1.0f);  // 0 disables clipping
+}
+
+TEST(AdamW, ShardsOfTheBufferUpdateLikeTheWhole) {
+  // ZeRO-1: two optimizers over two halves of the flat buffer (cutting through a parameter)
+  // must produce the same parameters as one optimizer over all of it.
   auto backend = make_cpu_backend();
-  Transformer model(one_layer_model(), *backend);
+  Transformer whole_model(one_layer_model(), *backend), sharded_model(one_layer_model(), *backend);
+  for (Transformer* model : {&whole_model, &sharded_model}) {
+    ParameterStore& p = model->parameters();
+    p.initialize(4);
+    for (std::size_t i = 0; i < p.total_count(); ++i) {
+      p.gradients()[i] = 0.01f * static_cast<float>((i * 37) % 11) - 0.05f;
+    }
+  }
   TrainConfig train;
-  train.grad_clip = 2.0f;
-  AdamW optimizer(train, model.parameters(), *backend);
-  EXPECT_EQ(optimizer.clip_factor(1.5), 1.0f);
-  EXPECT_NEAR(optimizer.clip_factor(8.0), 0.25f, 1e-6);
-  train.grad_clip = 0.0f;
-  AdamW unclipped(train, model.parameters(), *backend);
-  EXPECT_EQ(unclipped.clip_factor(100.0), 1.0f);
+  const std::size_t count = whole_model.parameters().total_count(), middle = count / 2 + 3;
+  AdamW whole(train, whole_model.parameters(), *backend);
+  AdamW first(train, sharded_model.parameters(), *backend, 0, middle);
+  AdamW second(train, sharded_model.parameters(), *backend, middle, count);
+  for (int step = 1; step <= 3; ++step) {
+    whole.step(step, 1e-2, 0.5f);
+    first.step(step, 1e-2, 0.5f);
+    second.step(step, 1e-2, 0.5f);
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    ASSERT_EQ(whole_model.parameters().values()[i], sharded_model.parameters().values()[i]) << i;
+  }
 }
 
 }  // namespace

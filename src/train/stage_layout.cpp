@@ -1,0 +1,58 @@
+#include "train/stage_layout.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "core/error.hpp"
+
+namespace tessera {
+
+double block_cost(const ModelConfig& model) {
+  const double d = model.d_model, ffn = model.ffn_hidden, seq = model.seq_len;
+  const double mlp_matrices = model.swiglu() ? 3.0 : 2.0;
+  return 2.0 * (4.0 * d * d + mlp_matrices * d * ffn) + 4.0 * d * seq;  // + attention scores
+}
+
+double head_cost(const ModelConfig& model) {
+  return 2.0 * static_cast<double>(model.vocab_size) * model.d_model;
+}
+
+std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages) {
+  const int layers = model.n_layers;
+  TESSERA_CHECK(virtual_stages >= 1 && virtual_stages <= layers,
+                std::to_string(virtual_stages) + " stages for " + std::to_string(layers) +
+                    " layers");
+  // cost(k, a, b): blocks [a, b) as group k; the last group also carries the head.
+  const double block = block_cost(model), head = head_cost(model);
+  auto cost = [&](int group, int first, int end) {
+    return block * (end - first) + (group == virtual_stages - 1 ? head : 0.0);
+  };
+  // best[k][b]: smallest possible maximum cost of groups 0..k covering blocks [0, b).
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  const auto rows = static_cast<std::size_t>(virtual_stages);
+  const auto columns = static_cast<std::size_t>(layers) + 1;
+  std::vector<std::vector<double>> best(rows, std::vector<double>(columns, kInfinity));
+  std::vector<std::vector<int>> split(rows, std::vector<int>(columns, 0));
+  for (int end = 1; end <= layers; ++end) best[0][static_cast<std::size_t>(end)] = cost(0, 0, end);
+  for (std::size_t k = 1; k < rows; ++k) {
+    for (int end = static_cast<int>(k) + 1; end <= layers; ++end) {
+      for (int first = static_cast<int>(k); first < end; ++first) {
+        const double candidate = std::max(best[k - 1][static_cast<std::size_t>(first)],
+                                          cost(static_cast<int>(k), first, end));
+        // Ties keep the earliest split, giving spare blocks to later stages: under 1F1B the
+        // early stages hold the most microbatches' activations at once.
+        if (candidate < best[k][static_cast<std::size_t>(end)]) {
+          best[k][static_cast<std::size_t>(end)] = candidate;
+          split[k][static_cast<std::size_t>(end)] = first;
+        }
+      }
+    }
+  }
+  std::vector<int> bounds(rows + 1);
+  bounds[rows] = layers;
+  for (std::size_t k = rows - 1; k > 0; --k) bounds[k] = split[k][static_cast<std::size_t>(bounds[k + 1])];
+  bounds[0] = 0;
+  return bounds;
+}
+
+}  // namespace tessera

@@ -1,0 +1,20 @@
+// Which transformer blocks each pipeline stage computes.
+#pragma once
+
+#include <vector>
+
+#include "io/config/config.hpp"
+
+namespace tessera {
+
+/// Boundaries of `virtual_stages` contiguous groups of blocks: group k holds blocks
+/// [bounds[k], bounds[k + 1]). Every group gets at least one block, and the split minimises the
+/// cost of the most expensive group, counting the embedding with the first group and the final
+/// norm, head and loss with the last (the head's vocab x d GEMM can cost several blocks).
+std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages);
+
+/// FLOPs of one token through one block, and through the head, forward only.
+double block_cost(const ModelConfig& model);
+double head_cost(const ModelConfig& model);
+
+}  // namespace tessera
