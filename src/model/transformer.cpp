@@ -32,6 +32,7 @@ Transformer::Transformer(const ModelConfig& config, Backend& backend, ModelParti
                     partition_.end_layer <= config_.n_layers,
                 "stage layers [" + std::to_string(partition_.first_layer) + ", " +
                     std::to_string(partition_.end_layer) + ")");
+  TESSERA_CHECK(config_.ffn_hidden > 0, "model.ffn_hidden is 0: load_config derives it");
   TESSERA_CHECK(partition_.tp_size == 1 || partition_.tp != nullptr,
                 "tensor parallelism without a communicator");
   register_parameters();

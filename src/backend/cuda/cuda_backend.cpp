@@ -1,0 +1,131 @@
+// Device selection, memory, copies, scratch and the factory of the CUDA backend.
+#include "backend/cuda/cuda_backend.hpp"
+
+#include <cublas_v2.h>
+
+#include "backend/cuda/cuda_backend_impl.hpp"
+#include "backend/cuda/cuda_check.hpp"
+#include "core/error.hpp"
+
+namespace tessera::cuda {
+namespace {
+
+/// cudaMalloc'ed and zeroed on `stream`; at least one byte so count 0 still yields a pointer.
+void* allocate_zeroed(std::size_t bytes, cudaStream_t stream) {
+  const std::size_t size = bytes == 0 ? 1 : bytes;
+  void* block = nullptr;
+  TESSERA_CUDA_CHECK(cudaMalloc(&block, size));
+  TESSERA_CUDA_CHECK(cudaMemsetAsync(block, 0, size, stream));
+  return block;
+}
+
+}  // namespace
+
+int blocks_for(std::size_t count, int threads) {
+  const std::size_t blocks = (count + static_cast<std::size_t>(threads) - 1) / threads;
+  return blocks == 0 ? 1 : static_cast<int>(blocks);
+}
+
+CudaBackend::CudaBackend() {
+  TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  TESSERA_CUDA_CHECK(cublasCreate(&cublas_));
+  TESSERA_CUDA_CHECK(cublasSetStream(cublas_, stream_));
+  // FP32 compute without TF32, so results stay within a few ulps of the CPU backend.
+  TESSERA_CUDA_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+  error_flag_ = static_cast<int*>(allocate_zeroed(sizeof(int), stream_));
+}
+
+CudaBackend::~CudaBackend() {
+  // Destructors must not throw: release what was acquired and ignore late failures.
+  cudaFree(scratch_);
+  cudaFree(error_flag_);
+  if (cublas_ != nullptr) cublasDestroy(cublas_);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+float* CudaBackend::allocate(std::size_t count) {
+  return static_cast<float*>(allocate_zeroed(count * sizeof(float), stream_));
+}
+
+void CudaBackend::release(float* buffer) { TESSERA_CUDA_CHECK(cudaFree(buffer)); }
+
+int32_t* CudaBackend::allocate_tokens(std::size_t count) {
+  return static_cast<int32_t*>(allocate_zeroed(count * sizeof(int32_t), stream_));
+}
+
+void CudaBackend::release_tokens(int32_t* buffer) { TESSERA_CUDA_CHECK(cudaFree(buffer)); }
+
+void CudaBackend::copy_from_host(float* device, const float* host, std::size_t count) {
+  // Pageable sources are staged before the call returns, so the caller may reuse `host` at once.
+  if (count == 0) return;
+  TESSERA_CUDA_CHECK(
+      cudaMemcpyAsync(device, host, count * sizeof(float), cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::copy_to_host(float* host, const float* device, std::size_t count) {
+  if (count == 0) return;
+  TESSERA_CUDA_CHECK(
+      cudaMemcpyAsync(host, device, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  TESSERA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) {
+  if (count == 0) return;
+  TESSERA_CUDA_CHECK(
+      cudaMemcpyAsync(device, host, count * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+}
+
+void CudaBackend::fill_zero(float* buffer, std::size_t count) {
+  if (count == 0) return;
+  TESSERA_CUDA_CHECK(cudaMemsetAsync(buffer, 0, count * sizeof(float), stream_));
+}
+
+void CudaBackend::copy_device(float* dst, const float* src, std::size_t count) {
+  if (count == 0) return;
+  TESSERA_CUDA_CHECK(
+      cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void* CudaBackend::scratch(std::size_t bytes) {
+  if (bytes > scratch_bytes_) {
+    TESSERA_CUDA_CHECK(cudaFree(scratch_));  // synchronises: no queued kernel still reads it
+    scratch_ = nullptr;                      // stays consistent if the allocation below throws
+    scratch_bytes_ = 0;
+    TESSERA_CUDA_CHECK(cudaMalloc(&scratch_, bytes));
+    scratch_bytes_ = bytes;
+  }
+  return scratch_;
+}
+
+void CudaBackend::check_launch() { TESSERA_CUDA_CHECK(cudaGetLastError()); }
+
+void CudaBackend::reduce_columns(const ColumnReduction& job) {
+  float* partials =
+      static_cast<float*>(scratch(column_reduction_scratch(job.rows, job.dim) * sizeof(float)));
+  add_column_reductions(job, partials, stream_);
+  check_launch();
+}
+
+}  // namespace tessera::cuda
+
+namespace tessera {
+
+bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the error so later calls do not see it
+    return false;
+  }
+  return count > 0;
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  if (!cuda_device_available()) {
+    throw UsageError(
+        "the cuda backend needs a CUDA device and driver, and none is usable here; run on a GPU "
+        "node or choose the cpu backend");
+  }
+  return std::make_unique<cuda::CudaBackend>();
+}
+
+}  // namespace tessera

@@ -1,0 +1,22 @@
+// The CUDA implementation of the kernel seam (backend/backend.hpp).
+//
+// Everything is fp32, like the CPU backend; GEMMs go through cuBLAS with FP32 compute (no TF32),
+// so the two backends agree to a few ulps per reduction step. Every kernel is run-to-run bitwise
+// reproducible: reductions use fixed trees and fixed partitions, never float atomics.
+// All work is ordered on one CUDA stream owned by the backend; copies to the host synchronise it.
+#pragma once
+
+#include <memory>
+
+#include "backend/backend.hpp"
+
+namespace tessera {
+
+/// True when a CUDA driver and at least one device are usable. Never throws or aborts, also on a
+/// machine without a GPU or without the driver library.
+bool cuda_device_available();
+
+/// The CUDA backend on the current device; throws UsageError when no device is usable.
+std::unique_ptr<Backend> make_cuda_backend();
+
+}  // namespace tessera

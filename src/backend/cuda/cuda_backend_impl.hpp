@@ -1,0 +1,173 @@
+// Private to src/backend/cuda: the CUDA implementation of the kernel seam. Users go through
+// make_cuda_backend() in backend/cuda/cuda_backend.hpp. Each op family's methods live in their
+// own .cu file; memory, scratch and the GEMM wrappers in cuda_backend.cpp.
+#pragma once
+
+#include <cublas_api.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/backend.hpp"
+
+namespace tessera::cuda {
+
+/// Threads per block of the element-wise kernels.
+inline constexpr int kBlockThreads = 256;
+
+/// Blocks of kBlockThreads covering `count` elements (at least one, so empty launches are legal).
+int blocks_for(std::size_t count, int threads = kBlockThreads);
+
+/// Row-major GEMM through cuBLAS: C[m, n] = alpha op(A) op(B) + beta C, FP32 compute, no TF32.
+/// trans_a / trans_b are 'N' or 'T'; lda, ldb, ldc are row strides in floats.
+struct GemmShape {
+  char trans_a = 'N', trans_b = 'N';
+  int m = 0, n = 0, k = 0;
+  int lda = 0, ldb = 0, ldc = 0;
+};
+void gemm(cublasHandle_t handle, const GemmShape& shape, float alpha, const float* a,
+          const float* b, float beta, float* c);
+/// `batch` such GEMMs; matrix i starts at a + i * stride_a (likewise b, c).
+void gemm_strided_batched(cublasHandle_t handle, const GemmShape& shape, float alpha,
+                          const float* a, long long stride_a, const float* b, long long stride_b,
+                          float beta, float* c, long long stride_c, int batch);
+
+/// Carves sub-buffers out of one scratch block, each aligned to 256 bytes.
+class ScratchCarver {
+ public:
+  explicit ScratchCarver(void* base) : base_(static_cast<char*>(base)) {}
+  /// Bytes a sequence of takes of these sizes needs (call with the same sizes in the same order).
+  static std::size_t aligned(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
+  template <typename T>
+  T* take(std::size_t count) {
+    T* result = reinterpret_cast<T*>(base_ + used_);
+    used_ += aligned(count * sizeof(T));
+    return result;
+  }
+
+ private:
+  char* base_;
+  std::size_t used_ = 0;
+};
+
+/// Parameter-gradient reduction over rows, shared by LayerNorm, RMSNorm and the linear bias:
+/// d_gain[c] += sum_r d_out[r, c] * xhat[r, c] and, when d_bias is not null,
+/// d_bias[c] += sum_r d_out[r, c], with xhat = (in - mean[r]) * rstd[r] (mean null: zero) or
+/// xhat = 1 when in is null (plain column sums into d_gain).
+struct ColumnReduction {
+  float* d_gain = nullptr;
+  float* d_bias = nullptr;
+  const float* d_out = nullptr;
+  const float* in = nullptr;
+  const float* mean = nullptr;
+  const float* rstd = nullptr;
+  int rows = 0;
+  int dim = 0;
+};
+/// Floats of scratch `add_column_reductions` needs for this shape.
+std::size_t column_reduction_scratch(int rows, int dim);
+/// Two passes, no atomics: fixed chunks of rows give per-chunk partial sums, then each column
+/// adds its partials in chunk order, so the result is bitwise reproducible.
+void add_column_reductions(const ColumnReduction& job, float* scratch, cudaStream_t stream);
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend();
+  ~CudaBackend() override;
+  CudaBackend(const CudaBackend&) = delete;
+  CudaBackend& operator=(const CudaBackend&) = delete;
+
+  std::string_view name() const override { return "cuda"; }
+
+  float* allocate(std::size_t count) override;
+  void release(float* buffer) override;
+  int32_t* allocate_tokens(std::size_t count) override;
+  void release_tokens(int32_t* buffer) override;
+  void copy_from_host(float* device, const float* host, std::size_t count) override;
+  void copy_to_host(float* host, const float* device, std::size_t count) override;
+  void copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) override;
+  void fill_zero(float* buffer, std::size_t count) override;
+  void copy_device(float* dst, const float* src, std::size_t count) override;
+
+  void add(float* out, const float* a, const float* b, std::size_t count) override;
+  void accumulate(float* out, const float* in, std::size_t count) override;
+  void scale(float* x, float factor, std::size_t count) override;
+  double sum_of_squares(const float* x, std::size_t count) override;
+
+  void embedding_forward(float* out, const int32_t* tokens, const float* table, int rows, int dim,
+                         int vocab_begin, int vocab_local) override;
+  void embedding_backward(float* d_table, const int32_t* tokens, const float* d_out, int rows,
+                          int dim, int vocab_begin, int vocab_local) override;
+  void position_forward(float* out, const float* table, int rows, int seq, int dim) override;
+  void position_backward(float* d_table, const float* d_out, int rows, int seq, int dim) override;
+
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* in, const float* gain,
+                         const float* bias, int rows, int dim, float eps) override;
+  void layernorm_backward(float* d_in, float* d_gain, float* d_bias, const float* d_out,
+                          const float* in, const float* gain, const float* mean, const float* rstd,
+                          int rows, int dim) override;
+  void rmsnorm_forward(float* out, float* rstd, const float* in, const float* gain, int rows,
+                       int dim, float eps) override;
+  void rmsnorm_backward(float* d_in, float* d_gain, const float* d_out, const float* in,
+                        const float* gain, const float* rstd, int rows, int dim) override;
+
+  void linear_forward(float* out, const float* in, const float* weight, const float* bias, int rows,
+                      int in_features, int out_features) override;
+  void linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
+                       const float* in, const float* weight, int rows, int in_features,
+                       int out_features) override;
+
+  void gelu_forward(float* out, const float* in, std::size_t count) override;
+  void gelu_backward(float* d_in, const float* d_out, const float* in, std::size_t count) override;
+  void swiglu_forward(float* out, const float* gate, const float* up, std::size_t count) override;
+  void swiglu_backward(float* d_gate, float* d_up, const float* d_out, const float* gate,
+                       const float* up, std::size_t count) override;
+
+  void rotary_forward(float* qkv, const AttentionShape& shape, float base) override;
+  void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) override;
+  void attention_forward(float* out, float* probs, const float* qkv,
+                         const AttentionShape& shape) override;
+  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* probs,
+                          const AttentionShape& shape) override;
+
+  void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
+                             const int32_t* targets, int rows, int vocab, float z_loss,
+                             float grad_scale) override;
+  void cross_entropy_shard_stats(float* row_max, float* row_sum, float* target_logit,
+                                 const float* logits, const int32_t* targets, int rows,
+                                 int vocab_local, int vocab_begin) override;
+  void rebase_row_sums(float* row_sum, const float* row_max, const float* global_max,
+                       int rows) override;
+  void cross_entropy_shard_finish(float* losses, float* d_logits, const float* logits,
+                                  const int32_t* targets, const float* global_max,
+                                  const float* global_sum, const float* target_logit, int rows,
+                                  int vocab_local, int vocab_begin, float z_loss,
+                                  float grad_scale) override;
+
+  void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
+                    float lr, float beta1, float beta2, float eps, float weight_decay,
+                    int step) override;
+
+ private:
+  /// Device scratch of at least `bytes` bytes, owned by the backend and grown (never shrunk) on
+  /// demand, so kernels allocate only the first time they see a larger shape. Work on the
+  /// backend's stream is ordered, so consecutive calls may reuse it; concurrent calls on one
+  /// backend object are not supported.
+  void* scratch(std::size_t bytes);
+  /// Checks the launch of the kernel just enqueued (bad configuration, missing image for the
+  /// device's architecture).
+  static void check_launch();
+  /// Rotates the query and key heads by +angle (sign 1) or -angle (sign -1).
+  void rotate(float* qkv, const AttentionShape& shape, float base, float sign);
+  /// Runs add_column_reductions in this backend's scratch and stream.
+  void reduce_columns(const ColumnReduction& job);
+
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* scratch_ = nullptr;
+  std::size_t scratch_bytes_ = 0;
+  int* error_flag_ = nullptr;  ///< device int set by kernels that find invalid input
+};
+
+}  // namespace tessera::cuda

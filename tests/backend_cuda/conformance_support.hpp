@@ -1,0 +1,98 @@
+// Shared machinery of the CUDA conformance tests: every op runs on the CPU backend (the reference)
+// and on the CUDA backend with the same inputs, and the CUDA results must match within a
+// tolerance abs + rel_k * eps(fp32) * |cpu| stated per op.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+
+namespace tessera::test {
+
+inline constexpr double kFloatEps = std::numeric_limits<float>::epsilon();
+
+/// Accept cuda[i] when |cuda[i] - cpu[i]| <= abs + rel_k * eps(fp32) * |cpu[i]|.
+struct Tolerance {
+  double abs = 0.0;
+  double rel_k = 0.0;
+};
+
+/// Exact agreement: for ops whose every output is one correctly rounded operation, or the same
+/// sequence of them, on both backends.
+inline constexpr Tolerance kExact{0.0, 0.0};
+
+/// Two implementations summing n terms of magnitude about m in different orders (and blockings)
+/// each differ from the exact sum by about n * eps * m in practice: sqrt(n) roundings of partial
+/// sums of size sqrt(n) * m add up like a random walk. 4 n eps m covers both with 2x headroom, is
+/// far below the worst-case bound n^2 eps m, and is still orders of magnitude below the error a
+/// wrong index, stride, mask or scale produces. Used for every GEMM (n = reduction length).
+Tolerance reduction_tolerance(double n, double m);
+
+/// The CPU and CUDA backends of this process, created on first use (only with a GPU present).
+Backend& cpu_backend();
+Backend& cuda_backend();
+
+/// Runs `op` on the CPU backend, then on the CUDA backend.
+void for_each_backend(const std::function<void(Backend&)>& op);
+
+/// The same float data on both backends.
+class PairedBuffer {
+ public:
+  explicit PairedBuffer(std::size_t count);
+  explicit PairedBuffer(const std::vector<float>& host);
+  ~PairedBuffer();
+  PairedBuffer(const PairedBuffer&) = delete;
+  PairedBuffer& operator=(const PairedBuffer&) = delete;
+
+  /// This buffer's copy on `backend` (one of the two above).
+  float* on(const Backend& backend);
+  std::size_t size() const { return count_; }
+  std::vector<float> cpu_values() const;
+  std::vector<float> cuda_values() const;
+
+ private:
+  std::size_t count_;
+  float* cpu_;
+  float* cuda_;
+};
+
+/// The same int32 tokens on both backends.
+class PairedTokens {
+ public:
+  explicit PairedTokens(const std::vector<int32_t>& host);
+  ~PairedTokens();
+  PairedTokens(const PairedTokens&) = delete;
+  PairedTokens& operator=(const PairedTokens&) = delete;
+  const int32_t* on(const Backend& backend) const;
+
+ private:
+  int32_t* cpu_;
+  int32_t* cuda_;
+};
+
+/// Fixture of every test that needs a GPU: skips, visibly, when there is none.
+class CudaConformance : public ::testing::Test {
+ protected:
+  void SetUp() override;
+};
+
+/// `count` values uniform in [low, high), reproducible from `seed`.
+std::vector<float> random_floats(std::size_t count, uint32_t seed, float low = -1.0f,
+                                 float high = 1.0f);
+std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low, int32_t high);
+
+/// Checks every element of the CUDA copy against the CPU copy; reports the mismatch count, the
+/// first few mismatches and (always, for tuning) the worst error as a fraction of its tolerance.
+void expect_match(const std::vector<float>& cuda, const std::vector<float>& cpu,
+                  Tolerance tolerance, const std::string& what);
+void expect_match(const PairedBuffer& buffer, Tolerance tolerance, const std::string& what);
+void expect_bitwise_equal(const std::vector<float>& first, const std::vector<float>& second,
+                          const std::string& what);
+
+}  // namespace tessera::test

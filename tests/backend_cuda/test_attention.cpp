@@ -1,0 +1,102 @@
+// Rotary embedding and causal attention over the packed qkv layout, forward and backward.
+#include <cmath>
+
+#include "conformance_support.hpp"
+#include "core/error.hpp"
+
+namespace tessera::test {
+namespace {
+
+using AttentionConformance = CudaConformance;
+
+std::size_t qkv_count(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
+}
+std::size_t out_count(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
+}
+std::size_t probs_count(const AttentionShape& s) {
+  return static_cast<std::size_t>(s.batch) * s.n_heads * s.seq * s.seq;
+}
+testing::Message describe(const AttentionShape& s) {
+  return testing::Message() << "batch=" << s.batch << " seq=" << s.seq << " heads=" << s.n_heads
+                            << " head_dim=" << s.head_dim;
+}
+
+constexpr float kBase = 10000.0f;
+// cos / sin rounded to fp32 from double on both sides (the last bit may differ), then two
+// products and a sum of values <= 1 (an FMA on the GPU).
+constexpr Tolerance kRotary{8.0 * kFloatEps, 8.0};
+
+TEST_F(AttentionConformance, RotaryForwardAndBackward) {
+  const AttentionShape shapes[] = {{1, 1, 1, 2},  {2, 3, 2, 4},  {2, 13, 3, 8},
+                                   {1, 5, 1, 64}, {3, 7, 4, 16}, {1, 4096, 1, 8}};
+  for (const AttentionShape& s : shapes) {
+    SCOPED_TRACE(describe(s));
+    PairedBuffer qkv(random_floats(qkv_count(s), 71));
+    for_each_backend([&](Backend& b) { b.rotary_forward(qkv.on(b), s, kBase); });
+    expect_match(qkv, kRotary, "rotary_forward");
+    PairedBuffer d_qkv(random_floats(qkv_count(s), 72));
+    for_each_backend([&](Backend& b) { b.rotary_backward(d_qkv.on(b), s, kBase); });
+    expect_match(d_qkv, kRotary, "rotary_backward");
+  }
+}
+
+TEST_F(AttentionConformance, RotaryRejectsOddHeadDim) {
+  const AttentionShape s{1, 3, 1, 5};
+  PairedBuffer qkv(qkv_count(s));
+  EXPECT_THROW(cuda_backend().rotary_forward(qkv.on(cuda_backend()), s, kBase), InternalError);
+}
+
+// Both batching branches of the CUDA backend (batch <= heads: loop over batch, GEMMs batched
+// over heads; otherwise the reverse), seq 1 (a single unmasked score), odd lengths.
+const AttentionShape kShapes[] = {{1, 1, 1, 4},  {1, 3, 2, 8},   {2, 13, 4, 16}, {3, 13, 1, 8},
+                                  {2, 7, 3, 64}, {4, 64, 2, 32}, {1, 33, 4, 17}};
+
+// Scores: dot products of length head_dim scaled by 1/sqrt(head_dim); probabilities then carry
+// the scores' error (softmax is 1-Lipschitz in that sense) plus a sum of seq exponentials.
+Tolerance probs_tolerance(const AttentionShape& s) {
+  return reduction_tolerance(s.head_dim + s.seq, 1.0);
+}
+// out = P V: length-seq dot products with sum(P) = 1 and |V| <= 1, on top of the error of P.
+Tolerance out_tolerance(const AttentionShape& s) {
+  return reduction_tolerance(s.head_dim + 2 * s.seq, 1.0);
+}
+// Backward: dP = dO V^T (length head_dim, |dP| <= head_dim), dS = P (dP - rowsum) / sqrt(hd)
+// (|dS| <= ~2 sqrt(hd)), then dQ, dK, dV as length-seq products: errors of the first GEMM pass
+// through the second, so n covers both lengths and m the size of dS.
+Tolerance grad_tolerance(const AttentionShape& s) {
+  return reduction_tolerance(s.head_dim + 2 * s.seq, 2.0 * std::sqrt(s.head_dim) + 2.0);
+}
+
+TEST_F(AttentionConformance, ForwardOutputAndProbabilities) {
+  for (const AttentionShape& s : kShapes) {
+    SCOPED_TRACE(describe(s));
+    PairedBuffer qkv(random_floats(qkv_count(s), 73));
+    PairedBuffer out(random_floats(out_count(s), 74));      // garbage, overwritten
+    PairedBuffer probs(random_floats(probs_count(s), 75));  // including above the diagonal
+    for_each_backend(
+        [&](Backend& b) { b.attention_forward(out.on(b), probs.on(b), qkv.on(b), s); });
+    expect_match(probs, probs_tolerance(s), "attention_forward probs");
+    expect_match(out, out_tolerance(s), "attention_forward out");
+  }
+}
+
+TEST_F(AttentionConformance, BackwardFromTheSameProbabilities) {
+  for (const AttentionShape& s : kShapes) {
+    SCOPED_TRACE(describe(s));
+    PairedBuffer qkv(random_floats(qkv_count(s), 76)), out(out_count(s)), probs(probs_count(s));
+    cpu_backend().attention_forward(out.on(cpu_backend()), probs.on(cpu_backend()),
+                                    qkv.on(cpu_backend()), s);
+    PairedBuffer saved_probs(probs.cpu_values());  // both sides start from the CPU's P
+    PairedBuffer d_out(random_floats(out_count(s), 77));
+    PairedBuffer d_qkv(random_floats(qkv_count(s), 78));  // garbage, overwritten
+    for_each_backend([&](Backend& b) {
+      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), saved_probs.on(b), s);
+    });
+    expect_match(d_qkv, grad_tolerance(s), "attention_backward d_qkv");
+  }
+}
+
+}  // namespace
+}  // namespace tessera::test

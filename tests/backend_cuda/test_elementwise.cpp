@@ -1,0 +1,80 @@
+// Memory, element-wise ops, sum of squares and AdamW: CUDA against the CPU backend.
+#include <cmath>
+
+#include "conformance_support.hpp"
+
+namespace tessera::test {
+namespace {
+
+using ElementwiseConformance = CudaConformance;
+
+const std::size_t kCounts[] = {1, 7, 33, 1000, (1u << 20) + 3};
+
+TEST_F(ElementwiseConformance, CopiesRoundTripAndAllocationIsZeroed) {
+  for (std::size_t count : kCounts) {
+    SCOPED_TRACE(count);
+    PairedBuffer zeros(count);
+    expect_match(zeros.cuda_values(), std::vector<float>(count, 0.0f), kExact, "allocate");
+    PairedBuffer x(random_floats(count, 1));
+    expect_match(x, kExact, "copy_from_host / copy_to_host");
+    PairedBuffer y(count);
+    cuda_backend().copy_device(y.on(cuda_backend()), x.on(cuda_backend()), count);
+    expect_match(y.cuda_values(), x.cpu_values(), kExact, "copy_device");
+    cuda_backend().fill_zero(x.on(cuda_backend()), count);
+    expect_match(x.cuda_values(), std::vector<float>(count, 0.0f), kExact, "fill_zero");
+  }
+}
+
+// One correctly rounded add or multiply per element on both sides: results agree exactly.
+TEST_F(ElementwiseConformance, AddAccumulateScale) {
+  for (std::size_t count : kCounts) {
+    SCOPED_TRACE(count);
+    PairedBuffer a(random_floats(count, 2)), b(random_floats(count, 3)), out(count);
+    for_each_backend([&](Backend& be) { be.add(out.on(be), a.on(be), b.on(be), count); });
+    expect_match(out, kExact, "add");
+    for_each_backend([&](Backend& be) { be.add(a.on(be), a.on(be), b.on(be), count); });
+    expect_match(a, kExact, "add, out aliasing a");
+    for_each_backend([&](Backend& be) { be.accumulate(out.on(be), b.on(be), count); });
+    expect_match(out, kExact, "accumulate");
+    for_each_backend([&](Backend& be) { be.scale(out.on(be), -0.37f, count); });
+    expect_match(out, kExact, "scale");
+  }
+}
+
+TEST_F(ElementwiseConformance, SumOfSquares) {
+  // Both sum fp32 squares (exact in double) in double, in different orders: the relative
+  // difference is about count * 2^-53, under 1e-9 even for a billion elements.
+  for (std::size_t count : kCounts) {
+    SCOPED_TRACE(count);
+    PairedBuffer x(random_floats(count, 4, -3.0f, 3.0f));
+    const double cpu = cpu_backend().sum_of_squares(x.on(cpu_backend()), count);
+    const double cuda = cuda_backend().sum_of_squares(x.on(cuda_backend()), count);
+    EXPECT_NEAR(cuda, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu) + 1e-300);
+  }
+}
+
+TEST_F(ElementwiseConformance, AdamWThreeSteps) {
+  // m and v: two products and a sum (the GPU may fuse them into an FMA): a few ulps of the terms
+  // (at most 1 in size), so an absolute part for sums that cancel. The parameter changes by
+  // lr * O(1) per step; that update carries a few ulps of error of its own (sqrt, division,
+  // FMA), so over 3 steps the absolute part is 3 * lr * 16 eps (measured on an H100: 2.3e-10).
+  const Tolerance moments{4.0 * kFloatEps, 8.0};
+  const Tolerance params{3 * 1e-3 * 16 * kFloatEps, 4.0};
+  for (std::size_t count : kCounts) {
+    SCOPED_TRACE(count);
+    PairedBuffer p(random_floats(count, 5)), m(count), v(count);
+    for (int step = 1; step <= 3; ++step) {
+      PairedBuffer g(random_floats(count, 6 + static_cast<uint32_t>(step)));
+      for_each_backend([&](Backend& be) {
+        be.adamw_update(p.on(be), g.on(be), m.on(be), v.on(be), count, 1e-3f, 0.9f, 0.95f, 1e-8f,
+                        0.1f, step);
+      });
+    }
+    expect_match(m, moments, "adamw m");
+    expect_match(v, moments, "adamw v");
+    expect_match(p, params, "adamw param");
+  }
+}
+
+}  // namespace
+}  // namespace tessera::test
