@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "core/error.hpp"
-#include "io/data/checksum.hpp"
+#include "core/checksum.hpp"
 #include "io/data/shard.hpp"
 #include "io/data/tokenizer.hpp"
 

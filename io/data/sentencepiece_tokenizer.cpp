@@ -5,7 +5,7 @@
 #include <unordered_map>
 
 #include "core/error.hpp"
-#include "io/data/checksum.hpp"
+#include "core/checksum.hpp"
 #include "io/data/tokenizer.hpp"
 
 namespace tessera {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "io/data/checksum.hpp"
+#include "core/checksum.hpp"
 
 namespace tessera {
 

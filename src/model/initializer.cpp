@@ -3,17 +3,13 @@
 #include <cmath>
 #include <numbers>
 
+#include "core/checksum.hpp"
 #include "core/philox.hpp"
 
 namespace tessera {
 
 uint64_t name_stream(const std::string& name) {
-  uint64_t hash = 0xcbf29ce484222325ull;
-  for (unsigned char c : name) {
-    hash ^= c;
-    hash *= 0x100000001b3ull;
-  }
-  return hash;
+  return fnv1a64(std::as_bytes(std::span<const char>(name)));
 }
 
 float counter_normal(uint64_t seed, uint64_t stream, uint64_t index) {

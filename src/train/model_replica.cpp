@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/checksum.hpp"
+
 #include "core/error.hpp"
 #include "train/stage_layout.hpp"
 #include "train/step_timer.hpp"
@@ -191,6 +193,18 @@ UpdateResult ModelReplica::reduce_and_update(int step, double lr) {
   }
   result.timings.optimizer_s = optimizer.seconds();
   return result;
+}
+
+std::string ModelReplica::parameter_checksum() const {
+  uint64_t hash = kFnv1a64Offset;
+  std::vector<float> host;
+  for (const auto& chunk : chunks_) {
+    const ParameterStore& p = chunk->model->parameters();
+    host.resize(p.total_count());
+    backend_.copy_to_host(host.data(), p.values(), host.size());
+    hash = fnv1a64(std::as_bytes(std::span<const float>(host)), hash);
+  }
+  return to_hex16(hash);
 }
 
 }  // namespace tessera

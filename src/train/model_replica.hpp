@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "io/config/config.hpp"
@@ -41,6 +42,8 @@ class ModelReplica {
   /// After the step's backward passes: reduces gradients over dp, sums the tied embedding's
   /// two copies, clips to train.grad_clip and applies AdamW at `step` with rate `lr`.
   UpdateResult reduce_and_update(int step, double lr);
+  /// FNV-1a 64 of this rank's parameter values, as 16 hex digits.
+  std::string parameter_checksum() const;
 
  private:
   struct Chunk;

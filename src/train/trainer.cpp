@@ -218,6 +218,13 @@ TrainResult train(const Config& config, std::ostream& console, ParallelContext& 
   }
   result.tokens_per_s =
       train.steps > 1 ? tokens_per_step * (train.steps - 1) / timed_seconds : 0.0;
+  if (metrics) {
+    // The parameters rank 0 holds (all of them without tensor or pipeline parallelism), for
+    // comparing runs bit for bit.
+    metrics->write({{"kind", "final"},
+                    {"step", train.steps},
+                    {"parameter_checksum", replica.parameter_checksum()}});
+  }
   progress.finish();
   return result;
 }

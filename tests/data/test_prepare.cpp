@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data_test_util.hpp"
-#include "io/data/checksum.hpp"
+#include "core/checksum.hpp"
 #include "io/data/prepare.hpp"
 #include "io/data/shard.hpp"
 #include "io/data/tokenizer.hpp"

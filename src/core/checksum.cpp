@@ -1,4 +1,4 @@
-#include "io/data/checksum.hpp"
+#include "core/checksum.hpp"
 
 namespace tessera {
 

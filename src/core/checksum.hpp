@@ -1,4 +1,4 @@
-// Checksums for shards and tokenizer models: FNV-1a 64, which is tiny, streaming and good enough
+// Checksums of shards, tokenizer models and parameters: FNV-1a 64, which is tiny, streaming and good enough
 // to catch truncation and bit rot (not an adversary).
 #pragma once
 

@@ -1,0 +1,45 @@
+// Splitting the layers over pipeline stages.
+#include <gtest/gtest.h>
+
+#include "train/stage_layout.hpp"
+
+namespace tessera {
+namespace {
+
+ModelConfig model(int layers, int vocab) {
+  ModelConfig config;
+  config.n_layers = layers;
+  config.d_model = 64;
+  config.n_heads = 4;
+  config.seq_len = 64;
+  config.vocab_size = vocab;
+  config.ffn_hidden = 256;
+  return config;
+}
+
+TEST(StageLayout, EveryStageGetsContiguousNonEmptyBlocksCoveringAllLayers) {
+  for (int layers : {1, 2, 5, 8, 13, 32}) {
+    for (int stages = 1; stages <= layers; ++stages) {
+      const std::vector<int> bounds = balance_stages(model(layers, 256), stages);
+      ASSERT_EQ(bounds.size(), static_cast<std::size_t>(stages) + 1);
+      EXPECT_EQ(bounds.front(), 0);
+      EXPECT_EQ(bounds.back(), layers);
+      for (int s = 0; s < stages; ++s) EXPECT_LT(bounds[s], bounds[s + 1]) << layers << "/" << stages;
+    }
+  }
+}
+
+TEST(StageLayout, EqualBlocksSplitEvenlyWhenTheHeadIsCheap) {
+  EXPECT_EQ(balance_stages(model(8, 2), 4), (std::vector<int>{0, 2, 4, 6, 8}));
+  EXPECT_EQ(balance_stages(model(8, 2), 8), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
+}
+
+TEST(StageLayout, AnExpensiveHeadTakesBlocksOffTheLastStage) {
+  // A 50k vocabulary makes the head cost several blocks of d_model 64: the last stage gets
+  // fewer blocks than the others.
+  const std::vector<int> bounds = balance_stages(model(8, 50000), 2);
+  EXPECT_LT(bounds[2] - bounds[1], bounds[1] - bounds[0]);
+}
+
+}  // namespace
+}  // namespace tessera
