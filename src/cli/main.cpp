@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "io/config/config.hpp"
 #include "io/data/prepare.hpp"
+#include "parallel/agreement.hpp"
 #include "parallel/mpi_session.hpp"
 #include "train/trainer.hpp"
 
@@ -88,8 +89,13 @@ int main(int argc, char** argv) {
   }
   try {
     action();
+  } catch (const tessera::PeerUsageError&) {
+    return kUsageExit;  // the rank that met the problem prints it
+  } catch (const tessera::RankUsageError& e) {
+    std::cerr << "tessera: error: " << e.what() << "\n";
+    return kUsageExit;
   } catch (const tessera::UsageError& e) {
-    if (reporter) std::cerr << "tessera: error: " << e.what() << "\n";
+    if (reporter) std::cerr << "tessera: error: " << e.what() << "\n";  // every rank saw it
     return kUsageExit;
   } catch (const std::exception& e) {
     // One rank failing alone must not leave the others waiting in a collective.

@@ -15,6 +15,7 @@
 #include "io/metrics/metrics.hpp"
 #include "io/metrics/progress.hpp"
 #include "optim/lr_schedule.hpp"
+#include "parallel/agreement.hpp"
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
 #include "train/step_timer.hpp"
@@ -75,7 +76,12 @@ double global_loss_sum(const std::vector<double>& local, ParallelContext& parall
 }
 
 void write_resolved_config(const Config& config) {
-  std::filesystem::create_directories(config.run.dir);
+  std::error_code error;
+  std::filesystem::create_directories(config.run.dir, error);
+  if (error) {
+    throw UsageError("cannot create run.dir '" + config.run.dir.string() + "' (" +
+                     error.message() + "); pick a writable directory with --set run.dir=PATH");
+  }
   std::ofstream out(config.run.dir / "config.toml");
   out << to_toml(config);
   if (!out) {
@@ -108,20 +114,26 @@ TrainResult train(const Config& config, std::ostream& console) {
 }
 
 TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel) {
-  const DataLoader data = DataLoader::open(config.data, config.model);
-  if (config.eval.every > 0 && data.samples_per_epoch(Split::validation) == 0) {
-    throw UsageError("data.source '" + config.data.source +
-                     "' has no validation windows of seq_len + 1 tokens; re-run tessera prepare "
-                     "with a larger --val-fraction, or set eval.every = 0");
-  }
   const bool reporter = parallel.world_rank() == 0;
+  std::optional<DataLoader> data_loader;
+  std::optional<MetricsWriter> metrics;
+  // Every rank opens the data; rank 0 also writes the run directory. A rank that fails alone
+  // must still stop the others before any collective work starts.
+  run_agreed(parallel.world(), [&] {
+    data_loader.emplace(DataLoader::open(config.data, config.model));
+    if (config.eval.every > 0 && data_loader->samples_per_epoch(Split::validation) == 0) {
+      throw UsageError("data.source '" + config.data.source +
+                       "' has no validation windows of seq_len + 1 tokens; re-run tessera "
+                       "prepare with a larger --val-fraction, or set eval.every = 0");
+    }
+    if (reporter) {
+      write_resolved_config(config);
+      metrics.emplace(config.run.dir);
+    }
+  });
+  const DataLoader& data = *data_loader;
   std::ostream null_stream(nullptr);
   std::ostream& out = reporter ? console : null_stream;
-  std::optional<MetricsWriter> metrics;
-  if (reporter) {
-    write_resolved_config(config);
-    metrics.emplace(config.run.dir);
-  }
   out << "# tessera " << TESSERA_VERSION << ": resolved configuration\n"
       << to_toml(config) << "# data: " << data.describe() << "\n";
 
