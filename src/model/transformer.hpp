@@ -95,6 +95,8 @@ class Transformer {
   const float* logits(int slot) const;
 
   double flops_per_token() const { return model_flops_per_token(config_); }
+  /// Seconds spent in tensor-parallel all-reduces since the last call (then reset).
+  double take_tp_seconds();
 
  private:
   struct LayerParameters;  // indices of one block's parameters
@@ -140,6 +142,7 @@ class Transformer {
   struct Scratch;
   std::unique_ptr<Scratch> scratch_;
   std::vector<float> host_losses_;  // per-token losses copied back from the backend
+  double tp_seconds_ = 0.0;
 };
 
 }  // namespace tessera

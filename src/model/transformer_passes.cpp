@@ -1,5 +1,6 @@
 // Forward and backward passes of the transformer, layer by layer.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -9,7 +10,16 @@
 namespace tessera {
 
 void Transformer::tp_all_reduce(float* data, std::size_t count) {
-  if (partition_.tp_size > 1) partition_.tp->all_reduce_sum(data, count);
+  if (partition_.tp_size == 1) return;
+  const auto start = std::chrono::steady_clock::now();
+  partition_.tp->all_reduce_sum(data, count);
+  tp_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double Transformer::take_tp_seconds() {
+  const double seconds = tp_seconds_;
+  tp_seconds_ = 0.0;
+  return seconds;
 }
 
 BlockActivations& Transformer::block(MicrobatchActivations& acts, int layer) {

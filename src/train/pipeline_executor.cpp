@@ -150,7 +150,9 @@ std::vector<double> PipelineExecutor::run_forward(
 }
 
 PipelineTimings PipelineExecutor::take_timings() {
-  const PipelineTimings taken = timings_;
+  PipelineTimings taken = timings_;
+  for (Transformer* chunk : chunks_) taken.tp_comm_s += chunk->take_tp_seconds();
+  taken.compute_s -= taken.tp_comm_s;
   timings_ = {};
   return taken;
 }

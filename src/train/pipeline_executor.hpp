@@ -27,7 +27,8 @@ struct MicrobatchTokens {
 };
 
 struct PipelineTimings {
-  double compute_s = 0.0;  ///< forward and backward passes
+  double compute_s = 0.0;  ///< forward and backward passes, less tensor-parallel communication
+  double tp_comm_s = 0.0;  ///< tensor-parallel all-reduces inside those passes
   double wait_s = 0.0;     ///< blocked in receives: the pipeline bubble plus transfer time
 };
 

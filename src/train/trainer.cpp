@@ -1,5 +1,6 @@
 #include "train/trainer.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -73,6 +74,31 @@ double global_loss_sum(const std::vector<double>& local, ParallelContext& parall
   double sum = 0.0;
   for (double loss : all) sum += loss;
   return sum;
+}
+
+/// Each pipeline stage's busy time (compute and tensor-parallel communication) and time blocked
+/// waiting for a neighbour, as seen by the stage's first (tp 0, dp 0) rank.
+struct StageTimes {
+  std::vector<double> busy_s, wait_s;
+  /// Idle over busy time of the slowest-waiting stage: what (p-1)/(v m) predicts.
+  double bubble() const {
+    double worst = 0.0;
+    for (std::size_t s = 0; s < busy_s.size(); ++s) worst = std::max(worst, wait_s[s] / busy_s[s]);
+    return worst;
+  }
+};
+
+StageTimes gather_stage_times(const PipelineTimings& local, ParallelContext& parallel) {
+  const auto stages = static_cast<std::size_t>(parallel.shape().pp);
+  std::vector<double> both(2 * stages, 0.0);
+  if (parallel.coordinates().tp == 0 && parallel.coordinates().dp == 0) {
+    const auto stage = static_cast<std::size_t>(parallel.coordinates().pp);
+    both[stage] = local.compute_s + local.tp_comm_s;
+    both[stages + stage] = local.wait_s;
+  }
+  parallel.world().all_reduce_sum_doubles(both.data(), both.size());
+  const auto middle = both.begin() + static_cast<std::ptrdiff_t>(stages);
+  return {std::vector<double>(both.begin(), middle), std::vector<double>(middle, both.end())};
 }
 
 void write_resolved_config(const Config& config) {
@@ -200,14 +226,23 @@ TrainResult train(const Config& config, std::ostream& console, ParallelContext& 
     const double mfu = flops_per_token * tokens_per_s /
                        (config.log.peak_tflops * 1e12 * parallel.world().size());
     if (step % config.log.every == 0 || step == train.steps) {
+      const StageTimes stage_times = gather_stage_times(pipeline, parallel);
       const StepReport report{step, train.steps, loss, lr, update.grad_norm, tokens_per_s, mfu,
                               run_timer.seconds()};
       if (metrics) {
         nlohmann::json record = to_json(report);
         record["time_compute_s"] = pipeline.compute_s;
+        record["time_tp_comm_s"] = pipeline.tp_comm_s;
         record["time_pipeline_wait_s"] = pipeline.wait_s;
         record["time_dp_wait_s"] = update.timings.dp_wait_s;
         record["time_optimizer_s"] = update.timings.optimizer_s;
+        if (stages > 1) {
+          record["stage_busy_s"] = stage_times.busy_s;
+          record["stage_wait_s"] = stage_times.wait_s;
+          record["bubble_measured"] = stage_times.bubble();
+          record["bubble_theoretical"] =
+              theoretical_bubble_fraction(stages, microbatches, config.parallel.chunks_per_stage);
+        }
         metrics->write(record);
       }
       progress.update(report);
