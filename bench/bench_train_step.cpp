@@ -15,6 +15,7 @@
 
 #include "io/config/config.hpp"
 #include "model/transformer.hpp"
+#include "parallel/mpi_session.hpp"
 #include "train/trainer.hpp"
 
 namespace {
@@ -36,6 +37,7 @@ double sgemm_peak_gflops(int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tessera::MpiSession mpi(argc, argv);  // train() runs on MPI_COMM_WORLD (here: one rank)
   std::string config_path = std::string(TESSERA_CONFIG_DIR) + "/bench-cpu.toml";
   int steps = 10;
   std::vector<std::string> overrides;
