@@ -66,6 +66,19 @@ TrainResult train(const Config& config, std::ostream& console) {
 
 namespace {
 
+/// Runs `work`; an internal failure in it is reported with the step and the phase, so that a
+/// rank that fails alone says what it was doing ("step 12 (training): ...").
+template <class Work>
+auto with_context(int step, const char* phase, Work&& work) {
+  try {
+    return work();
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& error) {
+    throw InternalError(fmt::format("step {} ({}): {}", step, phase, error.what()));
+  }
+}
+
 /// One training run on this rank: set up in the constructor, `run` trains, evaluates and logs.
 class TrainingRun {
  public:
@@ -224,7 +237,9 @@ TrainResult TrainingRun::run() {
     StepTimer step_timer;
     UpdateResult update;
     PipelineTimings pipeline;
-    const double loss = train_step(step, update, pipeline);
+    const double loss = with_context(step, "training", [&] {
+      return train_step(step, update, pipeline);
+    });
     result_.losses.push_back(loss);
     const double seconds = step_timer.seconds();
     if (step > 1) timed_seconds += seconds;  // the first step allocates: leave it out
@@ -235,7 +250,7 @@ TrainResult TrainingRun::run() {
                update, pipeline);
     }
     if (config_.eval.every > 0 && (step % config_.eval.every == 0 || step == train.steps)) {
-      const double val_loss = evaluate();
+      const double val_loss = with_context(step, "evaluation", [&] { return evaluate(); });
       result_.val_losses.push_back(val_loss);
       if (metrics_) metrics_->write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress_->message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
