@@ -115,6 +115,9 @@ struct ParallelConfig {
   /// bitwise equal to dp = 1 with k-fold gradient accumulation.
   bool deterministic = false;
   float bucket_mb = 25.0f;  ///< size of a data-parallel gradient bucket, MiB
+  /// Megatron sequence parallelism: with tp > 1, the norm regions and the residual stream hold
+  /// only this rank's block of (micro_batch * seq_len) / tp rows.
+  bool sequence_parallel = false;
 
   bool operator==(const ParallelConfig&) const = default;
 };

@@ -201,6 +201,9 @@ std::vector<KeySpec> build_schema() {
             "accumulation"),
       entry("parallel.bucket_mb", &C::parallel, &ParallelConfig::bucket_mb, positive(),
             "size of a data-parallel gradient bucket, MiB"),
+      entry("parallel.sequence_parallel", &C::parallel, &ParallelConfig::sequence_parallel,
+            "with tp > 1, split the residual stream and norms by rows over the tensor-parallel "
+            "group (Megatron sequence parallelism); needs micro_batch * seq_len divisible by tp"),
   };
 }
 

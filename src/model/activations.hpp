@@ -31,7 +31,9 @@ class BufferPool {
   std::vector<int32_t*> token_buffers_;
 };
 
-/// What one transformer block keeps from its forward pass.
+/// What one transformer block keeps from its forward pass. With sequence parallelism the
+/// norm regions (input, norm statistics, mid, output) hold only this rank's rows / tp rows;
+/// the norm outputs are gathered to all rows.
 struct BlockActivations {
   float* input = nullptr;          ///< residual stream entering the block [rows, d_model]
   float* attn_norm_out = nullptr;  ///< [rows, d_model]

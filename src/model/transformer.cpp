@@ -25,6 +25,15 @@ double model_flops_per_token(const ModelConfig& config) {
   return 6.0 * matmul_parameters + 12.0 * config.n_layers * d * config.seq_len;
 }
 
+void check_sequence_parallel(const ModelConfig& model, int micro_batch, int tp,
+                             bool sequence_parallel) {
+  const int64_t rows = static_cast<int64_t>(micro_batch) * model.seq_len;
+  if (!sequence_parallel || tp == 1 || rows % tp == 0) return;
+  throw UsageError("parallel.sequence_parallel splits the " + std::to_string(rows) +
+                   " rows of a microbatch (train.micro_batch * model.seq_len) over parallel.tp = " +
+                   std::to_string(tp) + " ranks, which does not divide them");
+}
+
 Transformer::Transformer(const ModelConfig& config, Backend& backend, ModelPartition partition)
     : config_(config), backend_(backend), partition_(partition), parameters_(backend) {
   if (partition_.end_layer < 0) partition_.end_layer = config_.n_layers;
@@ -119,11 +128,25 @@ float* Transformer::bias_gradient_or_null(std::size_t index) {
   return index == kAbsent ? nullptr : parameters_.gradient(index);
 }
 
+int Transformer::local_rows(int batch) const {
+  const int rows = batch * config_.seq_len;
+  return sequence_parallel() ? rows / partition_.tp_size : rows;
+}
+
+std::size_t Transformer::stage_activation_count(int batch) const {
+  return static_cast<std::size_t>(local_rows(batch)) * static_cast<std::size_t>(config_.d_model);
+}
+
 MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   auto found = slots_.find(slot);
   if (found != slots_.end() && found->second.batch == batch) return found->second;
   // First use of this slot (or a new microbatch size): allocate once, reuse afterwards.
   const std::size_t rows = static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
+  TESSERA_CHECK(!sequence_parallel() || rows % static_cast<std::size_t>(partition_.tp_size) == 0,
+                "sequence parallelism needs batch * seq divisible by tp");
+  // Norm regions (residual stream, norm statistics) hold this rank's rows only; the gathered
+  // norm outputs and everything between the column- and row-parallel GEMMs hold all rows.
+  const std::size_t local = static_cast<std::size_t>(local_rows(batch));
   const std::size_t d = config_.d_model, ffn = local_ffn(), vocab = local_vocab();
   const std::size_t width = local_width();  // attention features held here: heads / tp
   const std::size_t probs = static_cast<std::size_t>(batch) * local_heads() * config_.seq_len *
@@ -135,27 +158,27 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   acts.targets = pool.take_tokens(rows);
   for (int layer = partition_.first_layer; layer < partition_.end_layer; ++layer) {
     BlockActivations b;
-    b.input = pool.take(rows * d);
+    b.input = pool.take(local * d);
     b.attn_norm_out = pool.take(rows * d);
-    b.attn_norm_mean = pool.take(rows);
-    b.attn_norm_rstd = pool.take(rows);
+    b.attn_norm_mean = pool.take(local);
+    b.attn_norm_rstd = pool.take(local);
     b.qkv = pool.take(rows * 3 * width);
     b.probs = pool.take(probs);
     b.attn_out = pool.take(rows * width);
-    b.mid = pool.take(rows * d);
+    b.mid = pool.take(local * d);
     b.mlp_norm_out = pool.take(rows * d);
-    b.mlp_norm_mean = pool.take(rows);
-    b.mlp_norm_rstd = pool.take(rows);
+    b.mlp_norm_mean = pool.take(local);
+    b.mlp_norm_rstd = pool.take(local);
     b.mlp_hidden = pool.take(rows * ffn);
     if (config_.swiglu()) b.mlp_up = pool.take(rows * ffn);
     b.mlp_act = pool.take(rows * ffn);
     acts.blocks.push_back(b);
   }
-  acts.output = pool.take(rows * d);
+  acts.output = pool.take(local * d);
   if (last_stage()) {
     acts.final_norm_out = pool.take(rows * d);
-    acts.final_norm_mean = pool.take(rows);
-    acts.final_norm_rstd = pool.take(rows);
+    acts.final_norm_mean = pool.take(local);
+    acts.final_norm_rstd = pool.take(local);
     acts.logits = pool.take(rows * vocab);
     acts.losses = pool.take(rows);
   }
@@ -164,13 +187,15 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   return slots_[slot];
 }
 
-void Transformer::ensure_scratch(int rows) {
+void Transformer::ensure_scratch(int batch) {
+  const int rows = batch * config_.seq_len;
   if (rows <= scratch_rows_) return;
   const std::size_t r = rows, d = config_.d_model, ffn = local_ffn(), width = local_width();
+  const std::size_t local = static_cast<std::size_t>(local_rows(batch));
   scratch_pool_ = std::make_unique<BufferPool>(backend_);
   scratch_ = std::make_unique<Scratch>();
-  scratch_->d_residual = scratch_pool_->take(r * d);
-  scratch_->d_branch = scratch_pool_->take(r * d);
+  scratch_->d_residual = scratch_pool_->take(local * d);
+  scratch_->d_branch = scratch_pool_->take(local * d);
   scratch_->d_norm = scratch_pool_->take(r * d);
   scratch_->d_norm_up = scratch_pool_->take(r * d);
   scratch_->d_qkv = scratch_pool_->take(r * 3 * width);
@@ -182,6 +207,11 @@ void Transformer::ensure_scratch(int rows) {
   scratch_->row_sum = scratch_pool_->take(r);
   scratch_->global_max = scratch_pool_->take(r);
   scratch_->target_logit = scratch_pool_->take(r);
+  if (sequence_parallel()) {
+    scratch_->rows_full = scratch_pool_->take(r * d);
+    scratch_->d_local = scratch_pool_->take(local * d);
+    scratch_->norm_gradients = scratch_pool_->take(2 * d);
+  }
   scratch_rows_ = rows;
 }
 

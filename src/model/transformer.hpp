@@ -19,6 +19,20 @@
 //       is all-reduced before the norm that produced it;
 //   g = all-reduce forward / identity backward: a row-parallel layer's output Y = sum_i X_i W_i^T
 //       is all-reduced; its gradient, replicated, flows to every shard unchanged.
+//
+// Sequence parallelism (Megatron-LM, Korthikanti et al. 2022; ModelPartition::sequence_parallel)
+// stops replicating the norm regions: the residual stream, the norms and the activations passed
+// between pipeline stages hold only this rank's block of rows R_t = [t * rows/tp, (t+1) *
+// rows/tp) of the [batch * seq] rows (tp must divide rows). f and g become
+//   f = all-gather forward / reduce-scatter backward: X = concat_t X[R_t] feeds the column-
+//       parallel GEMM; its gradient block is X_grad[R_t] = sum_i (dY_i W_i)[R_t];
+//   g = reduce-scatter forward / all-gather backward: Y[R_t] = sum_i (X_i W_i^T)[R_t]; the
+//       row-parallel GEMM's backward needs dY on all rows, concat_t dY[R_t].
+// Both forms are written with two helpers: gather_rows (f forward, g backward: the identity
+// without sequence parallelism) and reduce_rows (f backward, g forward: all-reduce without it).
+// The vocab-parallel embedding is a row-parallel exit (its partial lookups are reduced by g) and
+// the head a column-parallel entry (f after the final norm). A norm's gain and bias then see only
+// R_t: their gradients are partial sums, all-reduced over tp inside norm_backward.
 #pragma once
 
 #include <cstdint>
@@ -49,7 +63,14 @@ struct ModelPartition {
   Communicator* tp = nullptr;  ///< tensor-parallel group; may be null when tp_size == 1
   /// Pad the flat parameter buffers to a multiple of this (the dp size under ZeRO-1).
   std::size_t buffer_multiple = 1;
+  /// Hold the norm regions as row blocks (see above); has effect only with tp_size > 1.
+  bool sequence_parallel = false;
 };
+
+/// Throws UsageError unless sequence parallelism over `tp` ranks can split the rows of every
+/// microbatch (micro_batch * seq_len) into equal blocks; a no-op when it is off or tp == 1.
+void check_sequence_parallel(const ModelConfig& model, int micro_batch, int tp,
+                             bool sequence_parallel);
 
 /// Model FLOPs per trained token, forward and backward: 6 * (parameters used in matrix
 /// products, the head included) + 12 * n_layers * d_model * seq for attention (PaLM, app. B).
@@ -69,7 +90,12 @@ class Transformer {
   ParameterStore& parameters() { return parameters_; }
   const ParameterStore& parameters() const { return parameters_; }
 
-  /// Where a later stage receives its input activation [batch * seq, d_model] for `slot`
+  /// Rows of the residual stream held here: batch * seq, or this rank's block of them with
+  /// sequence parallelism.
+  int local_rows(int batch) const;
+  /// Floats of one stage input or output activation (and of its gradient): local_rows * d.
+  std::size_t stage_activation_count(int batch) const;
+  /// Where a later stage receives its input activation [local_rows, d_model] for `slot`
   /// before calling forward (the first stage embeds the tokens there itself).
   float* stage_input(int slot, int batch);
   /// This stage's output activation after forward(slot) (not on the last stage).
@@ -95,14 +121,14 @@ class Transformer {
   const float* logits(int slot) const;
 
   double flops_per_token() const { return model_flops_per_token(config_); }
-  /// Seconds spent in tensor-parallel all-reduces since the last call (then reset).
+  /// Seconds spent in tensor-parallel collectives since the last call (then reset).
   double take_tp_seconds();
 
  private:
   struct LayerParameters;  // indices of one block's parameters
   void register_parameters();
   MicrobatchActivations& slot_activations(int slot, int batch);
-  void ensure_scratch(int rows);
+  void ensure_scratch(int batch);
   void embed(MicrobatchActivations& acts, float* out);
   void embed_backward(MicrobatchActivations& acts, const float* d_out);
   void head_forward(MicrobatchActivations& acts, float grad_scale);
@@ -117,6 +143,18 @@ class Transformer {
                      const float* mean, const float* rstd, int rows);
   /// Sums `data` over the tensor-parallel group (no-op without tensor parallelism).
   void tp_all_reduce(float* data, std::size_t count);
+  bool sequence_parallel() const { return partition_.sequence_parallel && partition_.tp_size > 1; }
+  /// This rank's block of a [rows, d] buffer: `full` itself without sequence parallelism.
+  float* row_block(float* full, int rows) const;
+  /// Where a row-parallel layer writes its partial output before reduce_rows into `out`.
+  float* row_parallel_output(float* out);
+  /// f forward / g backward: [local rows, d] -> [rows, d]. Without sequence parallelism returns
+  /// `local` (already all rows); with it all-gathers the blocks into `full` and returns it.
+  const float* gather_rows(const float* local, float* full, int rows);
+  /// f backward / g forward: sums the per-shard partials [rows, d] over tp. Without sequence
+  /// parallelism all-reduces `partial` in place and returns it; with it reduce-scatters this
+  /// rank's block into `local` and returns that.
+  float* reduce_rows(float* partial, float* local, int rows);
   BlockActivations& block(MicrobatchActivations& acts, int layer);
   const LayerParameters& layer_parameters(int layer) const;
   /// Flat offset of the first parameter of `layer` (of the final norm for n_layers).

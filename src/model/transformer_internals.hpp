@@ -22,9 +22,10 @@ struct Transformer::LayerParameters {
 };
 
 /// Gradient buffers shared by all layers during backward, sized for the largest microbatch.
+/// `local` is the rows held in the norm regions: rows / tp with sequence parallelism.
 struct Transformer::Scratch {
-  float* d_residual = nullptr;  // [rows, d] gradient flowing down the residual stream
-  float* d_branch = nullptr;    // [rows, d]
+  float* d_residual = nullptr;  // [local, d] gradient flowing down the residual stream
+  float* d_branch = nullptr;    // [local, d]
   float* d_norm = nullptr;      // [rows, d]
   float* d_norm_up = nullptr;   // [rows, d] second contribution (SwiGLU's up projection)
   float* d_qkv = nullptr;       // [rows, 3d/tp]
@@ -37,6 +38,11 @@ struct Transformer::Scratch {
   float* row_sum = nullptr;
   float* global_max = nullptr;
   float* target_logit = nullptr;
+  // Sequence parallelism only (null otherwise):
+  float* rows_full = nullptr;       // [rows, d] row-parallel partials (forward), gathered
+                                    // output gradients (backward)
+  float* d_local = nullptr;         // [local, d] reduce-scattered input gradient of a norm
+  float* norm_gradients = nullptr;  // [2d] a norm's partial gain (and bias) gradients
 };
 
 }  // namespace tessera

@@ -9,11 +9,48 @@
 
 namespace tessera {
 
+namespace {
+
+/// Runs `collective` and adds its duration to `seconds`.
+template <class Collective>
+void timed(double& seconds, Collective&& collective) {
+  const auto start = std::chrono::steady_clock::now();
+  collective();
+  seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
 void Transformer::tp_all_reduce(float* data, std::size_t count) {
   if (partition_.tp_size == 1) return;
-  const auto start = std::chrono::steady_clock::now();
-  partition_.tp->all_reduce_sum(data, count);
-  tp_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  timed(tp_seconds_, [&] { partition_.tp->all_reduce_sum(data, count); });
+}
+
+float* Transformer::row_block(float* full, int rows) const {
+  if (!sequence_parallel()) return full;
+  const int local = rows / partition_.tp_size;
+  return full + static_cast<std::size_t>(local) * config_.d_model * partition_.tp_rank;
+}
+
+float* Transformer::row_parallel_output(float* out) {
+  return sequence_parallel() ? scratch_->rows_full : out;
+}
+
+const float* Transformer::gather_rows(const float* local, float* full, int rows) {
+  if (!sequence_parallel()) return local;
+  const std::size_t block = static_cast<std::size_t>(rows / partition_.tp_size) * config_.d_model;
+  timed(tp_seconds_, [&] { partition_.tp->all_gather(local, full, block); });
+  return full;
+}
+
+float* Transformer::reduce_rows(float* partial, float* local, int rows) {
+  if (!sequence_parallel()) {
+    tp_all_reduce(partial, static_cast<std::size_t>(rows) * config_.d_model);
+    return partial;
+  }
+  const std::size_t block = static_cast<std::size_t>(rows / partition_.tp_size) * config_.d_model;
+  timed(tp_seconds_, [&] { partition_.tp->reduce_scatter_sum(partial, local, block); });
+  return local;
 }
 
 double Transformer::take_tp_seconds() {
@@ -43,35 +80,55 @@ void Transformer::norm_forward(float* out, float* mean, float* rstd, const float
 
 void Transformer::norm_backward(float* d_in, const float* d_out, const float* in, std::size_t gain,
                                 const float* mean, const float* rstd, int rows) {
-  if (config_.norm == NormKind::layernorm) {
-    backend_.layernorm_backward(d_in, parameters_.gradient(gain), parameters_.gradient(gain + 1),
-                                d_out, in, parameters_.value(gain), mean, rstd, rows,
-                                config_.d_model);
+  const bool layernorm = config_.norm == NormKind::layernorm;
+  const auto d = static_cast<std::size_t>(config_.d_model);
+  // With sequence parallelism the rows are this rank's block: the gain (and bias) gradients of
+  // this call are partial sums, summed over tp in a buffer of their own (the gradients already
+  // accumulated from earlier microbatches must not be summed again) before they are added.
+  const bool partial = sequence_parallel();
+  float* d_gain = partial ? scratch_->norm_gradients : parameters_.gradient(gain);
+  float* d_bias = !layernorm ? nullptr
+                  : partial  ? scratch_->norm_gradients + d
+                             : parameters_.gradient(gain + 1);
+  if (partial) backend_.fill_zero(d_gain, 2 * d);
+  if (layernorm) {
+    backend_.layernorm_backward(d_in, d_gain, d_bias, d_out, in, parameters_.value(gain), mean,
+                                rstd, rows, config_.d_model);
   } else {
-    backend_.rmsnorm_backward(d_in, parameters_.gradient(gain), d_out, in,
-                              parameters_.value(gain), rstd, rows, config_.d_model);
+    backend_.rmsnorm_backward(d_in, d_gain, d_out, in, parameters_.value(gain), rstd, rows,
+                              config_.d_model);
   }
+  if (!partial) return;
+  tp_all_reduce(d_gain, layernorm ? 2 * d : d);
+  backend_.accumulate(parameters_.gradient(gain), d_gain, d);
+  if (layernorm) backend_.accumulate(parameters_.gradient(gain + 1), d_bias, d);
 }
 
 void Transformer::embed(MicrobatchActivations& acts, float* out) {
   const int rows = acts.batch * config_.seq_len;
   // Each rank looks up the tokens of its vocabulary shard (zeros for the others); the sum over
-  // the tensor-parallel group is the full lookup.
-  backend_.embedding_forward(out, acts.tokens, parameters_.value(token_embedding_), rows,
+  // the tensor-parallel group (g) is the full lookup. The positions are added to all rows by
+  // one rank before that sum, like a shared bias: every other term of a row's sum is either
+  // zero or the token's row, so the sum is the same float as tokens + positions.
+  float* lookup = row_parallel_output(out);
+  backend_.embedding_forward(lookup, acts.tokens, parameters_.value(token_embedding_), rows,
                              config_.d_model, vocab_begin(), local_vocab());
-  tp_all_reduce(out, static_cast<std::size_t>(rows) * config_.d_model);
-  if (config_.learned_positions()) {
-    backend_.position_forward(out, parameters_.value(position_embedding_), rows, config_.seq_len,
+  if (config_.learned_positions() && partition_.tp_rank == 0) {
+    backend_.position_forward(lookup, parameters_.value(position_embedding_), rows, config_.seq_len,
                               config_.d_model);
   }
+  reduce_rows(lookup, out, rows);
 }
 
 void Transformer::embed_backward(MicrobatchActivations& acts, const float* d_out) {
   const int rows = acts.batch * config_.seq_len;
-  backend_.embedding_backward(parameters_.gradient(token_embedding_), acts.tokens, d_out, rows,
+  // The vocab shard's gradient needs every row's; so do the positions, whose gradient is then
+  // complete (and the same) on every tensor-parallel rank.
+  const float* d_all = gather_rows(d_out, scratch_->rows_full, rows);
+  backend_.embedding_backward(parameters_.gradient(token_embedding_), acts.tokens, d_all, rows,
                               config_.d_model, vocab_begin(), local_vocab());
   if (config_.learned_positions()) {
-    backend_.position_backward(parameters_.gradient(position_embedding_), d_out, rows,
+    backend_.position_backward(parameters_.gradient(position_embedding_), d_all, rows,
                                config_.seq_len, config_.d_model);
   }
 }
@@ -79,26 +136,31 @@ void Transformer::embed_backward(MicrobatchActivations& acts, const float* d_out
 void Transformer::block_forward(int layer, MicrobatchActivations& acts, float* out) {
   const LayerParameters& lp = layer_parameters(layer);
   BlockActivations& a = block(acts, layer);
-  const int rows = acts.batch * config_.seq_len;
+  const int rows = acts.batch * config_.seq_len, local = local_rows(acts.batch);
   const int d = config_.d_model, width = local_width(), ffn = local_ffn();
-  const std::size_t residual = static_cast<std::size_t>(rows) * d;
+  const std::size_t residual = static_cast<std::size_t>(local) * d;  // norm-region floats
   const AttentionShape shape{acts.batch, config_.seq_len, local_heads(), config_.head_dim()};
   // A replicated bias after a row-parallel layer is added by one rank only, before the sum.
   const bool adds_shared_bias = partition_.tp_rank == 0;
 
-  norm_forward(a.attn_norm_out, a.attn_norm_mean, a.attn_norm_rstd, a.input, lp.attn_norm_gain,
-               rows);
+  float* attn_norm_block = row_block(a.attn_norm_out, rows);
+  norm_forward(attn_norm_block, a.attn_norm_mean, a.attn_norm_rstd, a.input, lp.attn_norm_gain,
+               local);
+  gather_rows(attn_norm_block, a.attn_norm_out, rows);  // f
   backend_.linear_forward(a.qkv, a.attn_norm_out, parameters_.value(lp.qkv_weight),
                           bias_or_null(lp.qkv_bias), rows, d, 3 * width);
   if (config_.rotary()) backend_.rotary_forward(a.qkv, shape, config_.rotary_base);
   backend_.attention_forward(a.attn_out, a.probs, a.qkv, shape);
   // The attention branch's projection lands in `mid`, then the residual is added in place.
-  backend_.linear_forward(a.mid, a.attn_out, parameters_.value(lp.out_weight),
+  float* attn_partial = row_parallel_output(a.mid);
+  backend_.linear_forward(attn_partial, a.attn_out, parameters_.value(lp.out_weight),
                           adds_shared_bias ? bias_or_null(lp.out_bias) : nullptr, rows, width, d);
-  tp_all_reduce(a.mid, residual);
+  reduce_rows(attn_partial, a.mid, rows);  // g
   backend_.accumulate(a.mid, a.input, residual);
 
-  norm_forward(a.mlp_norm_out, a.mlp_norm_mean, a.mlp_norm_rstd, a.mid, lp.mlp_norm_gain, rows);
+  float* mlp_norm_block = row_block(a.mlp_norm_out, rows);
+  norm_forward(mlp_norm_block, a.mlp_norm_mean, a.mlp_norm_rstd, a.mid, lp.mlp_norm_gain, local);
+  gather_rows(mlp_norm_block, a.mlp_norm_out, rows);  // f
   const std::size_t hidden = static_cast<std::size_t>(rows) * ffn;
   backend_.linear_forward(a.mlp_hidden, a.mlp_norm_out, parameters_.value(lp.fc_weight),
                           bias_or_null(lp.fc_bias), rows, d, ffn);
@@ -109,9 +171,10 @@ void Transformer::block_forward(int layer, MicrobatchActivations& acts, float* o
   } else {
     backend_.gelu_forward(a.mlp_act, a.mlp_hidden, hidden);
   }
-  backend_.linear_forward(out, a.mlp_act, parameters_.value(lp.proj_weight),
+  float* mlp_partial = row_parallel_output(out);
+  backend_.linear_forward(mlp_partial, a.mlp_act, parameters_.value(lp.proj_weight),
                           adds_shared_bias ? bias_or_null(lp.proj_bias) : nullptr, rows, ffn, d);
-  tp_all_reduce(out, residual);
+  reduce_rows(mlp_partial, out, rows);  // g
   backend_.accumulate(out, a.mid, residual);
 }
 
@@ -142,8 +205,10 @@ void Transformer::loss_forward(MicrobatchActivations& acts, float grad_scale) {
 
 void Transformer::head_forward(MicrobatchActivations& acts, float grad_scale) {
   const int rows = acts.batch * config_.seq_len;
-  norm_forward(acts.final_norm_out, acts.final_norm_mean, acts.final_norm_rstd, acts.output,
-               final_norm_, rows);
+  float* norm_block = row_block(acts.final_norm_out, rows);
+  norm_forward(norm_block, acts.final_norm_mean, acts.final_norm_rstd, acts.output, final_norm_,
+               local_rows(acts.batch));
+  gather_rows(norm_block, acts.final_norm_out, rows);  // f
   backend_.linear_forward(acts.logits, acts.final_norm_out, parameters_.value(head_), nullptr,
                           rows, config_.d_model, local_vocab());
   loss_forward(acts, grad_scale);
@@ -161,7 +226,7 @@ double Transformer::forward(int slot, const int32_t* tokens, const int32_t* targ
   MicrobatchActivations& acts = slot_activations(slot, batch);
   const int rows = batch * config_.seq_len;
   const auto urows = static_cast<std::size_t>(rows);
-  ensure_scratch(rows);
+  ensure_scratch(batch);
   if (first_stage()) {
     backend_.copy_tokens_from_host(acts.tokens, tokens, urows);
     embed(acts, acts.blocks.front().input);
@@ -185,16 +250,19 @@ void Transformer::block_backward(int layer, MicrobatchActivations& acts, float* 
   const LayerParameters& lp = layer_parameters(layer);
   const BlockActivations& a = block(acts, layer);
   Scratch& s = *scratch_;
-  const int rows = acts.batch * config_.seq_len;
+  const int rows = acts.batch * config_.seq_len, local = local_rows(acts.batch);
   const int d = config_.d_model, width = local_width(), ffn = local_ffn();
-  const std::size_t residual = static_cast<std::size_t>(rows) * d;
+  const std::size_t full = static_cast<std::size_t>(rows) * d;
+  const std::size_t residual = static_cast<std::size_t>(local) * d;  // norm-region floats
   const std::size_t hidden = static_cast<std::size_t>(rows) * ffn;
   const AttentionShape shape{acts.batch, config_.seq_len, local_heads(), config_.head_dim()};
 
   // MLP branch: d_residual is the gradient wrt the block output = wrt `mid` through the skip.
-  // It is replicated over tp, so every rank adds the same gradient of the shared proj bias.
+  // Gathered (g backward) it is the same on every tp rank, so every rank adds the same gradient
+  // of the shared proj bias.
+  const float* d_mlp_out = gather_rows(d_residual, s.rows_full, rows);
   backend_.linear_backward(s.d_act, parameters_.gradient(lp.proj_weight),
-                           bias_gradient_or_null(lp.proj_bias), d_residual, a.mlp_act,
+                           bias_gradient_or_null(lp.proj_bias), d_mlp_out, a.mlp_act,
                            parameters_.value(lp.proj_weight), rows, ffn, d);
   if (config_.swiglu()) {
     backend_.swiglu_backward(s.d_hidden, s.d_up, s.d_act, a.mlp_hidden, a.mlp_up, hidden);
@@ -206,24 +274,25 @@ void Transformer::block_backward(int layer, MicrobatchActivations& acts, float* 
   backend_.linear_backward(s.d_norm, parameters_.gradient(lp.fc_weight),
                            bias_gradient_or_null(lp.fc_bias), s.d_hidden, a.mlp_norm_out,
                            parameters_.value(lp.fc_weight), rows, d, ffn);
-  if (config_.swiglu()) backend_.accumulate(s.d_norm, s.d_norm_up, residual);
-  tp_all_reduce(s.d_norm, residual);
-  norm_backward(s.d_branch, s.d_norm, a.mid, lp.mlp_norm_gain, a.mlp_norm_mean, a.mlp_norm_rstd,
-                rows);
+  if (config_.swiglu()) backend_.accumulate(s.d_norm, s.d_norm_up, full);
+  const float* d_mlp_norm = reduce_rows(s.d_norm, s.d_local, rows);  // f backward
+  norm_backward(s.d_branch, d_mlp_norm, a.mid, lp.mlp_norm_gain, a.mlp_norm_mean, a.mlp_norm_rstd,
+                local);
   backend_.accumulate(d_residual, s.d_branch, residual);  // now the gradient wrt `mid`
 
   // Attention branch.
+  const float* d_attn_out = gather_rows(d_residual, s.rows_full, rows);
   backend_.linear_backward(s.d_attn, parameters_.gradient(lp.out_weight),
-                           bias_gradient_or_null(lp.out_bias), d_residual, a.attn_out,
+                           bias_gradient_or_null(lp.out_bias), d_attn_out, a.attn_out,
                            parameters_.value(lp.out_weight), rows, width, d);
   backend_.attention_backward(s.d_qkv, s.d_attn, a.qkv, a.probs, shape);
   if (config_.rotary()) backend_.rotary_backward(s.d_qkv, shape, config_.rotary_base);
   backend_.linear_backward(s.d_norm, parameters_.gradient(lp.qkv_weight),
                            bias_gradient_or_null(lp.qkv_bias), s.d_qkv, a.attn_norm_out,
                            parameters_.value(lp.qkv_weight), rows, d, 3 * width);
-  tp_all_reduce(s.d_norm, residual);
-  norm_backward(s.d_branch, s.d_norm, a.input, lp.attn_norm_gain, a.attn_norm_mean,
-                a.attn_norm_rstd, rows);
+  const float* d_attn_norm = reduce_rows(s.d_norm, s.d_local, rows);  // f backward
+  norm_backward(s.d_branch, d_attn_norm, a.input, lp.attn_norm_gain, a.attn_norm_mean,
+                a.attn_norm_rstd, local);
   backend_.accumulate(d_residual, s.d_branch, residual);  // now the gradient wrt the block input
 }
 
@@ -234,13 +303,13 @@ void Transformer::head_backward(MicrobatchActivations& acts, float* d_output) {
   backend_.linear_backward(s.d_norm, parameters_.gradient(head_), nullptr, acts.logits,
                            acts.final_norm_out, parameters_.value(head_), rows, config_.d_model,
                            local_vocab());
-  tp_all_reduce(s.d_norm, static_cast<std::size_t>(rows) * config_.d_model);
-  norm_backward(d_output, s.d_norm, acts.output, final_norm_, acts.final_norm_mean,
-                acts.final_norm_rstd, rows);
+  const float* d_norm = reduce_rows(s.d_norm, s.d_local, rows);  // f backward
+  norm_backward(d_output, d_norm, acts.output, final_norm_, acts.final_norm_mean,
+                acts.final_norm_rstd, local_rows(acts.batch));
 }
 
 float* Transformer::output_gradient(int batch) {
-  ensure_scratch(batch * config_.seq_len);
+  ensure_scratch(batch);
   return scratch_->d_residual;
 }
 
@@ -256,7 +325,7 @@ void Transformer::backward(int slot, const GradientsReadyHook* ready) {
   TESSERA_CHECK(found != slots_.end(), "backward of slot " + std::to_string(slot) +
                                            " without a forward");
   MicrobatchActivations& acts = found->second;
-  ensure_scratch(acts.batch * config_.seq_len);
+  ensure_scratch(acts.batch);
   float* d_residual = scratch_->d_residual;
   // Parameters are registered embedding, blocks, final norm, head: backward completes them from
   // the end of the buffer. A tied head is the embedding (offset 0), so it is reported last.

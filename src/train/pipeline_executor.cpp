@@ -24,8 +24,7 @@ int PipelineExecutor::tag(int microbatch, int chunk, bool gradient) const {
 }
 
 std::size_t PipelineExecutor::activation_count(int batch) const {
-  const ModelConfig& config = chunks_.front()->config();
-  return static_cast<std::size_t>(batch) * config.seq_len * config.d_model;
+  return chunks_.front()->stage_activation_count(batch);
 }
 
 float* PipelineExecutor::gradient_send_buffer(int chunk, int microbatch, int batch) {

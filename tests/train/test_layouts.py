@@ -44,6 +44,13 @@ CASES = {
         (2, 2, 2, ["parallel.zero=1"]),
         (8, 1, 1, ["parallel.zero=1"]),
     ]),
+    # Megatron sequence parallelism: norm regions split by rows over tp.
+    "sequence_parallel": ("gpt2", ["parallel.sequence_parallel=true"], [
+        (1, 2, 1, []), (2, 2, 1, []), (1, 2, 2, []), (1, 4, 2, []), (2, 2, 2, ["parallel.zero=1"]),
+    ]),
+    "sequence_parallel_openlm": ("openlm", ["parallel.sequence_parallel=true"], [
+        (1, 2, 1, []), (1, 4, 1, []), (2, 2, 2, []),
+    ]),
     # Compared bit for bit: global batch 16 in microbatches of 4 is 4-fold accumulation at
     # dp = 1, 2 microbatches per rank at dp = 2 and one at dp = 4.
     "deterministic": ("gpt2", ["parallel.deterministic=true", "train.micro_batch=4"], [
