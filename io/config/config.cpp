@@ -145,7 +145,7 @@ Value checked(const KeySpec& key, const Value& given, const std::string& where) 
       std::find(key.choices.begin(), key.choices.end(), *text) == key.choices.end()) {
     bad_value(key, shown, where, "is not " + key.type_name());
   }
-  if (text->empty()) bad_value(key, shown, where, "must not be empty");
+  if (text->empty() && !key.may_be_empty) bad_value(key, shown, where, "must not be empty");
   return given;
 }
 

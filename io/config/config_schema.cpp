@@ -34,6 +34,11 @@ struct EnumNames<PipelineScheduleKind> {
   static constexpr std::array<std::string_view, 3> names{"1f1b", "gpipe", "interleaved"};
 };
 
+KeySpec may_be_empty(KeySpec key) {
+  key.may_be_empty = true;
+  return key;
+}
+
 Range at_least(double lo) { return Range{.lo = lo}; }
 Range positive() { return Range{.lo = 0, .lo_inclusive = false}; }
 Range fraction() { return Range{.lo = 0, .hi = 1, .hi_inclusive = false}; }  // [0, 1)
@@ -194,6 +199,9 @@ std::vector<KeySpec> build_schema() {
             "pipeline schedule: 1f1b, gpipe, or interleaved (1F1B with virtual stages)"),
       entry("parallel.chunks_per_stage", &C::parallel, &ParallelConfig::chunks_per_stage,
             at_least(1), "virtual pipeline stages per rank (interleaved schedule)"),
+      may_be_empty(entry("parallel.stage_layers", &C::parallel, &ParallelConfig::stage_layers,
+                         "blocks per (virtual) pipeline stage, e.g. \"3,3,2\"; empty "
+                         "balances them by cost")),
       entry("parallel.zero", &C::parallel, &ParallelConfig::zero, Range{.lo = 0, .hi = 1},
             "1 shards the AdamW state over data-parallel ranks (ZeRO stage 1); 0 replicates it"),
       entry("parallel.deterministic", &C::parallel, &ParallelConfig::deterministic,

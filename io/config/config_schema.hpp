@@ -38,6 +38,7 @@ struct KeySpec {
   ValueKind kind = ValueKind::integer;
   Range range;                            ///< numeric keys only
   std::vector<std::string_view> choices;  ///< text keys only; empty: any non-empty string
+  bool may_be_empty = false;              ///< text keys whose empty value means "derive it"
   bool single_precision = false;          ///< real keys stored in a `float` field
   int64_t integer_max = 0;                ///< integer keys: the largest value the field holds
   /// Stores a value already converted to `kind` and checked against range and choices.

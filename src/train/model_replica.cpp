@@ -28,7 +28,8 @@ ModelReplica::ModelReplica(const Config& config, Backend& backend, ParallelConte
   const int stages = parallel_.shape().pp, stage = parallel_.coordinates().pp;
   const int dp = parallel_.shape().dp, dp_rank = parallel_.coordinates().dp;
   const bool zero = layout.zero == 1;
-  const std::vector<int> bounds = balance_stages(config_.model, stages * layout.chunks_per_stage);
+  const std::vector<int> bounds =
+      stage_bounds(config_.model, layout, stages * layout.chunks_per_stage);
   for (int c = 0; c < layout.chunks_per_stage; ++c) {
     const auto virtual_stage = static_cast<std::size_t>(c * stages + stage);
     ModelPartition partition;

@@ -1,6 +1,8 @@
 #include "train/stage_layout.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <string>
 #include <limits>
 
 #include "core/error.hpp"
@@ -52,6 +54,36 @@ std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages) {
   bounds[rows] = layers;
   for (std::size_t k = rows - 1; k > 0; --k) bounds[k] = split[k][static_cast<std::size_t>(bounds[k + 1])];
   bounds[0] = 0;
+  return bounds;
+}
+
+std::vector<int> stage_bounds(const ModelConfig& model, const ParallelConfig& parallel,
+                              int virtual_stages) {
+  if (parallel.stage_layers.empty()) return balance_stages(model, virtual_stages);
+  const std::string& text = parallel.stage_layers;
+  auto fail = [&](const std::string& problem) {
+    throw UsageError("parallel.stage_layers = \"" + text + "\" " + problem + "; give " +
+                     std::to_string(virtual_stages) + " positive block counts summing to " +
+                     "model.n_layers = " + std::to_string(model.n_layers) +
+                     ", e.g. \"3,3,2\", or leave it empty to balance by cost");
+  };
+  std::vector<int> bounds{0};
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    int count = 0;
+    const auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), count);
+    if (error != std::errc{} || end != item.data() + item.size() || count < 1) {
+      fail("has '" + item + "', not a positive integer");
+    }
+    bounds.push_back(bounds.back() + count);
+    start = comma + 1;
+  }
+  if (static_cast<int>(bounds.size()) - 1 != virtual_stages) {
+    fail("lists " + std::to_string(bounds.size() - 1) + " stages");
+  }
+  if (bounds.back() != model.n_layers) fail("sums to " + std::to_string(bounds.back()));
   return bounds;
 }
 

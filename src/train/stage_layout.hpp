@@ -13,6 +13,12 @@ namespace tessera {
 /// norm, head and loss with the last (the head's vocab x d GEMM can cost several blocks).
 std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages);
 
+/// The boundaries to use: parallel.stage_layers when given ("3,3,2": blocks per virtual stage,
+/// in order), else balance_stages. Throws UsageError when the override does not have one
+/// positive count per virtual stage summing to n_layers.
+std::vector<int> stage_bounds(const ModelConfig& model, const ParallelConfig& parallel,
+                              int virtual_stages);
+
 /// FLOPs of one token through one block, and through the head, forward only.
 double block_cost(const ModelConfig& model);
 double head_cost(const ModelConfig& model);

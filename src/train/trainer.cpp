@@ -19,6 +19,7 @@
 #include "parallel/agreement.hpp"
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
+#include "train/stage_layout.hpp"
 #include "train/step_accounting.hpp"
 #include "train/step_timer.hpp"
 
@@ -56,6 +57,7 @@ ParallelContext make_parallel_context(const Config& config) {
   dims.chunks_per_stage = p.chunks_per_stage;
   const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
   check_sequence_parallel(config.model, config.train.micro_batch, shape.tp, p.sequence_parallel);
+  stage_bounds(config.model, p, shape.pp * p.chunks_per_stage);  // an override that cannot work
   return ParallelContext(MPI_COMM_WORLD, shape, GridOrder(p.order));
 }
 

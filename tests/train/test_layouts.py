@@ -33,6 +33,8 @@ CASES = {
         (1, 1, 2, ["parallel.schedule=interleaved", "parallel.chunks_per_stage=2"]),
         (1, 2, 2, ["parallel.schedule=interleaved", "parallel.chunks_per_stage=2"]),
         (1, 1, 4, ["parallel.schedule=interleaved", "parallel.chunks_per_stage=2"]),
+        (1, 1, 2, ["parallel.stage_layers=5,3"]),
+        (1, 1, 3, ["parallel.stage_layers=1,4,3"]),
     ]),
     "zero": ("openlm", [], [
         (2, 1, 1, ["parallel.zero=1"]),

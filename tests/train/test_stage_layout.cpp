@@ -1,6 +1,7 @@
 // Splitting the layers over pipeline stages.
 #include <gtest/gtest.h>
 
+#include "core/error.hpp"
 #include "train/stage_layout.hpp"
 
 namespace tessera {
@@ -39,6 +40,28 @@ TEST(StageLayout, AnExpensiveHeadTakesBlocksOffTheLastStage) {
   // fewer blocks than the others.
   const std::vector<int> bounds = balance_stages(model(8, 50000), 2);
   EXPECT_LT(bounds[2] - bounds[1], bounds[1] - bounds[0]);
+}
+
+}  // namespace
+}  // namespace tessera
+
+namespace tessera {
+namespace {
+
+TEST(StageLayout, AnOverrideSetsTheBlocksPerStage) {
+  ParallelConfig parallel;
+  parallel.stage_layers = "3,3,2";
+  EXPECT_EQ(stage_bounds(model(8, 256), parallel, 3), (std::vector<int>{0, 3, 6, 8}));
+  parallel.stage_layers = "";
+  EXPECT_EQ(stage_bounds(model(8, 2), parallel, 4), balance_stages(model(8, 2), 4));
+}
+
+TEST(StageLayout, AnOverrideThatCannotWorkIsAUsageError) {
+  ParallelConfig parallel;
+  for (const char* bad : {"3,3", "3,3,3", "3,x,2", "3,0,5", "3,,5", "4,4,"}) {
+    parallel.stage_layers = bad;
+    EXPECT_THROW(stage_bounds(model(8, 256), parallel, 3), UsageError) << bad;
+  }
 }
 
 }  // namespace
