@@ -53,9 +53,9 @@ int main(int argc, char** argv) {
   }
   const auto run_dir = std::filesystem::temp_directory_path() / "tessera_bench_train_step";
   std::filesystem::remove_all(run_dir);
-  overrides.insert(overrides.begin(), {"train.steps=" + std::to_string(steps),
-                                       "train.warmup_steps=1", "eval.every=0",
-                                       "log.progress=plain", "run.dir=" + run_dir.string()});
+  overrides.insert(overrides.begin(),
+                   {"train.steps=" + std::to_string(steps), "train.warmup_steps=1", "eval.every=0",
+                    "log.progress=plain", "run.dir=" + run_dir.string()});
   const tessera::Config config = tessera::load_config(config_path, overrides);
 
   const double peak = sgemm_peak_gflops(2048);

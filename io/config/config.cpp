@@ -307,8 +307,9 @@ void check_parallel(const ParallelConfig& parallel) {
                  " needs parallel.schedule = \"interleaved\"; set it, or chunks_per_stage = 1");
   }
   if (interleaved && parallel.chunks_per_stage < 2) {
-    inconsistent("parallel.schedule = \"interleaved\" needs parallel.chunks_per_stage >= 2 "
-                 "virtual stages per rank; set chunks_per_stage, or use schedule = \"1f1b\"");
+    inconsistent(
+        "parallel.schedule = \"interleaved\" needs parallel.chunks_per_stage >= 2 "
+        "virtual stages per rank; set chunks_per_stage, or use schedule = \"1f1b\"");
   }
 }
 

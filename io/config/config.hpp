@@ -112,7 +112,7 @@ struct ParallelConfig {
   int chunks_per_stage = 1;  ///< virtual stages per rank (interleaved schedule only)
   /// Blocks per virtual stage, e.g. "3,3,2"; empty balances them by cost.
   std::string stage_layers;
-  int zero = 0;              ///< 1: shard AdamW state over dp (ZeRO stage 1)
+  int zero = 0;  ///< 1: shard AdamW state over dp (ZeRO stage 1)
   /// Sum gradients in a fixed order independent of dp and of the MPI library: dp = k is then
   /// bitwise equal to dp = 1 with k-fold gradient accumulation.
   bool deterministic = false;

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "core/error.hpp"
 #include "core/checksum.hpp"
+#include "core/error.hpp"
 #include "io/data/shard.hpp"
 #include "io/data/tokenizer.hpp"
 

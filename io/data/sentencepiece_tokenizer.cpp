@@ -4,8 +4,8 @@
 #include <fstream>
 #include <unordered_map>
 
-#include "core/error.hpp"
 #include "core/checksum.hpp"
+#include "core/error.hpp"
 #include "io/data/tokenizer.hpp"
 
 namespace tessera {

@@ -13,8 +13,8 @@
 #include <limits>
 #include <vector>
 
-#include "core/error.hpp"
 #include "core/checksum.hpp"
+#include "core/error.hpp"
 
 namespace tessera {
 

@@ -1,8 +1,9 @@
 // Defaults of the optional backend operations.
+#include "backend/backend.hpp"
+
 #include <string>
 #include <vector>
 
-#include "backend/backend.hpp"
 #include "core/error.hpp"
 
 namespace tessera {
@@ -30,9 +31,8 @@ void Backend::rebase_row_sums(float*, const float*, const float*, int) {
   not_offered(*this, "rebase_row_sums");
 }
 
-void Backend::cross_entropy_shard_finish(float*, float*, const float*, const int32_t*,
-                                         const float*, const float*, const float*, int, int, int,
-                                         float, float) {
+void Backend::cross_entropy_shard_finish(float*, float*, const float*, const int32_t*, const float*,
+                                         const float*, const float*, int, int, int, float, float) {
   not_offered(*this, "cross_entropy_shard_finish");
 }
 

@@ -125,9 +125,9 @@ class Backend {
 
   // ---- loss ----------------------------------------------------------------------------------
   /// Softmax cross-entropy per row, fused with its gradient.
-  /// losses[r] = lse_r - logits[r, target_r] + z_loss * lse_r^2, lse_r = log(sum_j exp(logits[r,j])).
-  /// When d_logits is not null it receives grad_scale * d(losses[r])/d(logits[r, :]);
-  /// d_logits may alias logits (the logits are then consumed).
+  /// losses[r] = lse_r - logits[r, target_r] + z_loss * lse_r^2, lse_r = log(sum_j
+  /// exp(logits[r,j])). When d_logits is not null it receives grad_scale * d(losses[r])/d(logits[r,
+  /// :]); d_logits may alias logits (the logits are then consumed).
   virtual void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                                      const int32_t* targets, int rows, int vocab, float z_loss,
                                      float grad_scale) = 0;
@@ -153,15 +153,15 @@ class Backend {
   virtual void cross_entropy_shard_finish(float* losses, float* d_logits, const float* logits,
                                           const int32_t* targets, const float* global_max,
                                           const float* global_sum, const float* target_logit,
-                                          int rows, int vocab_local, int vocab_begin,
-                                          float z_loss, float grad_scale);
+                                          int rows, int vocab_local, int vocab_begin, float z_loss,
+                                          float grad_scale);
 
   // ---- optimizer -----------------------------------------------------------------------------
   /// One AdamW step with bias correction at step `step` (1-based), decoupled weight decay:
   /// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m_hat / (sqrt(v_hat) + eps) + wd p).
-  virtual void adamw_update(float* param, const float* grad, float* m, float* v,
-                            std::size_t count, float lr, float beta1, float beta2, float eps,
-                            float weight_decay, int step) = 0;
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
+                            float lr, float beta1, float beta2, float eps, float weight_decay,
+                            int step) = 0;
 };
 
 /// The reference CPU backend (BLAS for GEMMs, OpenMP for element-wise work).

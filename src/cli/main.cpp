@@ -33,7 +33,8 @@ void add_train_command(CLI::App& app, std::function<void()>& action) {
   auto* cmd = app.add_subcommand("train", "Train a model as CONFIG.toml describes");
   auto config_path = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
-  cmd->add_option("config", *config_path, "Configuration file (see configs/ and doc/configuration.md)")
+  cmd->add_option("config", *config_path,
+                  "Configuration file (see configs/ and doc/configuration.md)")
       ->required();
   cmd->add_option("--set", *overrides,
                   "Override one setting, e.g. --set train.steps=50 (repeatable)")

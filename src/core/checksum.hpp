@@ -1,5 +1,5 @@
-// Checksums of shards, tokenizer models and parameters: FNV-1a 64, which is tiny, streaming and good enough
-// to catch truncation and bit rot (not an adversary).
+// Checksums of shards, tokenizer models and parameters: FNV-1a 64, which is tiny, streaming and
+// good enough to catch truncation and bit rot (not an adversary).
 #pragma once
 
 #include <cstddef>

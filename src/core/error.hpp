@@ -31,7 +31,7 @@ class InternalError : public std::runtime_error {
 
 /// Checks an internal invariant; on failure throws InternalError naming the statement and place.
 /// The condition is always evaluated (also under NDEBUG), so side effects inside it are safe.
-#define TESSERA_CHECK(condition, detail)                                         \
-  do {                                                                           \
+#define TESSERA_CHECK(condition, detail)                                                        \
+  do {                                                                                          \
     if (!(condition)) ::tessera::throw_check_failure(#condition, __FILE__, __LINE__, (detail)); \
   } while (0)

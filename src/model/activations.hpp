@@ -35,25 +35,25 @@ class BufferPool {
 /// norm regions (input, norm statistics, mid, output) hold only this rank's rows / tp rows;
 /// the norm outputs are gathered to all rows.
 struct BlockActivations {
-  float* input = nullptr;          ///< residual stream entering the block [rows, d_model]
-  float* attn_norm_out = nullptr;  ///< [rows, d_model]
-  float* attn_norm_mean = nullptr; ///< [rows] (LayerNorm only)
-  float* attn_norm_rstd = nullptr; ///< [rows]
-  float* qkv = nullptr;            ///< [rows, 3 * d_model], after rotary
-  float* probs = nullptr;          ///< [batch, n_heads, seq, seq]
-  float* attn_out = nullptr;       ///< [rows, d_model], before the output projection
-  float* mid = nullptr;            ///< residual stream after attention [rows, d_model]
+  float* input = nullptr;           ///< residual stream entering the block [rows, d_model]
+  float* attn_norm_out = nullptr;   ///< [rows, d_model]
+  float* attn_norm_mean = nullptr;  ///< [rows] (LayerNorm only)
+  float* attn_norm_rstd = nullptr;  ///< [rows]
+  float* qkv = nullptr;             ///< [rows, 3 * d_model], after rotary
+  float* probs = nullptr;           ///< [batch, n_heads, seq, seq]
+  float* attn_out = nullptr;        ///< [rows, d_model], before the output projection
+  float* mid = nullptr;             ///< residual stream after attention [rows, d_model]
   float* mlp_norm_out = nullptr;
   float* mlp_norm_mean = nullptr;
   float* mlp_norm_rstd = nullptr;
-  float* mlp_hidden = nullptr;     ///< fc output (gpt2) or gate (openlm) [rows, ffn_hidden]
-  float* mlp_up = nullptr;         ///< up projection (openlm) [rows, ffn_hidden]
-  float* mlp_act = nullptr;        ///< GELU or SwiGLU output [rows, ffn_hidden]
+  float* mlp_hidden = nullptr;  ///< fc output (gpt2) or gate (openlm) [rows, ffn_hidden]
+  float* mlp_up = nullptr;      ///< up projection (openlm) [rows, ffn_hidden]
+  float* mlp_act = nullptr;     ///< GELU or SwiGLU output [rows, ffn_hidden]
 };
 
 /// Everything one microbatch keeps between its forward and backward passes.
 struct MicrobatchActivations {
-  int batch = 0;  ///< sequences in the microbatch
+  int batch = 0;               ///< sequences in the microbatch
   int32_t* tokens = nullptr;   ///< [rows]
   int32_t* targets = nullptr;  ///< [rows]
   std::vector<BlockActivations> blocks;

@@ -141,7 +141,8 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   auto found = slots_.find(slot);
   if (found != slots_.end() && found->second.batch == batch) return found->second;
   // First use of this slot (or a new microbatch size): allocate once, reuse afterwards.
-  const std::size_t rows = static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
+  const std::size_t rows =
+      static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
   TESSERA_CHECK(!sequence_parallel() || rows % static_cast<std::size_t>(partition_.tp_size) == 0,
                 "sequence parallelism needs batch * seq divisible by tp");
   // Norm regions (residual stream, norm statistics) hold this rank's rows only; the gathered

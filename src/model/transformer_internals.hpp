@@ -12,7 +12,7 @@ inline constexpr std::size_t kAbsent = std::numeric_limits<std::size_t>::max();
 
 /// Indices into the ParameterStore of one block's tensors (kAbsent where the family has none).
 struct Transformer::LayerParameters {
-  std::size_t attn_norm_gain = kAbsent;  // a LayerNorm's bias follows its gain
+  std::size_t attn_norm_gain = kAbsent;                  // a LayerNorm's bias follows its gain
   std::size_t qkv_weight = kAbsent, qkv_bias = kAbsent;  // q; k and v follow contiguously
   std::size_t out_weight = kAbsent, out_bias = kAbsent;
   std::size_t mlp_norm_gain = kAbsent;

@@ -199,8 +199,8 @@ void Transformer::loss_forward(MicrobatchActivations& acts, float grad_scale) {
   partition_.tp->all_reduce_sum(s.row_sum, urows);
   partition_.tp->all_reduce_sum(s.target_logit, urows);
   backend_.cross_entropy_shard_finish(acts.losses, d_logits, acts.logits, acts.targets,
-                                      s.global_max, s.row_sum, s.target_logit, rows,
-                                      local_vocab(), vocab_begin(), config_.z_loss, grad_scale);
+                                      s.global_max, s.row_sum, s.target_logit, rows, local_vocab(),
+                                      vocab_begin(), config_.z_loss, grad_scale);
 }
 
 void Transformer::head_forward(MicrobatchActivations& acts, float grad_scale) {
@@ -209,8 +209,8 @@ void Transformer::head_forward(MicrobatchActivations& acts, float grad_scale) {
   norm_forward(norm_block, acts.final_norm_mean, acts.final_norm_rstd, acts.output, final_norm_,
                local_rows(acts.batch));
   gather_rows(norm_block, acts.final_norm_out, rows);  // f
-  backend_.linear_forward(acts.logits, acts.final_norm_out, parameters_.value(head_), nullptr,
-                          rows, config_.d_model, local_vocab());
+  backend_.linear_forward(acts.logits, acts.final_norm_out, parameters_.value(head_), nullptr, rows,
+                          config_.d_model, local_vocab());
   loss_forward(acts, grad_scale);
 }
 
@@ -322,8 +322,8 @@ std::size_t Transformer::first_offset(int layer) const {
 
 void Transformer::backward(int slot, const GradientsReadyHook* ready) {
   auto found = slots_.find(slot);
-  TESSERA_CHECK(found != slots_.end(), "backward of slot " + std::to_string(slot) +
-                                           " without a forward");
+  TESSERA_CHECK(found != slots_.end(),
+                "backward of slot " + std::to_string(slot) + " without a forward");
   MicrobatchActivations& acts = found->second;
   ensure_scratch(acts.batch);
   float* d_residual = scratch_->d_residual;

@@ -19,9 +19,9 @@ class AdamW {
   static constexpr std::size_t kWhole = std::numeric_limits<std::size_t>::max();
 
   /// Updates elements [begin, end) of the flat parameter buffer (end <= padded_count()): the
-  /// whole buffer, or under ZeRO-1 this rank's shard. Moments are kept for that range only. Weight decay applies to
-  /// parameters that are matrices; norms, biases and embeddings are excluded unless
-  /// train.decay_norms_and_biases / train.decay_embeddings ask for them.
+  /// whole buffer, or under ZeRO-1 this rank's shard. Moments are kept for that range only. Weight
+  /// decay applies to parameters that are matrices; norms, biases and embeddings are excluded
+  /// unless train.decay_norms_and_biases / train.decay_embeddings ask for them.
   AdamW(const TrainConfig& train, ParameterStore& parameters, Backend& backend,
         std::size_t begin = 0, std::size_t end = kWhole);
   ~AdamW();

@@ -6,8 +6,8 @@
 
 namespace tessera {
 
-BucketedGradientReduction::BucketedGradientReduction(ParameterStore& parameters,
-                                                     Communicator& dp, double bucket_mb)
+BucketedGradientReduction::BucketedGradientReduction(ParameterStore& parameters, Communicator& dp,
+                                                     double bucket_mb)
     : parameters_(parameters), dp_(dp) {
   const auto bucket_elements = static_cast<std::size_t>(bucket_mb * 1024 * 1024 / sizeof(float));
   const auto& infos = parameters_.infos();
@@ -39,8 +39,8 @@ double BucketedGradientReduction::finish() {
   return waiting.seconds();
 }
 
-double owned_gradient_sum_of_squares(const Transformer& model, Backend& backend,
-                                     std::size_t begin, std::size_t end) {
+double owned_gradient_sum_of_squares(const Transformer& model, Backend& backend, std::size_t begin,
+                                     std::size_t end) {
   const ParameterStore& parameters = model.parameters();
   const bool tp_leader = model.partition().tp_rank == 0;
   double sum = 0.0;

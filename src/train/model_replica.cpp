@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "core/checksum.hpp"
-
 #include "core/error.hpp"
 #include "train/stage_layout.hpp"
 #include "train/step_timer.hpp"
@@ -85,7 +84,8 @@ PipelineExecutor::StepHooks ModelReplica::step_hooks() {
       ParameterStore& p = chunk.parameters();
       auto index = static_cast<std::size_t>(microbatch);
       if (chunk.captured.size() <= index) chunk.captured.resize(index + 1, nullptr);
-      if (chunk.captured[index] == nullptr) chunk.captured[index] = chunk.pool->take(p.padded_count());
+      if (chunk.captured[index] == nullptr)
+        chunk.captured[index] = chunk.pool->take(p.padded_count());
       backend_.copy_device(chunk.captured[index], p.gradients(), p.padded_count());
       p.zero_gradients();
     };
@@ -113,7 +113,8 @@ void ModelReplica::fold_captured_gradients_in_order() {
     } else {
       dp.recv(sum, count, dp.rank() - 1);
     }
-    for (; next < chunk->captured.size(); ++next) backend_.accumulate(sum, chunk->captured[next], count);
+    for (; next < chunk->captured.size(); ++next)
+      backend_.accumulate(sum, chunk->captured[next], count);
     if (dp.rank() + 1 < dp.size()) dp.send(sum, count, dp.rank() + 1);
     dp.broadcast(sum, count, dp.size() - 1);
   }

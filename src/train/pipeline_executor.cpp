@@ -38,8 +38,8 @@ float* PipelineExecutor::gradient_send_buffer(int chunk, int microbatch, int bat
   return buffer;
 }
 
-double PipelineExecutor::forward(int chunk, int microbatch, int slot, int batch,
-                                 float grad_scale, const MicrobatchTokens& tokens) {
+double PipelineExecutor::forward(int chunk, int microbatch, int slot, int batch, float grad_scale,
+                                 const MicrobatchTokens& tokens) {
   Transformer& model = *chunks_[static_cast<std::size_t>(chunk)];
   const std::size_t count = activation_count(batch);
   if (!model.first_stage()) {
@@ -118,9 +118,8 @@ std::vector<double> PipelineExecutor::run_step(const StageSchedule& schedule, in
         free_slots[chunk].pop_back();
       }
       slot_of[{action.chunk, action.microbatch}] = slot;
-      losses[static_cast<std::size_t>(action.microbatch)] +=
-          forward(action.chunk, action.microbatch, slot, batch, grad_scale,
-                  tokens(action.microbatch));
+      losses[static_cast<std::size_t>(action.microbatch)] += forward(
+          action.chunk, action.microbatch, slot, batch, grad_scale, tokens(action.microbatch));
     } else {
       const int slot = slot_of.at({action.chunk, action.microbatch});
       const bool final = last_backward[chunk] == i;

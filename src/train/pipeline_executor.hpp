@@ -50,8 +50,7 @@ class PipelineExecutor {
   /// `batch` sequences. Returns each microbatch's loss sum (non-zero only on the last virtual
   /// stage).
   std::vector<double> run_step(const StageSchedule& schedule, int microbatches, int batch,
-                               float grad_scale,
-                               const std::function<MicrobatchTokens(int)>& tokens,
+                               float grad_scale, const std::function<MicrobatchTokens(int)>& tokens,
                                const StepHooks& hooks);
   /// Forward passes only (evaluation): every microbatch through every virtual stage in order,
   /// in activation slots of their own. Returns each microbatch's loss sum as run_step does.

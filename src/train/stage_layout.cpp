@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
-#include <string>
 #include <limits>
+#include <string>
 
 #include "core/error.hpp"
 
@@ -21,9 +21,9 @@ double head_cost(const ModelConfig& model) {
 
 std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages) {
   const int layers = model.n_layers;
-  TESSERA_CHECK(virtual_stages >= 1 && virtual_stages <= layers,
-                std::to_string(virtual_stages) + " stages for " + std::to_string(layers) +
-                    " layers");
+  TESSERA_CHECK(
+      virtual_stages >= 1 && virtual_stages <= layers,
+      std::to_string(virtual_stages) + " stages for " + std::to_string(layers) + " layers");
   // cost(k, a, b): blocks [a, b) as group k; the last group also carries the head.
   const double block = block_cost(model), head = head_cost(model);
   auto cost = [&](int group, int first, int end) {
@@ -52,7 +52,8 @@ std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages) {
   }
   std::vector<int> bounds(rows + 1);
   bounds[rows] = layers;
-  for (std::size_t k = rows - 1; k > 0; --k) bounds[k] = split[k][static_cast<std::size_t>(bounds[k + 1])];
+  for (std::size_t k = rows - 1; k > 0; --k)
+    bounds[k] = split[k][static_cast<std::size_t>(bounds[k + 1])];
   bounds[0] = 0;
   return bounds;
 }

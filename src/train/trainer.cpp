@@ -1,14 +1,14 @@
 #include "train/trainer.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
-
-#include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include "backend/backend.hpp"
 #include "core/error.hpp"
@@ -30,8 +30,8 @@ void write_resolved_config(const Config& config) {
   std::error_code error;
   std::filesystem::create_directories(config.run.dir, error);
   if (error) {
-    throw UsageError("cannot create run.dir '" + config.run.dir.string() + "' (" +
-                     error.message() + "); pick a writable directory with --set run.dir=PATH");
+    throw UsageError("cannot create run.dir '" + config.run.dir.string() + "' (" + error.message() +
+                     "); pick a writable directory with --set run.dir=PATH");
   }
   std::ofstream out(config.run.dir / "config.toml");
   out << to_toml(config);
@@ -166,11 +166,12 @@ void TrainingRun::announce() {
        << to_toml(config_) << "# data: " << data_->describe() << "\n";
   if (metrics_) {
     const double floor = result_.loss_floor;
-    metrics_->write({{"kind", "run"},
-                     {"layout", fmt::format("dp={} tp={} pp={}", dp, tp, stages_)},
-                     {"flops_per_token", flops_per_token},
-                     {"loss_floor", std::isnan(floor) ? nlohmann::json(nullptr) : nlohmann::json(floor)},
-                     {"unigram_entropy", result_.unigram_entropy}});
+    metrics_->write(
+        {{"kind", "run"},
+         {"layout", fmt::format("dp={} tp={} pp={}", dp, tp, stages_)},
+         {"flops_per_token", flops_per_token},
+         {"loss_floor", std::isnan(floor) ? nlohmann::json(nullptr) : nlohmann::json(floor)},
+         {"unigram_entropy", result_.unigram_entropy}});
   }
   progress_->message(fmt::format(
       "layout dp={} tp={} pp={} ({} ranks); {} microbatches of {} per replica per step; "
@@ -187,9 +188,9 @@ double TrainingRun::train_step(int step, UpdateResult& update, PipelineTimings& 
   tokens_.read(*data_, Split::train, first_sample, microbatches_, train.micro_batch);
   replica_->zero_gradients();
   const auto grad_scale = static_cast<float>(1.0 / tokens_per_step_);
-  const std::vector<double> losses =
-      executor_->run_step(schedule_, microbatches_, train.micro_batch, grad_scale,
-                          [&](int m) { return tokens_.microbatch(m); }, replica_->step_hooks());
+  const std::vector<double> losses = executor_->run_step(
+      schedule_, microbatches_, train.micro_batch, grad_scale,
+      [&](int m) { return tokens_.microbatch(m); }, replica_->step_hooks());
   update = replica_->reduce_and_update(step, learning_rate(train, step));
   pipeline = executor_->take_timings();
   return global_loss_sum(losses, parallel_, loss_holder_) / tokens_per_step_;
@@ -239,16 +240,15 @@ TrainResult TrainingRun::run() {
     StepTimer step_timer;
     UpdateResult update;
     PipelineTimings pipeline;
-    const double loss = with_context(step, "training", [&] {
-      return train_step(step, update, pipeline);
-    });
+    const double loss =
+        with_context(step, "training", [&] { return train_step(step, update, pipeline); });
     result_.losses.push_back(loss);
     const double seconds = step_timer.seconds();
     if (step > 1) timed_seconds += seconds;  // the first step allocates: leave it out
     const double tokens_per_s = tokens_per_step_ / seconds;
     if (step % config_.log.every == 0 || step == train.steps) {
-      log_step({step, train.steps, loss, learning_rate(train, step), update.grad_norm,
-                tokens_per_s, flops_per_token * tokens_per_s / peak, run_timer.seconds()},
+      log_step({step, train.steps, loss, learning_rate(train, step), update.grad_norm, tokens_per_s,
+                flops_per_token * tokens_per_s / peak, run_timer.seconds()},
                update, pipeline);
     }
     if (config_.eval.every > 0 && (step % config_.eval.every == 0 || step == train.steps)) {

@@ -76,10 +76,9 @@ TEST_P(ShardedCrossEntropyTest, ShardsCombineToTheUnshardedLossAndGradient) {
     DeviceBuffer group_sum(backend(), global_sum), group_target(backend(), global_target);
     for (int s = 0; s < shards; ++s) {
       DeviceBuffer losses(backend(), constant_floats(rows, kGarbage));
-      backend().cross_entropy_shard_finish(losses.get(), local[s].get(), local[s].get(),
-                                           targets.get(), group_max.get(), group_sum.get(),
-                                           group_target.get(), rows, width, s * width, z_loss,
-                                           grad_scale);
+      backend().cross_entropy_shard_finish(
+          losses.get(), local[s].get(), local[s].get(), targets.get(), group_max.get(),
+          group_sum.get(), group_target.get(), rows, width, s * width, z_loss, grad_scale);
       expect_close(losses.to_host(), expected_losses, kLoss, "losses");
       expect_close(local[s].to_host(),
                    to_double(columns(expected_gradient, rows, vocab, s * width, width)), kGradient,

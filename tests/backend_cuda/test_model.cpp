@@ -85,8 +85,8 @@ void compare_models(ModelFamily family, NormKind norm_kind) {
     const double reference = norm(g_cpu, info.count);
     const double error = norm(difference.data(), info.count);
     EXPECT_GT(reference, 0.0) << info.name << " has no gradient on the CPU";
-    EXPECT_LE(error, kGradientRelativeToNorm * reference +
-                         kGradientRelativeToGlobalNorm * global_norm)
+    EXPECT_LE(error,
+              kGradientRelativeToNorm * reference + kGradientRelativeToGlobalNorm * global_norm)
         << info.name << ": |cuda - cpu| = " << error << ", |cpu| = " << reference;
     std::cout << "[ match ] " << info.name << ": |cuda - cpu| / |cpu| = " << error / reference
               << "\n";

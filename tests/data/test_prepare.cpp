@@ -3,8 +3,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "data_test_util.hpp"
 #include "core/checksum.hpp"
+#include "data_test_util.hpp"
 #include "io/data/prepare.hpp"
 #include "io/data/shard.hpp"
 #include "io/data/tokenizer.hpp"

@@ -25,7 +25,8 @@ TEST(StageLayout, EveryStageGetsContiguousNonEmptyBlocksCoveringAllLayers) {
       ASSERT_EQ(bounds.size(), static_cast<std::size_t>(stages) + 1);
       EXPECT_EQ(bounds.front(), 0);
       EXPECT_EQ(bounds.back(), layers);
-      for (int s = 0; s < stages; ++s) EXPECT_LT(bounds[s], bounds[s + 1]) << layers << "/" << stages;
+      for (int s = 0; s < stages; ++s)
+        EXPECT_LT(bounds[s], bounds[s + 1]) << layers << "/" << stages;
     }
   }
 }

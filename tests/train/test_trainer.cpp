@@ -27,7 +27,8 @@ Config tiny(const std::string& file, std::vector<std::string> overrides, const s
 
 TEST(Trainer, SameSeedGivesBitwiseIdenticalLosses) {
   for (const char* file : {"tiny.toml", "tiny-openlm.toml"}) {
-    const Config config = tiny(file, {"train.steps=12", "train.warmup_steps=4", "eval.every=6"}, "determinism");
+    const Config config =
+        tiny(file, {"train.steps=12", "train.warmup_steps=4", "eval.every=6"}, "determinism");
     std::ostringstream log1, log2;
     const TrainResult first = train(config, log1);
     const TrainResult second = train(config, log2);
@@ -43,19 +44,27 @@ TEST(Trainer, SameSeedGivesBitwiseIdenticalLosses) {
 TEST(Trainer, DifferentSeedsGiveDifferentRuns) {
   const TrainResult a = [] {
     std::ostringstream log;
-    return train(tiny("tiny.toml", {"train.steps=3", "train.warmup_steps=2", "eval.every=0"}, "seed_a"), log);
+    return train(
+        tiny("tiny.toml", {"train.steps=3", "train.warmup_steps=2", "eval.every=0"}, "seed_a"),
+        log);
   }();
   std::ostringstream log;
-  const TrainResult b =
-      train(tiny("tiny.toml", {"train.steps=3", "train.warmup_steps=2", "eval.every=0", "train.seed=2"}, "seed_b"), log);
+  const TrainResult b = train(
+      tiny("tiny.toml", {"train.steps=3", "train.warmup_steps=2", "eval.every=0", "train.seed=2"},
+           "seed_b"),
+      log);
   EXPECT_NE(a.losses[0], b.losses[0]);
 }
 
 TEST(Trainer, GradientAccumulationMatchesOneLargeMicrobatch) {
   std::ostringstream log;
-  const TrainResult whole = train(tiny("tiny.toml", {"train.steps=5", "train.warmup_steps=2", "eval.every=0"}, "acc1"), log);
-  const TrainResult split = train(
-      tiny("tiny.toml", {"train.steps=5", "train.warmup_steps=2", "eval.every=0", "train.micro_batch=2"}, "acc4"), log);
+  const TrainResult whole = train(
+      tiny("tiny.toml", {"train.steps=5", "train.warmup_steps=2", "eval.every=0"}, "acc1"), log);
+  const TrainResult split =
+      train(tiny("tiny.toml",
+                 {"train.steps=5", "train.warmup_steps=2", "eval.every=0", "train.micro_batch=2"},
+                 "acc4"),
+            log);
   for (std::size_t i = 0; i < whole.losses.size(); ++i) {
     EXPECT_NEAR(split.losses[i], whole.losses[i], 1e-5 * whole.losses[i]) << "step " << i + 1;
   }
@@ -71,7 +80,8 @@ TEST(TrainerLong, SyntheticSourceApproachesItsEntropyFloor) {
     ASSERT_FALSE(result.val_losses.empty());
     const double margin = 0.15;
     EXPECT_LT(result.val_losses.back(), result.loss_floor + margin)
-        << file << ": floor " << result.loss_floor << "\n" << log.str();
+        << file << ": floor " << result.loss_floor << "\n"
+        << log.str();
     EXPECT_GT(result.val_losses.back(), result.loss_floor - 0.05)
         << file << ": below the entropy floor, so validation must be leaking";
   }
