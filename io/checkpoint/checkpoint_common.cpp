@@ -1,0 +1,325 @@
+// Helpers shared by writing, reading and verifying checkpoints.
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/checksum.hpp"
+#include "core/error.hpp"
+#include "io/checkpoint/checkpoint.hpp"
+#include "io/checkpoint/checkpoint_internal.hpp"
+
+namespace tessera::checkpoint_detail {
+
+namespace {
+
+/// Keeps the description of the innermost (deepest) HDF5 error on the stack.
+herr_t keep_innermost(unsigned, const H5E_error2_t* error, void* out) {
+  auto* text = static_cast<std::string*>(out);
+  if (text->empty() && error->desc != nullptr) {
+    *text = std::string(error->func_name != nullptr ? error->func_name : "?") + ": " + error->desc;
+  }
+  return 0;
+}
+
+int world_rank() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  int rank = 0;
+  if (initialized != 0) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+// Pieces of at most this many elements bound the memory of hashing a large tensor (64 MiB).
+constexpr int64_t kHashPieceElements = int64_t{16} << 20;
+
+}  // namespace
+
+void throw_h5_failure(const char* statement, const char* file, int line) {
+  std::string innermost;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, keep_innermost, &innermost);
+  H5Eclear2(H5E_DEFAULT);
+  throw InternalError(std::string("HDF5 call failed: ") + statement + " at " + file + ":" +
+                      std::to_string(line) + " on rank " + std::to_string(world_rank()) +
+                      (innermost.empty() ? "" : " (" + innermost + ")"));
+}
+
+H5Id& H5Id::operator=(H5Id&& other) noexcept {
+  if (this != &other) {
+    reset();
+    id_ = other.id_;
+    close_ = other.close_;
+    other.id_ = -1;
+  }
+  return *this;
+}
+
+void H5Id::reset() {
+  if (id_ >= 0 && close_ != nullptr) close_(id_);
+  id_ = -1;
+}
+
+void silence_hdf5() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+int comm_rank(MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  return rank;
+}
+
+int comm_size(MPI_Comm comm) {
+  int size = 1;
+  MPI_Comm_size(comm, &size);
+  return size;
+}
+
+void broadcast_string(MPI_Comm comm, std::string& text, int root) {
+  auto length = static_cast<unsigned long long>(text.size());
+  MPI_Bcast(&length, 1, MPI_UNSIGNED_LONG_LONG, root, comm);
+  text.resize(length);
+  MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm);
+}
+
+void agree(MPI_Comm comm, const std::optional<std::string>& local_error) {
+  const int size = comm_size(comm);
+  int mine = local_error ? comm_rank(comm) : size;
+  int first = size;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == size) return;
+  std::string message = local_error.value_or("");
+  broadcast_string(comm, message, first);
+  throw UsageError(message);
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string text = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    text += (i == 0 ? "" : ", ") + std::to_string(shape[i]);
+  }
+  return text + "]";
+}
+
+int64_t element_count(const std::vector<int64_t>& shape) {
+  int64_t count = 1;
+  for (int64_t extent : shape) count *= extent;
+  return count;
+}
+
+std::optional<std::string> check_block(const std::string& name,
+                                       const std::vector<int64_t>& global_shape,
+                                       const std::vector<int64_t>& local_shape,
+                                       const std::vector<int64_t>& global_offset,
+                                       const void* data) {
+  const std::string where = "checkpoint tensor '" + name + "': ";
+  if (name.empty() || name.front() == '/' || name.back() == '/') {
+    return where + "names must be non-empty relative paths like \"model/embed/weight\"";
+  }
+  if (global_shape.empty() || local_shape.size() != global_shape.size() ||
+      global_offset.size() != global_shape.size()) {
+    return where + "global shape " + shape_string(global_shape) + ", local shape " +
+           shape_string(local_shape) + " and offset " + shape_string(global_offset) +
+           " must have the same non-zero rank";
+  }
+  for (std::size_t d = 0; d < global_shape.size(); ++d) {
+    if (global_shape[d] <= 0 || local_shape[d] <= 0 || global_offset[d] < 0 ||
+        global_offset[d] + local_shape[d] > global_shape[d]) {
+      return where + "block " + shape_string(local_shape) + " at offset " +
+             shape_string(global_offset) + " does not fit in global shape " +
+             shape_string(global_shape) + "; fix the block description";
+    }
+  }
+  if (data == nullptr) return where + "data pointer is null; pass the host buffer of the block";
+  return std::nullopt;
+}
+
+std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Declaration>& mine,
+                                          bool check_coverage) {
+  nlohmann::json local = nlohmann::json::array();
+  for (const Declaration& d : mine) local.push_back({d.name, d.shape, d.written, d.blocks});
+  std::string text = local.dump();
+  const int rank = comm_rank(comm);
+  const int size = comm_size(comm);
+  int length = static_cast<int>(text.size());
+  std::vector<int> lengths(size), displs(size);
+  MPI_Gather(&length, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, comm);
+  std::string all;
+  if (rank == 0) {
+    for (int r = 1; r < size; ++r) displs[r] = displs[r - 1] + lengths[r - 1];
+    all.resize(static_cast<std::size_t>(displs[size - 1] + lengths[size - 1]));
+  }
+  MPI_Gatherv(text.data(), length, MPI_CHAR, all.data(), lengths.data(), displs.data(), MPI_CHAR, 0,
+              comm);
+  std::optional<std::string> error;
+  std::string plan_text;
+  if (rank == 0) {
+    // name -> (shape, elements written, first rank that declared it, most blocks on a rank)
+    std::map<std::string, std::tuple<std::vector<int64_t>, int64_t, int, int>> merged;
+    for (int r = 0; r < size && !error; ++r) {
+      auto entries = nlohmann::json::parse(all.substr(displs[r], lengths[r]));
+      for (const auto& entry : entries) {
+        auto name = entry[0].get<std::string>();
+        auto shape = entry[1].get<std::vector<int64_t>>();
+        auto [it, inserted] = merged.try_emplace(name, shape, 0, r, 0);
+        auto& [known_shape, written, first_rank, rounds] = it->second;
+        if (known_shape != shape) {
+          error = "checkpoint tensor '" + name + "': rank " + std::to_string(first_rank) +
+                  " declares global shape " + shape_string(known_shape) + " but rank " +
+                  std::to_string(r) + " declares " + shape_string(shape) +
+                  "; every rank must describe the same global shape";
+          break;
+        }
+        written += entry[2].get<int64_t>();
+        rounds = std::max(rounds, entry[3].get<int>());
+      }
+    }
+    nlohmann::json plan = nlohmann::json::array();
+    for (const auto& [name, value] : merged) {
+      const auto& [shape, written, first_rank, rounds] = value;
+      if (!error && check_coverage && written != element_count(shape)) {
+        error = "checkpoint tensor '" + name + "' of shape " + shape_string(shape) + " has " +
+                std::to_string(element_count(shape)) + " elements but its writer blocks hold " +
+                std::to_string(written) + "; mark exactly one copy of each element writer=true";
+      }
+      plan.push_back({name, shape, rounds});
+      (void)first_rank;
+    }
+    plan_text = plan.dump();
+  }
+  agree(comm, error);
+  broadcast_string(comm, plan_text, 0);
+  std::vector<PlannedDataset> datasets;
+  for (const auto& entry : nlohmann::json::parse(plan_text)) {
+    datasets.push_back(
+        {entry[0].get<std::string>(), entry[1].get<std::vector<int64_t>>(), entry[2].get<int>()});
+  }
+  return datasets;
+}
+
+H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
+  silence_hdf5();
+  std::error_code ec;
+  const bool exists = std::filesystem::is_regular_file(file, ec);
+  agree(comm, exists ? std::nullopt
+                     : std::optional<std::string>("checkpoint " + file.string() +
+                                                  " does not exist or is not a regular file; "
+                                                  "check the path"));
+  H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+  TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
+  const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, fapl.get());
+  H5Eclear2(H5E_DEFAULT);
+  H5Id handle(id, H5Fclose);
+  agree(comm, id >= 0 ? std::nullopt
+                      : std::optional<std::string>(
+                            "checkpoint " + file.string() +
+                            " is not a readable HDF5 file (truncated or corrupt); use an older "
+                            "checkpoint or rewrite it"));
+  std::optional<std::string> error;
+  int version = -1;
+  if (H5Aexists(id, kVersionAttribute) > 0) {
+    H5Id attribute(TESSERA_H5(H5Aopen(id, kVersionAttribute, H5P_DEFAULT)), H5Aclose);
+    H5Id space(TESSERA_H5(H5Aget_space(attribute.get())), H5Sclose);
+    H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
+    if (H5Sget_simple_extent_npoints(space.get()) == 1 && H5Tget_class(type.get()) == H5T_INTEGER) {
+      TESSERA_H5(H5Aread(attribute.get(), H5T_NATIVE_INT, &version));
+    }
+  }
+  if (version != kCheckpointFormatVersion) {
+    error = "checkpoint " + file.string() + " has format version " + std::to_string(version) +
+            " (-1: none) but this build reads version " + std::to_string(kCheckpointFormatVersion) +
+            "; use a matching tessera";
+  }
+  agree(comm, error);
+  return handle;
+}
+
+namespace {
+
+// Only collects names: nothing in it throws through HDF5's C frames (but bad_alloc).
+herr_t collect_dataset(hid_t, const char* name, const H5O_info_t* info, void* out) {
+  if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(out)->push_back(name);
+  return 0;
+}
+
+}  // namespace
+
+std::vector<std::string> dataset_names(hid_t file_id) {
+  std::vector<std::string> names;
+  TESSERA_H5(
+      H5Ovisit2(file_id, H5_INDEX_NAME, H5_ITER_INC, collect_dataset, &names, H5O_INFO_BASIC));
+  return names;
+}
+
+void select_block(hid_t space, const std::vector<int64_t>& offset,
+                  const std::vector<int64_t>& count) {
+  if (count.empty()) {
+    TESSERA_H5(H5Sselect_none(space));
+    return;
+  }
+  std::vector<hsize_t> start(offset.begin(), offset.end());
+  std::vector<hsize_t> extent(count.begin(), count.end());
+  TESSERA_H5(
+      H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr));
+}
+
+uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape) {
+  const int64_t row = element_count(shape) / shape[0];
+  const int64_t rows_per_piece = std::max<int64_t>(1, kHashPieceElements / row);
+  std::vector<float> piece(static_cast<std::size_t>(std::min(rows_per_piece, shape[0]) * row));
+  H5Id file_space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
+  uint64_t hash = kFnv1a64Offset;
+  for (int64_t first = 0; first < shape[0]; first += rows_per_piece) {
+    std::vector<int64_t> offset(shape.size(), 0), count = shape;
+    offset[0] = first;
+    count[0] = std::min(rows_per_piece, shape[0] - first);
+    select_block(file_space.get(), offset, count);
+    const auto elements = static_cast<hsize_t>(count[0] * row);
+    H5Id memory_space(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+    TESSERA_H5(H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(), H5P_DEFAULT,
+                       piece.data()));
+    hash = fnv1a64(std::as_bytes(std::span(piece.data(), elements)), hash);
+  }
+  return hash;
+}
+
+namespace {
+
+/// The stored checksum of `dataset`, or none if the attribute is missing or malformed.
+std::optional<uint64_t> stored_checksum(hid_t dataset) {
+  if (H5Aexists(dataset, kChecksumAttribute) <= 0) return std::nullopt;
+  H5Id attribute(TESSERA_H5(H5Aopen(dataset, kChecksumAttribute, H5P_DEFAULT)), H5Aclose);
+  H5Id space(TESSERA_H5(H5Aget_space(attribute.get())), H5Sclose);
+  H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
+  if (H5Sget_simple_extent_npoints(space.get()) != 1 || H5Tget_class(type.get()) != H5T_INTEGER ||
+      H5Tget_size(type.get()) != 8) {
+    return std::nullopt;
+  }
+  uint64_t value = 0;
+  TESSERA_H5(H5Aread(attribute.get(), H5T_NATIVE_UINT64, &value));
+  return value;
+}
+
+}  // namespace
+
+void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
+                     const std::vector<PlannedDataset>& datasets) {
+  const int rank = comm_rank(comm);
+  const int size = comm_size(comm);
+  std::optional<std::string> error;
+  for (std::size_t i = static_cast<std::size_t>(rank); i < datasets.size() && !error;
+       i += static_cast<std::size_t>(size)) {
+    const std::string path = "/" + datasets[i].name;
+    H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
+    const auto expected = stored_checksum(dataset.get());
+    if (!expected) {
+      error = "checkpoint " + file.string() + ": dataset " + path + " has no valid '" +
+              kChecksumAttribute +
+              "' attribute; the file was not written by tessera or is "
+              "corrupt; use an older checkpoint";
+    } else if (hash_dataset(dataset.get(), datasets[i].shape) != *expected) {
+      error = "checkpoint " + file.string() + ": dataset " + path +
+              " fails its checksum (data corrupt); use an older checkpoint";
+    }
+  }
+  agree(comm, error);
+}
+
+}  // namespace tessera::checkpoint_detail

@@ -1,0 +1,126 @@
+// Shared pieces of the checkpoint implementation: the HDF5 check macro, RAII handles, rank
+// agreement and the dataset plan. Not part of the public API.
+#pragma once
+
+#include <hdf5.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tessera::checkpoint_detail {
+
+/// Throws InternalError naming the HDF5 call, file:line, the MPI rank and HDF5's innermost
+/// error message.
+[[noreturn]] void throw_h5_failure(const char* statement, const char* file, int line);
+
+template <typename T>
+T h5_checked(T result, const char* statement, const char* file, int line) {
+  if (result < 0) throw_h5_failure(statement, file, line);
+  return result;
+}
+
+}  // namespace tessera::checkpoint_detail
+
+/// Checks the return code of one HDF5 call (negative = failure) and yields its value.
+#define TESSERA_H5(call) ::tessera::checkpoint_detail::h5_checked((call), #call, __FILE__, __LINE__)
+
+namespace tessera::checkpoint_detail {
+
+/// Owns one HDF5 identifier and closes it with the matching H5?close.
+class H5Id {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Id() = default;
+  H5Id(hid_t id, Closer close) : id_(id), close_(close) {}
+  H5Id(H5Id&& other) noexcept : id_(other.id_), close_(other.close_) { other.id_ = -1; }
+  H5Id& operator=(H5Id&& other) noexcept;
+  H5Id(const H5Id&) = delete;
+  H5Id& operator=(const H5Id&) = delete;
+  ~H5Id() { reset(); }
+  hid_t get() const { return id_; }
+  void reset();
+
+ private:
+  hid_t id_ = -1;
+  Closer close_ = nullptr;
+};
+
+/// Turns off HDF5's printing of error stacks (errors are reported as exceptions instead).
+void silence_hdf5();
+
+int comm_rank(MPI_Comm comm);
+int comm_size(MPI_Comm comm);
+void broadcast_string(MPI_Comm comm, std::string& text, int root);
+
+/// Collective: if any rank passes an error, every rank throws UsageError with the message of
+/// the lowest such rank; otherwise returns on every rank.
+void agree(MPI_Comm comm, const std::optional<std::string>& local_error);
+
+/// One dataset of the union over ranks, in name order (the same on every rank).
+struct PlannedDataset {
+  std::string name;
+  std::vector<int64_t> shape;
+  int rounds = 1;  ///< collective transfers: the most blocks any one rank holds of it
+};
+
+/// What a rank declares about one tensor: its name, global shape and the elements it writes.
+struct Declaration {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t written = 0;
+  int blocks = 0;  ///< blocks this rank writes or reads
+};
+
+/// Collective: the union of every rank's declarations. Throws UsageError on every rank if two
+/// ranks disagree on a shape, or (check_coverage) if a tensor's writers do not write exactly
+/// its element count.
+std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Declaration>& mine,
+                                          bool check_coverage);
+
+/// Checks one block against its global shape; returns the problem, if any.
+std::optional<std::string> check_block(const std::string& name,
+                                       const std::vector<int64_t>& global_shape,
+                                       const std::vector<int64_t>& local_shape,
+                                       const std::vector<int64_t>& global_offset, const void* data);
+
+std::string shape_string(const std::vector<int64_t>& shape);
+int64_t element_count(const std::vector<int64_t>& shape);
+
+/// Collective: opens `file` read-only through MPI-IO; a missing, truncated or non-HDF5 file is
+/// one UsageError on every rank. Then checks the format version attribute.
+H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
+
+/// FNV-1a 64 of the dataset's float32 elements in row-major global order, read independently by
+/// the calling rank in pieces of bounded size.
+uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape);
+
+/// Name of the per-dataset checksum attribute and of the root attributes.
+inline constexpr const char* kChecksumAttribute = "fnv1a64";
+inline constexpr const char* kVersionAttribute = "tessera_format_version";
+inline constexpr const char* kMetadataAttribute = "metadata";
+
+/// Collective: every dataset's checksum against its attribute, dataset i hashed by rank
+/// i % size; throws UsageError on every rank naming the file and the first bad dataset.
+void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
+                     const std::vector<PlannedDataset>& datasets);
+
+/// Paths (without the leading '/') of every dataset in the file, in name order.
+std::vector<std::string> dataset_names(hid_t file_id);
+
+/// Selects the block (offset, count) in `space`, or nothing when `count` is empty.
+void select_block(hid_t space, const std::vector<int64_t>& offset,
+                  const std::vector<int64_t>& count);
+
+}  // namespace tessera::checkpoint_detail
+
+namespace tessera::checkpoint_detail {
+
+/// fsync `temp`, rename it to `file`, fsync the directory; returns the problem, if any.
+std::optional<std::string> publish_file(const std::filesystem::path& temp,
+                                        const std::filesystem::path& file);
+
+}  // namespace tessera::checkpoint_detail

@@ -1,0 +1,206 @@
+// write_checkpoint: plan the union of datasets, write each rank's hyperslabs collectively into
+// a temp file, checksum, then publish it with fsync + rename.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/checksum.hpp"
+#include "core/error.hpp"
+#include "io/checkpoint/checkpoint.hpp"
+#include "io/checkpoint/checkpoint_internal.hpp"
+
+namespace tessera {
+
+using namespace checkpoint_detail;
+
+namespace {
+
+/// Checks every block and returns the declarations to plan from, or the first problem.
+std::optional<std::string> declare_blocks(const std::vector<TensorBlock>& blocks,
+                                          std::vector<Declaration>& declarations) {
+  std::map<std::string, Declaration> by_name;
+  for (const TensorBlock& block : blocks) {
+    if (auto problem = check_block(block.name, block.global_shape, block.local_shape,
+                                   block.global_offset, block.data)) {
+      return problem;
+    }
+    Declaration& declaration = by_name[block.name];
+    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, 0};
+    if (declaration.shape != block.global_shape) {
+      return "checkpoint tensor '" + block.name + "' has blocks of different global shapes " +
+             shape_string(declaration.shape) + " and " + shape_string(block.global_shape);
+    }
+    if (block.writer) {
+      declaration.written += element_count(block.local_shape);
+      ++declaration.blocks;
+    }
+  }
+  for (auto& [name, declaration] : by_name) declarations.push_back(std::move(declaration));
+  return std::nullopt;
+}
+
+/// Rank 0 picks a temp name next to `file` (same directory, so rename is atomic).
+std::filesystem::path temp_path(MPI_Comm comm, const std::filesystem::path& file) {
+  std::string suffix;
+  if (comm_rank(comm) == 0) {
+    const auto now =
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    suffix = ".tmp-" + std::to_string(getpid()) + "-" + to_hex16(now).substr(8);
+  }
+  broadcast_string(comm, suffix, 0);
+  return file.string() + suffix;
+}
+
+void write_root_attributes(hid_t file_id, const std::string& metadata) {
+  H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
+  H5Id version(TESSERA_H5(H5Acreate2(file_id, kVersionAttribute, H5T_STD_I32LE, scalar.get(),
+                                     H5P_DEFAULT, H5P_DEFAULT)),
+               H5Aclose);
+  const int value = kCheckpointFormatVersion;
+  TESSERA_H5(H5Awrite(version.get(), H5T_NATIVE_INT, &value));
+  H5Id text_type(TESSERA_H5(H5Tcopy(H5T_C_S1)), H5Tclose);
+  TESSERA_H5(H5Tset_size(text_type.get(), std::max<std::size_t>(1, metadata.size())));
+  H5Id text(TESSERA_H5(H5Acreate2(file_id, kMetadataAttribute, text_type.get(), scalar.get(),
+                                  H5P_DEFAULT, H5P_DEFAULT)),
+            H5Aclose);
+  const std::string padded = metadata.empty() ? std::string(1, '\0') : metadata;
+  TESSERA_H5(H5Awrite(text.get(), text_type.get(), padded.data()));
+}
+
+/// Creates every planned dataset (collective) and writes this rank's writer blocks into them
+/// with collective transfers; ranks without a block take part with an empty selection.
+std::vector<H5Id> write_datasets(hid_t file_id, const std::vector<PlannedDataset>& plan,
+                                 const std::vector<TensorBlock>& blocks) {
+  H5Id link_props(TESSERA_H5(H5Pcreate(H5P_LINK_CREATE)), H5Pclose);
+  TESSERA_H5(H5Pset_create_intermediate_group(link_props.get(), 1));
+  H5Id create_props(TESSERA_H5(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
+  TESSERA_H5(H5Pset_fill_time(create_props.get(), H5D_FILL_TIME_NEVER));
+  H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
+  TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE));
+  std::vector<H5Id> datasets;
+  for (const PlannedDataset& planned : plan) {
+    std::vector<hsize_t> dims(planned.shape.begin(), planned.shape.end());
+    H5Id space(TESSERA_H5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)),
+               H5Sclose);
+    const std::string path = "/" + planned.name;
+    H5Id dataset(TESSERA_H5(H5Dcreate2(file_id, path.c_str(), H5T_IEEE_F32LE, space.get(),
+                                       link_props.get(), create_props.get(), H5P_DEFAULT)),
+                 H5Dclose);
+    std::vector<const TensorBlock*> mine;
+    for (const TensorBlock& block : blocks) {
+      if (block.writer && block.name == planned.name) mine.push_back(&block);
+    }
+    for (int round = 0; round < planned.rounds; ++round) {
+      const TensorBlock* block = round < static_cast<int>(mine.size()) ? mine[round] : nullptr;
+      const hsize_t elements = block ? static_cast<hsize_t>(element_count(block->local_shape)) : 0;
+      H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+      if (block) {
+        select_block(space.get(), block->global_offset, block->local_shape);
+      } else {
+        select_block(space.get(), {}, {});
+        TESSERA_H5(H5Sselect_none(memory.get()));
+      }
+      const float dummy = 0.0f;
+      TESSERA_H5(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
+                          transfer.get(), block ? block->data : &dummy));
+    }
+    datasets.push_back(std::move(dataset));
+  }
+  return datasets;
+}
+
+/// Dataset i is read back and hashed by rank i % size; every rank then writes the same value
+/// as the checksum attribute (attribute writes are collective in parallel HDF5).
+void write_checksums(MPI_Comm comm, hid_t file_id, const std::vector<PlannedDataset>& plan,
+                     const std::vector<H5Id>& datasets) {
+  // MPI-IO consistency: sync, barrier, sync before reading what other ranks wrote.
+  TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL));
+  MPI_Barrier(comm);
+  TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL));
+  const int rank = comm_rank(comm);
+  const int size = comm_size(comm);
+  std::vector<uint64_t> hashes(plan.size(), 0);
+  for (std::size_t i = static_cast<std::size_t>(rank); i < plan.size();
+       i += static_cast<std::size_t>(size)) {
+    hashes[i] = hash_dataset(datasets[i].get(), plan[i].shape);
+  }
+  MPI_Allreduce(MPI_IN_PLACE, hashes.data(), static_cast<int>(hashes.size()), MPI_UINT64_T, MPI_BOR,
+                comm);
+  H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    H5Id attribute(TESSERA_H5(H5Acreate2(datasets[i].get(), kChecksumAttribute, H5T_STD_U64LE,
+                                         scalar.get(), H5P_DEFAULT, H5P_DEFAULT)),
+                   H5Aclose);
+    TESSERA_H5(H5Awrite(attribute.get(), H5T_NATIVE_UINT64, &hashes[i]));
+  }
+}
+
+std::string errno_text(const std::string& what, const std::filesystem::path& path) {
+  return what + " " + path.string() + " failed: " + std::strerror(errno);
+}
+
+/// fsync of a file or directory by path; returns the problem, if any.
+std::optional<std::string> sync_path(const std::filesystem::path& path, int flags) {
+  const int fd = open(path.c_str(), flags);
+  if (fd < 0) return errno_text("open for fsync of", path);
+  const bool ok = fsync(fd) == 0;
+  std::optional<std::string> problem;
+  if (!ok) problem = errno_text("fsync of", path);
+  close(fd);
+  return problem;
+}
+
+}  // namespace
+
+namespace checkpoint_detail {
+
+std::optional<std::string> publish_file(const std::filesystem::path& temp,
+                                        const std::filesystem::path& file) {
+  if (auto problem = sync_path(temp, O_RDONLY)) return problem;
+  if (std::rename(temp.c_str(), file.c_str()) != 0) return errno_text("rename to", file);
+  const auto directory =
+      file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
+  return sync_path(directory, O_RDONLY | O_DIRECTORY);
+}
+
+}  // namespace checkpoint_detail
+
+void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
+                      const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata) {
+  silence_hdf5();
+  std::vector<Declaration> declarations;
+  agree(comm, declare_blocks(blocks, declarations));
+  const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/true);
+  std::string metadata_text = metadata.dump();
+  broadcast_string(comm, metadata_text, 0);
+  const auto temp = temp_path(comm, file);
+  try {
+    H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+    TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
+    // 1.8 format or newer: attributes over 64 KiB (a long config) go to dense storage.
+    TESSERA_H5(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+    H5Id file_id(TESSERA_H5(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get())),
+                 H5Fclose);
+    write_root_attributes(file_id.get(), metadata_text);
+    {
+      auto datasets = write_datasets(file_id.get(), plan, blocks);
+      write_checksums(comm, file_id.get(), plan, datasets);
+    }
+    TESSERA_H5(H5Fflush(file_id.get(), H5F_SCOPE_GLOBAL));
+    file_id.reset();
+  } catch (...) {
+    std::error_code ignored;
+    if (comm_rank(comm) == 0) std::filesystem::remove(temp, ignored);
+    throw;
+  }
+  std::optional<std::string> problem;
+  if (comm_rank(comm) == 0) problem = publish_file(temp, file);
+  agree(comm, problem);
+}
+
+}  // namespace tessera
