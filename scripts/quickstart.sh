@@ -6,5 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
+rm -rf runs/tiny  # a finished run would otherwise resume from its last checkpoint
 build/release/tessera train configs/tiny.toml "$@"
 /usr/bin/python3 scripts/plot_metrics.py runs/tiny && echo "loss curve: runs/tiny/loss.png"

@@ -59,6 +59,9 @@ struct TrainConfig {
   float beta2 = 0.95f;
   float adam_eps = 1e-8f;
   float grad_clip = 1.0f;  ///< global L2 norm limit; 0 disables clipping
+  /// End cleanly, with a checkpoint, once global step N is done (0: run all steps). Changes
+  /// nothing else about the run: a resumed run continues exactly where it stopped.
+  int stop_after = 0;
   /// Weight decay is applied to matrices only unless these say otherwise.
   bool decay_norms_and_biases = false;
   bool decay_embeddings = false;
@@ -92,6 +95,16 @@ struct LogConfig {
   std::string progress = "auto";
 
   bool operator==(const LogConfig&) const = default;
+};
+
+struct CheckpointConfig {
+  /// Where checkpoints go; empty means <run.dir>/checkpoints. A run starting with a
+  /// checkpoint there resumes from the newest valid one.
+  std::string dir;
+  int every = 0;  ///< also save every N steps (0: only at the end and at train.stop_after)
+  int keep = 3;   ///< keep the newest N checkpoints
+
+  bool operator==(const CheckpointConfig&) const = default;
 };
 
 struct RunConfig {
@@ -132,6 +145,7 @@ struct Config {
   EvalConfig eval;
   LogConfig log;
   ParallelConfig parallel;
+  CheckpointConfig checkpoint;
 
   bool operator==(const Config&) const = default;
 };

@@ -163,6 +163,9 @@ std::vector<KeySpec> build_schema() {
             "AdamW epsilon added to the root of the second moment"),
       entry("train.grad_clip", &C::train, &T::grad_clip, at_least(0),
             "limit of the global L2 norm of the gradients; 0 disables clipping"),
+      entry("train.stop_after", &C::train, &TrainConfig::stop_after, at_least(0),
+            "end cleanly with a checkpoint once step N is done (0: run all steps); changes "
+            "nothing else about the run"),
       entry("train.decay_norms_and_biases", &C::train, &T::decay_norms_and_biases,
             "apply weight decay to norm gains and biases too"),
       entry("train.decay_embeddings", &C::train, &T::decay_embeddings,
@@ -186,6 +189,14 @@ std::vector<KeySpec> build_schema() {
             "peak FLOP/s of one rank in TFLOP/s, the denominator of MFU"),
       entry("log.progress", &C::log, &LogConfig::progress, {"auto", "bar", "plain"},
             "console progress: bar, plain lines, or auto (bar on a terminal, else plain)"),
+
+      may_be_empty(entry("checkpoint.dir", &C::checkpoint, &CheckpointConfig::dir,
+                         "directory of the checkpoints; empty means <run.dir>/checkpoints; a run "
+                         "finding one there resumes from it")),
+      entry("checkpoint.every", &C::checkpoint, &CheckpointConfig::every, at_least(0),
+            "save every N steps as well as at the end; 0 saves only at the end"),
+      entry("checkpoint.keep", &C::checkpoint, &CheckpointConfig::keep, at_least(1),
+            "checkpoints kept; older ones are deleted once a newer one is complete"),
 
       entry("parallel.tp", &C::parallel, &ParallelConfig::tp, at_least(1),
             "tensor-parallel ranks: split attention heads, MLP width and vocabulary"),

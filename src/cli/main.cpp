@@ -3,10 +3,12 @@
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1.
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "core/error.hpp"
+#include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
 #include "io/data/prepare.hpp"
 #include "parallel/agreement.hpp"
@@ -70,6 +72,23 @@ void add_prepare_command(CLI::App& app, std::function<void()>& action) {
   cmd->callback([&action, options] { action = [options] { tessera::prepare_dataset(*options); }; });
 }
 
+void add_inspect_command(CLI::App& app, std::function<void()>& action) {
+  auto* cmd = app.add_subcommand(
+      "inspect", "Print what a checkpoint file holds: tensors, global shapes, attributes");
+  auto file = std::make_shared<std::string>();
+  cmd->add_option("checkpoint", *file, "A checkpoint file (.h5) written by tessera train")
+      ->required();
+  cmd->callback([&action, file] {
+    action = [file] {
+      if (!std::filesystem::exists(*file)) {
+        throw tessera::UsageError("checkpoint '" + *file + "' not found; pass a step_*.h5 file "
+                                  "from checkpoint.dir");
+      }
+      std::cout << tessera::describe_checkpoint(*file);
+    };
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -81,6 +100,7 @@ int main(int argc, char** argv) {
   std::function<void()> action;
   add_train_command(app, action);
   add_prepare_command(app, action);
+  add_inspect_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

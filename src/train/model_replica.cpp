@@ -67,6 +67,12 @@ std::vector<Transformer*> ModelReplica::chunks() {
   return models;
 }
 
+std::vector<ModelReplica::ChunkState> ModelReplica::chunk_states() {
+  std::vector<ChunkState> states;
+  for (auto& chunk : chunks_) states.push_back({*chunk->model, *chunk->optimizer});
+  return states;
+}
+
 void ModelReplica::initialize(uint64_t seed) {
   for (auto& chunk : chunks_) chunk->parameters().initialize(seed);
 }

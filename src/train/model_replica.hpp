@@ -33,6 +33,12 @@ class ModelReplica {
   ~ModelReplica();
 
   std::vector<Transformer*> chunks();
+  /// A model chunk with its optimizer (for checkpoints).
+  struct ChunkState {
+    Transformer& model;
+    AdamW& optimizer;
+  };
+  std::vector<ChunkState> chunk_states();
   /// Draws the initial parameters (the same values whatever the layout).
   void initialize(uint64_t seed);
   void zero_gradients();

@@ -17,6 +17,7 @@
 #include "io/metrics/progress.hpp"
 #include "optim/lr_schedule.hpp"
 #include "parallel/agreement.hpp"
+#include "train/checkpointing.hpp"
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
 #include "train/stage_layout.hpp"
@@ -106,6 +107,8 @@ class TrainingRun {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelReplica> replica_;
   std::unique_ptr<PipelineExecutor> executor_;
+  std::unique_ptr<TrainingCheckpoints> checkpoints_;
+  int first_step_ = 1;  // after a resume, the step after the checkpoint's
   std::unique_ptr<ProgressDisplay> progress_;
   const int stages_, stage_, dp_rank_;
   const int microbatches_;  // per dp replica and step
@@ -136,8 +139,22 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
                                                  stages_, *backend_);
+  checkpoints_ =
+      std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_);
+  std::vector<std::string> warnings;
+  first_step_ = checkpoints_->restore([&](const std::string& w) { warnings.push_back(w); }) + 1;
   progress_ = std::make_unique<ProgressDisplay>(
-      out_, choose_progress_style(config_.log.progress, stdout_is_terminal()));
+      out_, choose_progress_style(config_.log.progress, stdout_is_terminal()), first_step_ - 1);
+  for (const std::string& warning : warnings) progress_->message("warning: " + warning);
+  if (first_step_ > 1) {
+    progress_->message(fmt::format("resumed from the checkpoint after step {} in {}",
+                                   first_step_ - 1, checkpoint_directory(config_).string()));
+  }
+  if (first_step_ > config_.train.steps) {
+    progress_->message(fmt::format("nothing to do: the run already finished its {} steps; "
+                                   "remove {} or pick another run.dir to train again",
+                                   config_.train.steps, checkpoint_directory(config_).string()));
+  }
 }
 
 void TrainingRun::open_data_and_run_dir() {
@@ -236,7 +253,8 @@ TrainResult TrainingRun::run() {
   const double peak = config_.log.peak_tflops * 1e12 * parallel_.world().size();
   StepTimer run_timer;
   double timed_seconds = 0.0;
-  for (int step = 1; step <= train.steps; ++step) {
+  const int last_step = train.stop_after > 0 ? std::min(train.stop_after, train.steps) : train.steps;
+  for (int step = first_step_; step <= last_step; ++step) {
     StepTimer step_timer;
     UpdateResult update;
     PipelineTimings pipeline;
@@ -244,7 +262,7 @@ TrainResult TrainingRun::run() {
         with_context(step, "training", [&] { return train_step(step, update, pipeline); });
     result_.losses.push_back(loss);
     const double seconds = step_timer.seconds();
-    if (step > 1) timed_seconds += seconds;  // the first step allocates: leave it out
+    if (step > first_step_) timed_seconds += seconds;  // the first step allocates: leave it out
     const double tokens_per_s = tokens_per_step_ / seconds;
     if (step % config_.log.every == 0 || step == train.steps) {
       log_step({step, train.steps, loss, learning_rate(train, step), update.grad_norm, tokens_per_s,
@@ -257,13 +275,19 @@ TrainResult TrainingRun::run() {
       if (metrics_) metrics_->write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress_->message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
     }
+    const bool periodic = config_.checkpoint.every > 0 && step % config_.checkpoint.every == 0;
+    if (periodic || step == last_step) {
+      with_context(step, "checkpoint", [&] { checkpoints_->save(step); });
+      progress_->message(fmt::format("step {} | checkpoint saved", step));
+    }
   }
-  result_.tokens_per_s = train.steps > 1 ? tokens_per_step_ * (train.steps - 1) / timed_seconds : 0;
+  const int timed_steps = last_step - first_step_;
+  result_.tokens_per_s = timed_steps > 0 ? tokens_per_step_ * timed_steps / timed_seconds : 0;
   if (metrics_) {
     // The parameters rank 0 holds (all of them without tensor or pipeline parallelism), for
     // comparing runs bit for bit.
     metrics_->write({{"kind", "final"},
-                     {"step", train.steps},
+                     {"step", last_step},
                      {"parameter_checksum", replica_->parameter_checksum()}});
   }
   progress_->finish();

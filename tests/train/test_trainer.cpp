@@ -27,12 +27,18 @@ Config tiny(const std::string& file, std::vector<std::string> overrides, const s
 
 TEST(Trainer, SameSeedGivesBitwiseIdenticalLosses) {
   for (const char* file : {"tiny.toml", "tiny-openlm.toml"}) {
-    const Config config =
-        tiny(file, {"train.steps=12", "train.warmup_steps=4", "eval.every=6"}, "determinism");
-    std::ostringstream log1, log2;
-    const TrainResult first = train(config, log1);
-    const TrainResult second = train(config, log2);
+    // Each run gets a fresh run.dir: a second run in the same one would resume from the first's
+    // final checkpoint instead of training.
+    auto run = [&] {
+      std::ostringstream log;
+      return train(tiny(file, {"train.steps=12", "train.warmup_steps=4", "eval.every=6"},
+                        "determinism"),
+                   log);
+    };
+    const TrainResult first = run();
+    const TrainResult second = run();
     ASSERT_EQ(first.losses.size(), 12u);
+    ASSERT_EQ(second.losses.size(), 12u);
     for (std::size_t i = 0; i < first.losses.size(); ++i) {
       EXPECT_EQ(first.losses[i], second.losses[i]) << file << " step " << i + 1;
     }
