@@ -102,7 +102,8 @@ struct CheckpointConfig {
   /// checkpoint there resumes from the newest valid one.
   std::string dir;
   int every = 0;  ///< also save every N steps (0: only at the end and at train.stop_after)
-  int keep = 3;   ///< keep the newest N checkpoints
+  double every_minutes = 0.0;  ///< also save when this much wall time passed since the last save
+  int keep = 3;                ///< keep the newest N checkpoints
 
   bool operator==(const CheckpointConfig&) const = default;
 };

@@ -195,6 +195,10 @@ std::vector<KeySpec> build_schema() {
                          "finding one there resumes from it")),
       entry("checkpoint.every", &C::checkpoint, &CheckpointConfig::every, at_least(0),
             "save every N steps as well as at the end; 0 saves only at the end"),
+      entry("checkpoint.every_minutes", &C::checkpoint, &CheckpointConfig::every_minutes,
+            at_least(0),
+            "also save once this much wall time has passed since the last save; 0 "
+            "disables it"),
       entry("checkpoint.keep", &C::checkpoint, &CheckpointConfig::keep, at_least(1),
             "checkpoints kept; older ones are deleted once a newer one is complete"),
 

@@ -81,7 +81,8 @@ void add_inspect_command(CLI::App& app, std::function<void()>& action) {
   cmd->callback([&action, file] {
     action = [file] {
       if (!std::filesystem::exists(*file)) {
-        throw tessera::UsageError("checkpoint '" + *file + "' not found; pass a step_*.h5 file "
+        throw tessera::UsageError("checkpoint '" + *file +
+                                  "' not found; pass a step_*.h5 file "
                                   "from checkpoint.dir");
       }
       std::cout << tessera::describe_checkpoint(*file);

@@ -49,14 +49,15 @@ TrainingCheckpoints::HostState TrainingCheckpoints::gather_state() {
     backend_.copy_to_host(host[0].data(), p.values(), p.padded_count());
     const std::size_t begin = chunk.optimizer.begin(), size = chunk.optimizer.end() - begin;
     for (int moment = 1; moment <= 2; ++moment) {
-      float* device = moment == 1 ? chunk.optimizer.first_moments()
-                                  : chunk.optimizer.second_moments();
+      float* device =
+          moment == 1 ? chunk.optimizer.first_moments() : chunk.optimizer.second_moments();
       std::vector<float>& full = host[static_cast<std::size_t>(moment)];
       full.assign(p.padded_count(), 0.0f);
       backend_.copy_to_host(full.data() + begin, device, size);
       // Under ZeRO-1 each dp rank holds 1/dp of the moments: gather them so that every rank can
       // describe whole logical tensors (the file does not depend on the ZeRO setting).
-      if (size < p.padded_count()) parallel_.dp().all_gather(full.data() + begin, full.data(), size);
+      if (size < p.padded_count())
+        parallel_.dp().all_gather(full.data() + begin, full.data(), size);
     }
     state.chunks.push_back(std::move(host));
   }
@@ -74,8 +75,8 @@ void TrainingCheckpoints::save(int step) {
       // One rank writes each element: dp replica 0, tp rank 0 for replicated tensors, and the
       // first stage for the embedding the last stage holds a tied copy of.
       const bool tied_copy = !chunk.model.first_stage() && info.name == "embed/tokens/weight";
-      const bool writer = coordinates.dp == 0 && !tied_copy &&
-                          (coordinates.tp == 0 || !info.replicated());
+      const bool writer =
+          coordinates.dp == 0 && !tied_copy && (coordinates.tp == 0 || !info.replicated());
       for (std::size_t a = 0; a < 3; ++a) {
         auto block = tensor_block<TensorBlock>(kPrefixes[a], info);
         block.data = arrays[a].data() + info.offset;
@@ -89,11 +90,13 @@ void TrainingCheckpoints::save(int step) {
       {"samples_consumed", static_cast<int64_t>(step) * config_.train.global_batch},
       {"config", to_toml(config_)},
       {"layout",
-       {{"dp", parallel_.shape().dp}, {"tp", parallel_.shape().tp}, {"pp", parallel_.shape().pp},
+       {{"dp", parallel_.shape().dp},
+        {"tp", parallel_.shape().tp},
+        {"pp", parallel_.shape().pp},
         {"zero", config_.parallel.zero}}},
       {"model_family", config_.model.family == ModelFamily::gpt2 ? "gpt2" : "openlm"},
       {"tokenizer", config_.data.tokenizer}};
-  directory_.save(step, blocks, metadata);
+  last_file_bytes_ = std::filesystem::file_size(directory_.save(step, blocks, metadata));
 }
 
 int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& warn) {
@@ -115,6 +118,7 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
     }
   }
   read_checkpoint(parallel_.world_handle(), entry->path, requests);
+  last_file_bytes_ = std::filesystem::file_size(entry->path);
   std::size_t index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     ParameterStore& p = chunk.model.parameters();

@@ -25,6 +25,8 @@ class TrainingCheckpoints {
   int restore(const std::function<void(const std::string&)>& warn);
   /// Writes the state after step `step`. Collective.
   void save(int step);
+  /// Size of the file last saved or restored, in bytes.
+  std::uintmax_t last_file_bytes() const { return last_file_bytes_; }
 
  private:
   /// Host copies of this rank's moments laid out like its parameters (gathered over dp under
@@ -37,6 +39,7 @@ class TrainingCheckpoints {
   ModelReplica& replica_;
   Backend& backend_;
   CheckpointDirectory directory_;
+  std::uintmax_t last_file_bytes_ = 0;
 };
 
 /// checkpoint.dir, or <run.dir>/checkpoints when it is empty.

@@ -96,6 +96,9 @@ class TrainingRun {
   void log_step(const StepReport& report, const UpdateResult& update,
                 const PipelineTimings& pipeline);
   double evaluate();
+  /// Whether to save after `step`: every checkpoint.every steps, once checkpoint.every_minutes
+  /// have passed on any rank (agreed with one collective), and after the last step.
+  bool checkpoint_due(int step, int last_step);
 
   const Config& config_;
   ParallelContext& parallel_;
@@ -109,6 +112,7 @@ class TrainingRun {
   std::unique_ptr<PipelineExecutor> executor_;
   std::unique_ptr<TrainingCheckpoints> checkpoints_;
   int first_step_ = 1;  // after a resume, the step after the checkpoint's
+  StepTimer since_checkpoint_;
   std::unique_ptr<ProgressDisplay> progress_;
   const int stages_, stage_, dp_rank_;
   const int microbatches_;  // per dp replica and step
@@ -139,10 +143,16 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
                                                  stages_, *backend_);
-  checkpoints_ =
-      std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_);
+  checkpoints_ = std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_);
   std::vector<std::string> warnings;
+  StepTimer restoring;
   first_step_ = checkpoints_->restore([&](const std::string& w) { warnings.push_back(w); }) + 1;
+  if (metrics_ && first_step_ > 1) {
+    metrics_->write({{"kind", "restore"},
+                     {"step", first_step_ - 1},
+                     {"seconds", restoring.seconds()},
+                     {"bytes", checkpoints_->last_file_bytes()}});
+  }
   progress_ = std::make_unique<ProgressDisplay>(
       out_, choose_progress_style(config_.log.progress, stdout_is_terminal()), first_step_ - 1);
   for (const std::string& warning : warnings) progress_->message("warning: " + warning);
@@ -151,9 +161,10 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
                                    first_step_ - 1, checkpoint_directory(config_).string()));
   }
   if (first_step_ > config_.train.steps) {
-    progress_->message(fmt::format("nothing to do: the run already finished its {} steps; "
-                                   "remove {} or pick another run.dir to train again",
-                                   config_.train.steps, checkpoint_directory(config_).string()));
+    progress_->message(
+        fmt::format("nothing to do: the run already finished its {} steps; "
+                    "remove {} or pick another run.dir to train again",
+                    config_.train.steps, checkpoint_directory(config_).string()));
   }
 }
 
@@ -246,6 +257,17 @@ double TrainingRun::evaluate() {
          (static_cast<double>(batches) * batch * config_.model.seq_len);
 }
 
+bool TrainingRun::checkpoint_due(int step, int last_step) {
+  const CheckpointConfig& checkpoint = config_.checkpoint;
+  bool due = step == last_step || (checkpoint.every > 0 && step % checkpoint.every == 0);
+  if (checkpoint.every_minutes > 0) {
+    const double minutes =
+        parallel_.world().all_reduce_max_double(since_checkpoint_.seconds()) / 60;
+    due = due || minutes >= checkpoint.every_minutes;
+  }
+  return due;
+}
+
 TrainResult TrainingRun::run() {
   announce();
   const TrainConfig& train = config_.train;
@@ -253,7 +275,8 @@ TrainResult TrainingRun::run() {
   const double peak = config_.log.peak_tflops * 1e12 * parallel_.world().size();
   StepTimer run_timer;
   double timed_seconds = 0.0;
-  const int last_step = train.stop_after > 0 ? std::min(train.stop_after, train.steps) : train.steps;
+  const int last_step =
+      train.stop_after > 0 ? std::min(train.stop_after, train.steps) : train.steps;
   for (int step = first_step_; step <= last_step; ++step) {
     StepTimer step_timer;
     UpdateResult update;
@@ -275,10 +298,18 @@ TrainResult TrainingRun::run() {
       if (metrics_) metrics_->write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress_->message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
     }
-    const bool periodic = config_.checkpoint.every > 0 && step % config_.checkpoint.every == 0;
-    if (periodic || step == last_step) {
+    if (checkpoint_due(step, last_step)) {
+      StepTimer saving;
       with_context(step, "checkpoint", [&] { checkpoints_->save(step); });
-      progress_->message(fmt::format("step {} | checkpoint saved", step));
+      const double seconds = saving.seconds();
+      const double bytes = static_cast<double>(checkpoints_->last_file_bytes());
+      if (metrics_) {
+        metrics_->write(
+            {{"kind", "checkpoint"}, {"step", step}, {"seconds", seconds}, {"bytes", bytes}});
+      }
+      progress_->message(fmt::format("step {} | checkpoint saved: {:.1f} MB in {:.2f} s", step,
+                                     bytes / 1e6, seconds));
+      since_checkpoint_.restart();
     }
   }
   const int timed_steps = last_step - first_step_;

@@ -3,6 +3,7 @@
 `bitwise`: 10 steps straight against 5 steps, `train.stop_after = 5`, and a restart that
 resumes from the checkpoint: per-step losses and the final parameters' checksum must be
 identical, on one process and at (dp, tp, pp) = (2, 2, 2).
+`interval`: checkpoint.every_minutes saves by wall time.
 `reshard`: a run at (2, 2, 2) stops after step 5; copies of its checkpoint resume at
 (1, 4, 2), (4, 1, 2), (1, 1, 1), (8, 1, 1) and with ZeRO-1 toggled; every step of every
 continuation must match the uninterrupted single-process run within 1e-5 relative.
@@ -95,11 +96,23 @@ def reshard(tessera, config, work):
     return failures
 
 
+def interval(tessera, config, work):
+    """checkpoint.every_minutes: a tiny interval saves after every step."""
+    run_dir = os.path.join(work, "interval")
+    train(tessera, config, (1, 1, 1), run_dir,
+          ["train.steps=4", "checkpoint.every_minutes=1e-6", "checkpoint.keep=10"])
+    files = sorted(f for f in os.listdir(os.path.join(run_dir, "checkpoints")) if f.endswith(".h5"))
+    expected = ["step_%09d.h5" % step for step in range(1, 5)]
+    ok = files == expected
+    print("%-4s checkpoint.every_minutes saved %s" % ("ok" if ok else "FAIL", files))
+    return 0 if ok else 1
+
+
 def main():
     tessera, config_dir, case = sys.argv[1:4]
     config = os.path.join(config_dir, "tiny.toml")
     with tempfile.TemporaryDirectory() as work:
-        failures = {"bitwise": bitwise, "reshard": reshard}[case](tessera, config, work)
+        failures = {"bitwise": bitwise, "reshard": reshard, "interval": interval}[case](tessera, config, work)
     if failures:
         sys.exit("%d resume check(s) failed" % failures)
 
