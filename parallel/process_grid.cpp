@@ -52,43 +52,25 @@ void check_divides(int tp, std::string_view key, int value) {
 
 }  // namespace
 
-int GridShape::size(GridAxis axis) const {
+/// The member of a (tp, dp, pp) triple that `axis` names.
+template <class Triple>
+auto& member(Triple& triple, GridAxis axis) {
   switch (axis) {
-    case GridAxis::tp:
-      return tp;
     case GridAxis::dp:
-      return dp;
+      return triple.dp;
     case GridAxis::pp:
-      return pp;
+      return triple.pp;
+    case GridAxis::tp:
+      break;
   }
-  return 0;
+  return triple.tp;
 }
 
-int GridCoordinates::coordinate(GridAxis axis) const {
-  switch (axis) {
-    case GridAxis::tp:
-      return tp;
-    case GridAxis::dp:
-      return dp;
-    case GridAxis::pp:
-      return pp;
-  }
-  return 0;
-}
+int GridShape::size(GridAxis axis) const { return member(*this, axis); }
 
-void GridCoordinates::set(GridAxis axis, int value) {
-  switch (axis) {
-    case GridAxis::tp:
-      tp = value;
-      break;
-    case GridAxis::dp:
-      dp = value;
-      break;
-    case GridAxis::pp:
-      pp = value;
-      break;
-  }
-}
+int GridCoordinates::coordinate(GridAxis axis) const { return member(*this, axis); }
+
+void GridCoordinates::set(GridAxis axis, int value) { member(*this, axis) = value; }
 
 std::string_view axis_name(GridAxis axis) {
   switch (axis) {
