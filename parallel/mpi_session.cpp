@@ -8,8 +8,10 @@ namespace tessera {
 
 MpiSession::MpiSession(int& argc, char**& argv) {
   int provided = 0;
-  // FUNNELED: only the main thread calls MPI; OpenMP threads do the compute.
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  // MULTIPLE where the library offers it: an asynchronous checkpoint writes from a thread of
+  // its own (on a communicator of its own) while the main thread trains. OpenMP threads never
+  // call MPI.
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
 }

@@ -199,6 +199,9 @@ std::vector<KeySpec> build_schema() {
             at_least(0),
             "also save once this much wall time has passed since the last save; 0 "
             "disables it"),
+      entry("checkpoint.async", &C::checkpoint, &CheckpointConfig::async,
+            "copy the state at the step boundary and write it from a background thread while "
+            "training goes on"),
       entry("checkpoint.keep", &C::checkpoint, &CheckpointConfig::keep, at_least(1),
             "checkpoints kept; older ones are deleted once a newer one is complete"),
 

@@ -28,6 +28,7 @@ class DataSource {
   virtual int vocab_size() const = 0;
   virtual std::optional<int64_t> samples_per_epoch(Split split) const = 0;
   virtual std::string describe() const = 0;
+  virtual std::string tokenizer_id() const = 0;
 };
 
 namespace {
@@ -51,6 +52,9 @@ class SyntheticSource final : public DataSource {
   double unigram_entropy() const override { return chain_.stationary_entropy(); }
   int vocab_size() const override { return chain_.n_states(); }
   std::optional<int64_t> samples_per_epoch(Split) const override { return std::nullopt; }
+  std::string tokenizer_id() const override {
+    return "synthetic-markov:seed=" + std::to_string(chain_.seed());
+  }
   std::string describe() const override {
     return "synthetic Markov source: " + std::to_string(chain_.n_states()) + " states, " +
            std::to_string(options_.min_successors) + "-" + std::to_string(options_.max_successors) +
@@ -200,6 +204,7 @@ class PreparedSource final : public DataSource {
   std::optional<int64_t> samples_per_epoch(Split split) const override {
     return static_cast<int64_t>(split == Split::train ? train_windows_ : validation_windows_);
   }
+  std::string tokenizer_id() const override { return tokenizer_id_; }
   std::string describe() const override {
     return "prepared dataset " + dir_.string() + ": tokenizer " + tokenizer_id_ + " (vocab " +
            std::to_string(vocab_size_) + "), train " + std::to_string(train_.size()) +
@@ -273,6 +278,8 @@ void DataLoader::read(Split split, int64_t first_sample, int count, int32_t* inp
 
 double DataLoader::loss_floor() const { return source_->loss_floor(seq_len_); }
 double DataLoader::unigram_entropy() const { return source_->unigram_entropy(); }
+std::string DataLoader::tokenizer_id() const { return source_->tokenizer_id(); }
+
 std::string DataLoader::describe() const { return source_->describe(); }
 int DataLoader::vocab_size() const { return source_->vocab_size(); }
 std::optional<int64_t> DataLoader::samples_per_epoch(Split split) const {

@@ -43,6 +43,8 @@ class DataLoader {
   /// Unigram entropy of the training tokens (nats) — a baseline a trained model must beat.
   double unigram_entropy() const;
   std::string describe() const;  // one line for the log
+  /// The tokenizer's stable id ("byte", "sentencepiece:<hash>", or the synthetic source's).
+  std::string tokenizer_id() const;
 
   int seq_len() const { return seq_len_; }
   /// Token ids are in [0, vocab_size()); vocab_size() <= model.vocab_size.

@@ -1,5 +1,6 @@
 #include "train/checkpointing.hpp"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -32,16 +33,40 @@ struct TrainingCheckpoints::HostState {
   std::vector<std::array<std::vector<float>, 3>> chunks;
 };
 
+/// An asynchronous save in flight: the state it writes and the thread writing it.
+struct TrainingCheckpoints::Pending {
+  std::unique_ptr<HostState> state;
+  std::vector<TensorBlock> blocks;
+  SaveReport report;
+  std::exception_ptr failure;
+  std::thread writer;
+};
+
 TrainingCheckpoints::TrainingCheckpoints(const Config& config, ParallelContext& parallel,
-                                         ModelReplica& replica, Backend& backend)
+                                         ModelReplica& replica, Backend& backend,
+                                         std::string tokenizer_id)
     : config_(config),
       parallel_(parallel),
       replica_(replica),
       backend_(backend),
-      directory_(parallel.world_handle(), checkpoint_directory(config), config.checkpoint.keep) {}
+      tokenizer_id_(std::move(tokenizer_id)),
+      writer_comm_(duplicate(parallel.world_handle())),
+      directory_(writer_comm_.handle(), checkpoint_directory(config), config.checkpoint.keep) {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  if (config.checkpoint.async && provided < MPI_THREAD_MULTIPLE) {
+    throw UsageError(
+        "checkpoint.async = true needs an MPI library that offers "
+        "MPI_THREAD_MULTIPLE, and this one does not; set checkpoint.async = false");
+  }
+}
 
-TrainingCheckpoints::HostState TrainingCheckpoints::gather_state() {
-  HostState state;
+TrainingCheckpoints::~TrainingCheckpoints() {
+  if (pending_ && pending_->writer.joinable()) pending_->writer.join();
+}
+
+std::unique_ptr<TrainingCheckpoints::HostState> TrainingCheckpoints::gather_state() {
+  auto state = std::make_unique<HostState>();
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     const ParameterStore& p = chunk.model.parameters();
     std::array<std::vector<float>, 3> host;
@@ -59,13 +84,12 @@ TrainingCheckpoints::HostState TrainingCheckpoints::gather_state() {
       if (size < p.padded_count())
         parallel_.dp().all_gather(full.data() + begin, full.data(), size);
     }
-    state.chunks.push_back(std::move(host));
+    state->chunks.push_back(std::move(host));
   }
   return state;
 }
 
-void TrainingCheckpoints::save(int step) {
-  const HostState state = gather_state();
+std::vector<TensorBlock> TrainingCheckpoints::blocks_of(const HostState& state) const {
   const auto& coordinates = parallel_.coordinates();
   std::vector<TensorBlock> blocks;
   std::size_t index = 0;
@@ -85,18 +109,59 @@ void TrainingCheckpoints::save(int step) {
       }
     }
   }
-  const nlohmann::json metadata = {
-      {"step", step},
-      {"samples_consumed", static_cast<int64_t>(step) * config_.train.global_batch},
-      {"config", to_toml(config_)},
-      {"layout",
-       {{"dp", parallel_.shape().dp},
-        {"tp", parallel_.shape().tp},
-        {"pp", parallel_.shape().pp},
-        {"zero", config_.parallel.zero}}},
-      {"model_family", config_.model.family == ModelFamily::gpt2 ? "gpt2" : "openlm"},
-      {"tokenizer", config_.data.tokenizer}};
-  last_file_bytes_ = std::filesystem::file_size(directory_.save(step, blocks, metadata));
+  return blocks;
+}
+
+nlohmann::json TrainingCheckpoints::metadata(int step) const {
+  return {{"step", step},
+          {"samples_consumed", static_cast<int64_t>(step) * config_.train.global_batch},
+          {"config", to_toml(config_)},
+          {"layout",
+           {{"dp", parallel_.shape().dp},
+            {"tp", parallel_.shape().tp},
+            {"pp", parallel_.shape().pp},
+            {"zero", config_.parallel.zero}}},
+          {"model_family", config_.model.family == ModelFamily::gpt2 ? "gpt2" : "openlm"},
+          {"tokenizer", tokenizer_id_}};
+}
+
+std::vector<SaveReport> TrainingCheckpoints::save(int step) {
+  std::vector<SaveReport> done = wait();  // one save in flight at a time
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point from) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
+  };
+  auto pending = std::make_unique<Pending>();
+  pending->state = gather_state();
+  pending->blocks = blocks_of(*pending->state);
+  pending->report.step = step;
+  pending->report.blocked_s = seconds_since(start);
+  auto write = [this, step, start, seconds_since, job = pending.get(), header = metadata(step)] {
+    try {
+      job->report.bytes = std::filesystem::file_size(directory_.save(step, job->blocks, header));
+    } catch (...) {
+      job->failure = std::current_exception();
+    }
+    job->report.write_s = seconds_since(start);
+  };
+  if (!config_.checkpoint.async) {
+    write();
+    pending->report.blocked_s = pending->report.write_s;
+    if (pending->failure) std::rethrow_exception(pending->failure);
+    done.push_back(pending->report);
+    return done;
+  }
+  pending->writer = std::thread(write);
+  pending_ = std::move(pending);
+  return done;
+}
+
+std::vector<SaveReport> TrainingCheckpoints::wait() {
+  if (!pending_) return {};
+  std::unique_ptr<Pending> finished = std::move(pending_);
+  finished->writer.join();
+  if (finished->failure) std::rethrow_exception(finished->failure);
+  return {finished->report};
 }
 
 int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& warn) {
@@ -118,7 +183,7 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
     }
   }
   read_checkpoint(parallel_.world_handle(), entry->path, requests);
-  last_file_bytes_ = std::filesystem::file_size(entry->path);
+  restored_bytes_ = std::filesystem::file_size(entry->path);
   std::size_t index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     ParameterStore& p = chunk.model.parameters();

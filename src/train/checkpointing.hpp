@@ -2,44 +2,73 @@
 // (io/checkpoint): parameters under model/<name>, AdamW moments under optimizer/m/<name> and
 // optimizer/v/<name>, each with its global shape, each rank writing and reading the block it
 // holds. A run can therefore resume at any (dp, tp, pp) layout and ZeRO setting.
+//
+// With checkpoint.async the state is copied to host memory at the step boundary (the only part
+// training waits for) and written by a background thread over a duplicate of the world
+// communicator, so that its collectives never mix with the training's.
 #pragma once
 
+#include <exception>
+#include <functional>
+#include <memory>
 #include <optional>
+#include <thread>
 
 #include "backend/backend.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
+#include "parallel/mpi_communicator.hpp"
 #include "parallel/parallel_context.hpp"
 #include "train/model_replica.hpp"
 
 namespace tessera {
 
+/// What a finished save reports.
+struct SaveReport {
+  int step = 0;
+  double blocked_s = 0.0;  ///< training waited this long (copy to host; all of it when sync)
+  double write_s = 0.0;    ///< from the copy to the file being complete and renamed
+  std::uintmax_t bytes = 0;
+};
+
 class TrainingCheckpoints {
  public:
+  /// `tokenizer_id` (the data's, DataLoader::tokenizer_id) is recorded in every file.
   TrainingCheckpoints(const Config& config, ParallelContext& parallel, ModelReplica& replica,
-                      Backend& backend);
+                      Backend& backend, std::string tokenizer_id);
+  ~TrainingCheckpoints();  ///< waits for a save in flight
 
   /// Loads the newest valid checkpoint in checkpoint.dir into the replica (falling back to an
   /// older one, with a warning, when the newest is damaged). Returns the step it was written
   /// after, or 0 when there is none. Collective.
   int restore(const std::function<void(const std::string&)>& warn);
-  /// Writes the state after step `step`. Collective.
-  void save(int step);
-  /// Size of the file last saved or restored, in bytes.
-  std::uintmax_t last_file_bytes() const { return last_file_bytes_; }
+  /// Size of the file restore() read, in bytes.
+  std::uintmax_t restored_bytes() const { return restored_bytes_; }
+
+  /// Saves the state after step `step`: synchronously, or (checkpoint.async) copies it and
+  /// returns while a background thread writes it. Collective. Returns the reports of the saves
+  /// completed by now (the previous asynchronous one, or this synchronous one).
+  std::vector<SaveReport> save(int step);
+  /// Waits for an asynchronous save in flight; returns its report (if there was one) and
+  /// rethrows what it failed with.
+  std::vector<SaveReport> wait();
 
  private:
-  /// Host copies of this rank's moments laid out like its parameters (gathered over dp under
-  /// ZeRO-1), one per chunk.
   struct HostState;
-  HostState gather_state();
+  struct Pending;
+  std::unique_ptr<HostState> gather_state();
+  std::vector<TensorBlock> blocks_of(const HostState& state) const;
+  nlohmann::json metadata(int step) const;
 
   const Config& config_;
   ParallelContext& parallel_;
   ModelReplica& replica_;
   Backend& backend_;
+  std::string tokenizer_id_;
+  MpiCommunicator writer_comm_;  // the background writer's own duplicate of the world
   CheckpointDirectory directory_;
-  std::uintmax_t last_file_bytes_ = 0;
+  std::uintmax_t restored_bytes_ = 0;
+  std::unique_ptr<Pending> pending_;
 };
 
 /// checkpoint.dir, or <run.dir>/checkpoints when it is empty.

@@ -99,6 +99,8 @@ class TrainingRun {
   /// Whether to save after `step`: every checkpoint.every steps, once checkpoint.every_minutes
   /// have passed on any rank (agreed with one collective), and after the last step.
   bool checkpoint_due(int step, int last_step);
+  /// Logs finished saves: the time training was blocked next to the whole write's.
+  void report_saves(const std::vector<SaveReport>& saves);
 
   const Config& config_;
   ParallelContext& parallel_;
@@ -143,7 +145,8 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
                                                  stages_, *backend_);
-  checkpoints_ = std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_);
+  checkpoints_ = std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_,
+                                                       data_->tokenizer_id());
   std::vector<std::string> warnings;
   StepTimer restoring;
   first_step_ = checkpoints_->restore([&](const std::string& w) { warnings.push_back(w); }) + 1;
@@ -151,7 +154,7 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
     metrics_->write({{"kind", "restore"},
                      {"step", first_step_ - 1},
                      {"seconds", restoring.seconds()},
-                     {"bytes", checkpoints_->last_file_bytes()}});
+                     {"bytes", checkpoints_->restored_bytes()}});
   }
   progress_ = std::make_unique<ProgressDisplay>(
       out_, choose_progress_style(config_.log.progress, stdout_is_terminal()), first_step_ - 1);
@@ -257,6 +260,22 @@ double TrainingRun::evaluate() {
          (static_cast<double>(batches) * batch * config_.model.seq_len);
 }
 
+void TrainingRun::report_saves(const std::vector<SaveReport>& saves) {
+  for (const SaveReport& save : saves) {
+    const double bytes = static_cast<double>(save.bytes);
+    if (metrics_) {
+      metrics_->write({{"kind", "checkpoint"},
+                       {"step", save.step},
+                       {"seconds", save.write_s},
+                       {"blocked_s", save.blocked_s},
+                       {"bytes", bytes}});
+    }
+    progress_->message(fmt::format(
+        "step {} | checkpoint saved: {:.1f} MB written in {:.2f} s, training blocked {:.2f} s",
+        save.step, bytes / 1e6, save.write_s, save.blocked_s));
+  }
+}
+
 bool TrainingRun::checkpoint_due(int step, int last_step) {
   const CheckpointConfig& checkpoint = config_.checkpoint;
   bool due = step == last_step || (checkpoint.every > 0 && step % checkpoint.every == 0);
@@ -299,19 +318,11 @@ TrainResult TrainingRun::run() {
       progress_->message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
     }
     if (checkpoint_due(step, last_step)) {
-      StepTimer saving;
-      with_context(step, "checkpoint", [&] { checkpoints_->save(step); });
-      const double seconds = saving.seconds();
-      const double bytes = static_cast<double>(checkpoints_->last_file_bytes());
-      if (metrics_) {
-        metrics_->write(
-            {{"kind", "checkpoint"}, {"step", step}, {"seconds", seconds}, {"bytes", bytes}});
-      }
-      progress_->message(fmt::format("step {} | checkpoint saved: {:.1f} MB in {:.2f} s", step,
-                                     bytes / 1e6, seconds));
+      report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->save(step); }));
       since_checkpoint_.restart();
     }
   }
+  report_saves(with_context(last_step, "checkpoint", [&] { return checkpoints_->wait(); }));
   const int timed_steps = last_step - first_step_;
   result_.tokens_per_s = timed_steps > 0 ? tokens_per_step_ * timed_steps / timed_seconds : 0;
   if (metrics_) {

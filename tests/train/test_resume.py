@@ -4,8 +4,10 @@
 resumes from the checkpoint: per-step losses and the final parameters' checksum must be
 identical, on one process and at (dp, tp, pp) = (2, 2, 2).
 `interval`: checkpoint.every_minutes saves by wall time.
-`reshard`: a run at (2, 2, 2) stops after step 5; copies of its checkpoint resume at
-(1, 4, 2), (4, 1, 2), (1, 1, 1), (8, 1, 1) and with ZeRO-1 toggled; every step of every
+`async`: `bitwise` with checkpoint.async (written by a background thread while training goes on).
+`reshard`: runs at (2, 2, 2), with and without ZeRO-1, stop after step 5; copies of their
+checkpoints resume at (1, 4, 2), (4, 1, 2), (1, 1, 1), (8, 1, 1), (1, 2, 1) and with ZeRO-1
+toggled; every step of every
 continuation must match the uninterrupted single-process run within 1e-5 relative.
 
 usage: test_resume.py TESSERA CONFIG_DIR CASE
@@ -52,14 +54,14 @@ def metrics(run_dir):
     return losses, checksum
 
 
-def bitwise(tessera, config, work):
+def bitwise(tessera, config, work, saving=()):
     failures = 0
     for layout in [(1, 1, 1), (2, 2, 2)]:
         name = "%d%d%d" % layout
         straight, resumed = os.path.join(work, "straight" + name), os.path.join(work, "resumed" + name)
         train(tessera, config, layout, straight)
-        first = train(tessera, config, layout, resumed, ["train.stop_after=5"])
-        second = train(tessera, config, layout, resumed)
+        first = train(tessera, config, layout, resumed, ["train.stop_after=5"] + list(saving))
+        second = train(tessera, config, layout, resumed, saving)
         if "resumed from the checkpoint after step 5" not in second:
             print("FAIL %s: the restart did not resume from step 5:\n%s" % (layout, second[-1500:]))
             failures += 1
@@ -79,21 +81,33 @@ def reshard(tessera, config, work):
     reference, _ = metrics(reference_dir)
     saved = os.path.join(work, "saved")
     train(tessera, config, (2, 2, 2), saved, ["train.stop_after=5"])
+    saved_zero = os.path.join(work, "saved_zero")
+    train(tessera, config, (2, 2, 2), saved_zero, ["train.stop_after=5", "parallel.zero=1"])
     failures = 0
-    for layout, extra in [((1, 4, 2), []), ((4, 1, 2), []), ((1, 1, 1), []), ((8, 1, 1), []),
-                          ((2, 2, 2), ["parallel.zero=1"]), ((4, 1, 1), ["parallel.zero=1"])]:
-        run_dir = os.path.join(work, "resume_%d%d%d_%s" % (layout + ("".join(extra) or "plain",)))
-        shutil.copytree(saved, run_dir)
+    for layout, extra, source in [
+            ((1, 4, 2), [], saved), ((4, 1, 2), [], saved), ((1, 1, 1), [], saved),
+            ((8, 1, 1), [], saved), ((2, 2, 2), ["parallel.zero=1"], saved),
+            ((4, 1, 1), ["parallel.zero=1"], saved), ((1, 2, 1), [], saved_zero),
+            ((4, 1, 1), ["parallel.zero=1"], saved_zero)]:
+        run_dir = os.path.join(work, "resume_%d%d%d_%s_%s" % (
+            layout + ("".join(extra) or "plain", os.path.basename(source))))
+        shutil.copytree(source, run_dir)
         os.remove(os.path.join(run_dir, "metrics.jsonl"))
         output = train(tessera, config, layout, run_dir, extra)
         losses, _ = metrics(run_dir)
         worst = max(abs(losses[s] - reference[s]) / abs(reference[s]) for s in range(6, 11))
         ok = sorted(losses) == list(range(6, 11)) and worst <= RELATIVE and "resumed" in output
-        print("%-4s saved at (2, 2, 2), resumed at %s %s: steps %s, worst relative loss "
-              "difference %.2e" % ("ok" if ok else "FAIL", layout, " ".join(extra),
-                                   sorted(losses), worst))
+        print("%-4s saved at (2, 2, 2)%s, resumed at %s %s: steps %s, worst relative loss "
+              "difference %.2e" % ("ok" if ok else "FAIL",
+                                   " with ZeRO-1" if source == saved_zero else "", layout,
+                                   " ".join(extra), sorted(losses), worst))
         failures += 0 if ok else 1
     return failures
+
+
+def asynchronous(tessera, config, work):
+    """bitwise, with checkpoints written by a background thread every 2 steps."""
+    return bitwise(tessera, config, work, ["checkpoint.async=true", "checkpoint.every=2"])
 
 
 def interval(tessera, config, work):
@@ -112,7 +126,8 @@ def main():
     tessera, config_dir, case = sys.argv[1:4]
     config = os.path.join(config_dir, "tiny.toml")
     with tempfile.TemporaryDirectory() as work:
-        failures = {"bitwise": bitwise, "reshard": reshard, "interval": interval}[case](tessera, config, work)
+        failures = {"bitwise": bitwise, "reshard": reshard, "interval": interval,
+                    "async": asynchronous}[case](tessera, config, work)
     if failures:
         sys.exit("%d resume check(s) failed" % failures)
 
