@@ -75,6 +75,13 @@ def main():
                 ranks, "%d,%d,%d" % layout, save["bytes"] / 1e9, write_rate, read_rate,
                 100 * write_rate / disk["write"], 100 * read_rate / disk["read"]))
             shutil.rmtree(run_dir)
+        # Asynchronous saving on one rank: how long training is blocked next to the write.
+        run_dir = os.path.join(work, "async")
+        run(tessera, config, 1, (1, 1, 1), run_dir, ["checkpoint.async=true"])
+        records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        save = next(r for r in records if r.get("kind") == "checkpoint")
+        print("checkpoint.async on 1 rank: training blocked %.2f s of a %.2f s write (%.0f%%)" %
+              (save["blocked_s"], save["seconds"], 100 * save["blocked_s"] / save["seconds"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
