@@ -37,11 +37,11 @@ int main() {
       dnnl_sgemm('N', 'N', n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
     });
     const double openblas = best_gflops(n, [&] {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n,
-                  b.data(), n, 0.0f, c.data(), n);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a.data(), n, b.data(),
+                  n, 0.0f, c.data(), n);
     });
-    std::printf("n=%4d  dnnl_sgemm %6.1f GFLOP/s   openblas cblas_sgemm %6.1f GFLOP/s\n", n,
-                dnnl, openblas);
+    std::printf("n=%4d  dnnl_sgemm %6.1f GFLOP/s   openblas cblas_sgemm %6.1f GFLOP/s\n", n, dnnl,
+                openblas);
   }
   return 0;
 }

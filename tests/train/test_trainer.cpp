@@ -31,9 +31,9 @@ TEST(Trainer, SameSeedGivesBitwiseIdenticalLosses) {
     // final checkpoint instead of training.
     auto run = [&] {
       std::ostringstream log;
-      return train(tiny(file, {"train.steps=12", "train.warmup_steps=4", "eval.every=6"},
-                        "determinism"),
-                   log);
+      return train(
+          tiny(file, {"train.steps=12", "train.warmup_steps=4", "eval.every=6"}, "determinism"),
+          log);
     };
     const TrainResult first = run();
     const TrainResult second = run();
