@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +90,33 @@ std::optional<std::string> check_block(const std::string& name,
 
 std::string shape_string(const std::vector<int64_t>& shape);
 int64_t element_count(const std::vector<int64_t>& shape);
+
+/// Checks every block (a TensorBlock to write or a TensorReadRequest to read) and collects one
+/// declaration per tensor name into `declarations`; a block for which `counts(block)` holds adds
+/// to its tensor's block and element counts. Returns the first problem, if any.
+template <class Block, class Counts>
+std::optional<std::string> declare(const std::vector<Block>& blocks, Counts counts,
+                                   std::vector<Declaration>& declarations) {
+  std::map<std::string, Declaration> by_name;
+  for (const Block& block : blocks) {
+    if (auto problem = check_block(block.name, block.global_shape, block.local_shape,
+                                   block.global_offset, block.data)) {
+      return problem;
+    }
+    Declaration& declaration = by_name[block.name];
+    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, 0};
+    if (declaration.shape != block.global_shape) {
+      return "checkpoint tensor '" + block.name + "' has blocks of different global shapes " +
+             shape_string(declaration.shape) + " and " + shape_string(block.global_shape);
+    }
+    if (counts(block)) {
+      declaration.written += element_count(block.local_shape);
+      ++declaration.blocks;
+    }
+  }
+  for (auto& [name, declaration] : by_name) declarations.push_back(std::move(declaration));
+  return std::nullopt;
+}
 
 /// Collective: opens `file` read-only through MPI-IO; a missing, truncated or non-HDF5 file is
 /// one UsageError on every rank. Then checks the format version attribute.

@@ -61,26 +61,6 @@ std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::p
   return std::nullopt;
 }
 
-std::optional<std::string> declare_requests(const std::vector<TensorReadRequest>& requests,
-                                            std::vector<Declaration>& declarations) {
-  std::map<std::string, Declaration> by_name;
-  for (const TensorReadRequest& request : requests) {
-    if (auto problem = check_block(request.name, request.global_shape, request.local_shape,
-                                   request.global_offset, request.data)) {
-      return problem;
-    }
-    Declaration& declaration = by_name[request.name];
-    if (declaration.name.empty()) declaration = {request.name, request.global_shape, 0, 0};
-    if (declaration.shape != request.global_shape) {
-      return "checkpoint tensor '" + request.name + "' is requested with global shapes " +
-             shape_string(declaration.shape) + " and " + shape_string(request.global_shape);
-    }
-    ++declaration.blocks;
-  }
-  for (auto& [name, declaration] : by_name) declarations.push_back(std::move(declaration));
-  return std::nullopt;
-}
-
 /// Reads every planned dataset collectively; each rank selects its requested block or nothing.
 void read_blocks(hid_t file_id, const std::vector<PlannedDataset>& plan,
                  const std::vector<TensorReadRequest>& requests) {
@@ -118,7 +98,8 @@ void read_blocks(hid_t file_id, const std::vector<PlannedDataset>& plan,
 void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                      const std::vector<TensorReadRequest>& requests) {
   std::vector<Declaration> declarations;
-  agree(comm, declare_requests(requests, declarations));
+  agree(comm, declare(
+                  requests, [](const TensorReadRequest&) { return true; }, declarations));
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/false);
   H5Id file_id = open_checkpoint(comm, file);
   std::optional<std::string> problem;

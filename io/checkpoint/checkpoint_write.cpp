@@ -20,30 +20,6 @@ using namespace checkpoint_detail;
 
 namespace {
 
-/// Checks every block and returns the declarations to plan from, or the first problem.
-std::optional<std::string> declare_blocks(const std::vector<TensorBlock>& blocks,
-                                          std::vector<Declaration>& declarations) {
-  std::map<std::string, Declaration> by_name;
-  for (const TensorBlock& block : blocks) {
-    if (auto problem = check_block(block.name, block.global_shape, block.local_shape,
-                                   block.global_offset, block.data)) {
-      return problem;
-    }
-    Declaration& declaration = by_name[block.name];
-    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, 0};
-    if (declaration.shape != block.global_shape) {
-      return "checkpoint tensor '" + block.name + "' has blocks of different global shapes " +
-             shape_string(declaration.shape) + " and " + shape_string(block.global_shape);
-    }
-    if (block.writer) {
-      declaration.written += element_count(block.local_shape);
-      ++declaration.blocks;
-    }
-  }
-  for (auto& [name, declaration] : by_name) declarations.push_back(std::move(declaration));
-  return std::nullopt;
-}
-
 /// Rank 0 picks a temp name next to `file` (same directory, so rename is atomic).
 std::filesystem::path temp_path(MPI_Comm comm, const std::filesystem::path& file) {
   std::string suffix;
@@ -174,7 +150,8 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                       const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata) {
   silence_hdf5();
   std::vector<Declaration> declarations;
-  agree(comm, declare_blocks(blocks, declarations));
+  agree(comm, declare(
+                  blocks, [](const TensorBlock& block) { return block.writer; }, declarations));
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/true);
   std::string metadata_text = metadata.dump();
   broadcast_string(comm, metadata_text, 0);
