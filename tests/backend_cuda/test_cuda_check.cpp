@@ -1,5 +1,6 @@
 // Host-only checks that need no GPU: the error macro and device detection without a driver.
 #include <gtest/gtest.h>
+#include <mpi.h>
 
 #include <string>
 
@@ -25,6 +26,39 @@ TEST(CudaCheck, CoversCublasStatusCodes) {
   EXPECT_THROW(TESSERA_CUDA_CHECK(CUBLAS_STATUS_NOT_INITIALIZED), InternalError);
   EXPECT_NO_THROW(TESSERA_CUDA_CHECK(CUBLAS_STATUS_SUCCESS));
   EXPECT_NO_THROW(TESSERA_CUDA_CHECK(cudaSuccess));
+}
+
+TEST(CudaCheck, CoversCudnnAndNcclStatusCodes) {
+  try {
+    TESSERA_CUDA_CHECK(CUDNN_STATUS_BAD_PARAM);
+    FAIL() << "TESSERA_CUDA_CHECK did not throw for a cuDNN status";
+  } catch (const InternalError& error) {
+    EXPECT_NE(std::string(error.what()).find("cuDNN call failed"), std::string::npos);
+  }
+  try {
+    TESSERA_CUDA_CHECK(ncclInvalidArgument);
+    FAIL() << "TESSERA_CUDA_CHECK did not throw for an NCCL status";
+  } catch (const InternalError& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("NCCL call failed: ncclInvalidArgument"), std::string::npos) << message;
+  }
+  EXPECT_NO_THROW(TESSERA_CUDA_CHECK(CUDNN_STATUS_SUCCESS));
+  EXPECT_NO_THROW(TESSERA_CUDA_CHECK(ncclSuccess));
+}
+
+TEST(CudaCheck, NamesTheRankOnceMpiRuns) {
+  // ctest runs each test in its own process, so this one may own MPI's whole lifetime.
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) MPI_Init(nullptr, nullptr);
+  try {
+    TESSERA_CUDA_CHECK(cudaErrorInvalidValue);
+    FAIL() << "TESSERA_CUDA_CHECK did not throw";
+  } catch (const InternalError& error) {
+    EXPECT_EQ(std::string(error.what()).rfind("rank 0 of 1: CUDA call failed", 0), 0u)
+        << error.what();
+  }
+  if (!initialized) MPI_Finalize();
 }
 
 TEST(CudaCheck, DeviceDetectionNeverFails) {
