@@ -128,4 +128,11 @@ std::unique_ptr<Backend> make_cuda_backend() {
   return std::make_unique<cuda::CudaBackend>();
 }
 
+cudaStream_t cuda_compute_stream(Backend& backend) {
+  auto* cuda_backend = dynamic_cast<cuda::CudaBackend*>(&backend);
+  TESSERA_CHECK(cuda_backend != nullptr,
+                "a CUDA stream was asked of the " + std::string(backend.name()) + " backend");
+  return cuda_backend->stream();
+}
+
 }  // namespace tessera

@@ -6,6 +6,8 @@
 // All work is ordered on one CUDA stream owned by the backend; copies to the host synchronise it.
 #pragma once
 
+#include <cuda_runtime_api.h>
+
 #include <memory>
 
 #include "backend/backend.hpp"
@@ -18,5 +20,9 @@ bool cuda_device_available();
 
 /// The CUDA backend on the current device; throws UsageError when no device is usable.
 std::unique_ptr<Backend> make_cuda_backend();
+
+/// The stream a CUDA backend computes on, for communication that must be ordered with it
+/// (parallel/nccl_communicator.hpp). Throws InternalError when `backend` is not a CUDA backend.
+cudaStream_t cuda_compute_stream(Backend& backend);
 
 }  // namespace tessera

@@ -149,6 +149,9 @@ class CudaBackend final : public Backend {
                     float lr, float beta1, float beta2, float eps, float weight_decay,
                     int step) override;
 
+  /// The stream all of this backend's work is ordered on.
+  cudaStream_t stream() const { return stream_; }
+
  private:
   /// Device scratch of at least `bytes` bytes, owned by the backend and grown (never shrunk) on
   /// demand, so kernels allocate only the first time they see a larger shape. Work on the

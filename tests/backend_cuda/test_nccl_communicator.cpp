@@ -1,0 +1,58 @@
+// The NCCL communicator on one GPU: bootstrap over MPI, every collective on a one-rank group
+// (where each must return its input) and its ordering against the backend's compute stream.
+// Two-rank exchanges need two GPUs; the multi-GPU run of the trainer covers them.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <vector>
+
+#include "backend/cuda/cuda_backend.hpp"
+#include "conformance_support.hpp"
+#include "parallel/nccl_communicator.hpp"
+
+namespace tessera::test {
+namespace {
+
+class NcclOneRank : public CudaConformance {
+ protected:
+  void SetUp() override {
+    CudaConformance::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    int initialized = 0;
+    MPI_Initialized(&initialized);
+    if (!initialized) MPI_Init(nullptr, nullptr);  // ctest runs each test in its own process
+  }
+};
+
+std::vector<float> device_values(Backend& backend, const float* device, std::size_t count) {
+  std::vector<float> host(count);
+  backend.copy_to_host(host.data(), device, count);
+  return host;
+}
+
+TEST_F(NcclOneRank, CollectivesOfOneRankReturnTheirInput) {
+  Backend& backend = cuda_backend();
+  NcclCommunicator nccl(duplicate(MPI_COMM_SELF), cuda_compute_stream(backend));
+  ASSERT_EQ(nccl.size(), 1);
+  const std::vector<float> values = random_floats(4099, 7);
+  float* data = backend.allocate(values.size());
+  float* gathered = backend.allocate(values.size());
+  backend.copy_from_host(data, values.data(), values.size());
+  // Queued on the compute stream right before the collective: the collective must see it.
+  backend.scale(data, 2.0f, values.size());
+  nccl.all_reduce_sum(data, values.size());
+  nccl.all_reduce_max(data, values.size());
+  nccl.broadcast(data, values.size(), 0);
+  nccl.all_gather(data, gathered, values.size());
+  nccl.reduce_scatter_sum_async(gathered, data, values.size()).wait();
+  std::vector<float> expected = values;
+  for (float& x : expected) x *= 2.0f;
+  expect_bitwise_equal(device_values(backend, data, values.size()), expected, "collectives");
+  EXPECT_EQ(nccl.all_reduce_sum_double(1.5), 1.5);
+  nccl.barrier();
+  backend.release(gathered);
+  backend.release(data);
+}
+
+}  // namespace
+}  // namespace tessera::test
