@@ -21,17 +21,20 @@ cmake -S "$root" -B "$build" -G Ninja -DTESSERA_CUDA=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O3 -DNDEBUG" \
   -DCMAKE_CUDA_FLAGS_RELWITHDEBINFO="-O3 -DNDEBUG" \
   -DCMAKE_EXE_LINKER_FLAGS="" >/dev/null
-ninja -C "$build" test_cuda_backend
+ninja -C "$build" test_cuda_backend test_cuda_mpi
 
 binary="$build/tests/backend_cuda/test_cuda_backend"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib"
 strip -o "$stage/test_cuda_backend" "$binary"
+# test_cuda_mpi (NCCL communicator, rank in the check macro) starts MPI: it runs only where the
+# GPU machine has an Open MPI of its own; its libraries travel with it all the same.
+strip -o "$stage/test_cuda_mpi" "$build/tests/backend_cuda/test_cuda_mpi"
 
 # Every library ldd resolves, except glibc's own and CUDA's (the GPU machine brings both), and
 # libstdc++ / libgcc_s (Debian's need glibc 2.36; the GPU image's are new enough).
-ldd "$binary" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | while read -r lib; do
+ldd "$binary" "$build/tests/backend_cuda/test_cuda_mpi" | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | while read -r lib; do
   case "$(basename "$lib")" in
     libc.so.* | libm.so.* | libdl.so.* | librt.so.* | libpthread.so.* | ld-linux*) ;;
     libstdc++.so.* | libgcc_s.so.*) ;;
@@ -42,7 +45,7 @@ done
 
 rm -rf "$carry"
 mkdir -p "$carry"
-tar -C "$stage" -cJf "$carry/bundle.tar.xz" test_cuda_backend lib
+tar -C "$stage" -cJf "$carry/bundle.tar.xz" test_cuda_backend test_cuda_mpi lib
 echo "newest glibc / libstdc++ symbol versions the binary needs:"
 objdump -T "$binary" | grep -oE 'GLIBC_[0-9.]+|GLIBCXX_[0-9.]+|CXXABI_[0-9.]+' | sort -uV |
   awk -F_ '{last[$1] = $0} END {for (k in last) print "  " last[k]}'

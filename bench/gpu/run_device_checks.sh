@@ -42,4 +42,10 @@ TESSERA_REQUIRE_GPU=1 timeout 240 "$work/test_cuda_backend" --gtest_output="xml:
   tee -a "$log"
 status=${PIPESTATUS[0]}
 echo "== test_cuda_backend exit status $status" | tee -a "$log"
+
+# Informational: needs an MPI runtime on the GPU machine, which may have none.
+echo "== NCCL communicator and check macro under MPI (test_cuda_mpi)" | tee -a "$log"
+TESSERA_REQUIRE_GPU=1 timeout 120 "$work/test_cuda_mpi" --gtest_output="xml:$OUT/cuda_mpi.xml" 2>&1 |
+  tee -a "$log"
+echo "== test_cuda_mpi exit status ${PIPESTATUS[0]}" | tee -a "$log"
 exit "$status"

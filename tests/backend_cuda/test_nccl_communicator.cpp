@@ -1,17 +1,36 @@
-// The NCCL communicator on one GPU: bootstrap over MPI, every collective on a one-rank group
-// (where each must return its input) and its ordering against the backend's compute stream.
-// Two-rank exchanges need two GPUs; the multi-GPU run of the trainer covers them.
+// CUDA code under MPI, in its own binary because it starts MPI (the conformance binary runs on GPU
+// machines without an MPI installation): the check macro naming the rank, and the NCCL
+// communicator on one GPU -- bootstrap over MPI, every collective on a one-rank group (where
+// each must return its input) and its ordering against the backend's compute stream. Two-rank
+// exchanges need two GPUs; the multi-GPU run of the trainer covers them.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <vector>
 
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/cuda_check.hpp"
 #include "conformance_support.hpp"
+#include "core/error.hpp"
 #include "parallel/nccl_communicator.hpp"
 
 namespace tessera::test {
 namespace {
+
+TEST(CudaCheckUnderMpi, NamesTheRank) {
+  // ctest runs each test in its own process, so this one may own MPI's whole lifetime.
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) MPI_Init(nullptr, nullptr);
+  try {
+    TESSERA_CUDA_CHECK(cudaErrorInvalidValue);
+    FAIL() << "TESSERA_CUDA_CHECK did not throw";
+  } catch (const InternalError& error) {
+    EXPECT_EQ(std::string(error.what()).rfind("rank 0 of 1: CUDA call failed", 0), 0u)
+        << error.what();
+  }
+  if (!initialized) MPI_Finalize();
+}
 
 class NcclOneRank : public CudaConformance {
  protected:
