@@ -70,6 +70,10 @@ class Communicator {
   virtual void send(const float* data, std::size_t count, int destination, int tag = 0) = 0;
   virtual void recv(float* data, std::size_t count, int source, int tag = 0) = 0;
   virtual void barrier() = 0;
+  /// Sends `out` to `peer` and receives the peer's `count` floats into `in`, both at once, so
+  /// two ranks may exchange without either waiting for the other to receive first (which a
+  /// device library that matches sends in issue order needs). `in` and `out` must not overlap.
+  virtual void exchange(const float* out, float* in, std::size_t count, int peer) = 0;
 
   /// Non-blocking forms of the above: start the operation and return; `Request::wait()`
   /// completes it. Used to overlap the data-parallel gradient buckets with the backward pass

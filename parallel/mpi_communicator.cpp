@@ -134,6 +134,13 @@ void MpiCommunicator::recv(float* data, std::size_t count, int source, int tag) 
 
 void MpiCommunicator::barrier() { TESSERA_MPI_CHECK(MPI_Barrier(comm_.get())); }
 
+void MpiCommunicator::exchange(const float* out, float* in, std::size_t count, int peer) {
+  constexpr int kExchangeTag = 0x7e55;  // its own tag: never matches a plain send or receive
+  const int n = as_mpi_count(count);
+  TESSERA_MPI_CHECK(MPI_Sendrecv(out, n, MPI_FLOAT, peer, kExchangeTag, in, n, MPI_FLOAT, peer,
+                                 kExchangeTag, comm_.get(), MPI_STATUS_IGNORE));
+}
+
 Request MpiCommunicator::all_reduce_sum_async(float* data, std::size_t count) {
   return start_request([&](MPI_Request* request) {
     TESSERA_MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, data, as_mpi_count(count), MPI_FLOAT, MPI_SUM,

@@ -57,6 +57,7 @@ class MpiCommunicator final : public Communicator {
   void send(const float* data, std::size_t count, int destination, int tag = 0) override;
   void recv(float* data, std::size_t count, int source, int tag = 0) override;
   void barrier() override;
+  void exchange(const float* out, float* in, std::size_t count, int peer) override;
 
   Request all_reduce_sum_async(float* data, std::size_t count) override;
   Request reduce_scatter_sum_async(const float* in, float* out,

@@ -98,6 +98,18 @@ void NcclCommunicator::barrier() {
   TESSERA_MPI_CHECK(MPI_Barrier(host_.handle()));
 }
 
+void NcclCommunicator::exchange(const float* out, float* in, std::size_t count, int peer) {
+  // One NCCL group: the send and the receive progress together, so neither rank waits for the
+  // other to post its receive first.
+  enqueue(p2p_stream_, [&](cudaStream_t s) {
+    ncclResult_t status = ncclGroupStart();
+    if (status == ncclSuccess) status = ncclSend(out, count, ncclFloat32, peer, comm_, s);
+    if (status == ncclSuccess) status = ncclRecv(in, count, ncclFloat32, peer, comm_, s);
+    const ncclResult_t ended = ncclGroupEnd();  // always close the group that was opened
+    return status == ncclSuccess ? ended : status;
+  }).wait();
+}
+
 Request NcclCommunicator::all_reduce_sum_async(float* data, std::size_t count) {
   return enqueue(collective_stream_, [&](cudaStream_t s) {
     return ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, s);

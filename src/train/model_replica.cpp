@@ -150,9 +150,7 @@ void ModelReplica::exchange_tied_embedding_gradients() {
   if (holder.tied_peer == nullptr) holder.tied_peer = holder.pool->take(count);
   float* other = holder.tied_peer;
   const int peer = stage == 0 ? stages - 1 : 0;
-  Request send = parallel_.pp().send_async(gradient, count, peer, /*tag=*/7);
-  parallel_.pp().recv(other, count, peer, 7);
-  send.wait();
+  parallel_.pp().exchange(gradient, other, count, peer);
   backend_.add(gradient, gradient, other, count);
 }
 

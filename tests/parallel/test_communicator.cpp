@@ -184,6 +184,21 @@ TEST(MpiCommunicator, BlockingSendAndReceiveBetweenPairs) {
   }
 }
 
+TEST(MpiCommunicator, ExchangeSwapsLargeBuffersBetweenPairs) {
+  MpiCommunicator comm = world();
+  if (comm.size() < 2) GTEST_SKIP() << "needs two ranks";
+  const int partner = comm.rank() ^ 1;
+  if (partner >= comm.size()) return;  // odd world: the last rank sits out
+  // Large enough that a plain blocking send by both ranks first could not complete eagerly.
+  std::vector<float> mine(1 << 20), theirs(mine.size(), -1.0f);
+  for (std::size_t i = 0; i < mine.size(); ++i)
+    mine[i] = as_float(i % 4096) + as_float(comm.rank());
+  comm.exchange(mine.data(), theirs.data(), mine.size(), partner);
+  for (std::size_t i = 0; i < theirs.size(); ++i) {
+    ASSERT_EQ(theirs[i], as_float(i % 4096) + as_float(partner));
+  }
+}
+
 // ---- deterministic_all_reduce_sum ----
 
 /// Contribution `index` (a microbatch's gradient), element i: magnitudes spread over 2^-10..2^9
