@@ -42,6 +42,14 @@ ParallelContext::ParallelContext(MPI_Comm world, GridShape shape, const GridOrde
       pp_(split_axis(world_.handle(), GridAxis::pp, shape_, order_)),
       model_(split_model(world_.handle(), shape_, order_)) {}
 
+void ParallelContext::use_device_communicators(const DeviceCommunicatorFactory& make) {
+  // Every rank builds them in the same order (tp, dp, pp): each build is collective over its
+  // group, and a rank belongs to one group of each axis.
+  device_tp_ = make(duplicate(tp_.handle()));
+  device_dp_ = make(duplicate(dp_.handle()));
+  device_pp_ = make(duplicate(pp_.handle()));
+}
+
 MPI_Comm ParallelContext::handle(GridAxis axis) const {
   switch (axis) {
     case GridAxis::tp:

@@ -5,6 +5,9 @@
 
 #include <mpi.h>
 
+#include <functional>
+#include <memory>
+
 #include "parallel/mpi_communicator.hpp"
 #include "parallel/process_grid.hpp"
 
@@ -25,10 +28,22 @@ class ParallelContext {
   int world_rank() const { return world_.rank(); }
 
   Communicator& world() { return world_; }  ///< a duplicate of the world passed in
-  Communicator& tp() { return tp_; }        ///< tensor-parallel peers: same dp and pp
-  Communicator& dp() { return dp_; }        ///< data-parallel replicas: same tp and pp
-  Communicator& pp() { return pp_; }        ///< pipeline stages: same tp and dp
+  /// Tensor-parallel peers: same dp and pp. On the backend's buffers (device ones on a GPU).
+  Communicator& tp() { return device_tp_ ? *device_tp_ : tp_; }
+  /// Data-parallel replicas: same tp and pp. On the backend's buffers.
+  Communicator& dp() { return device_dp_ ? *device_dp_ : dp_; }
+  /// Pipeline stages: same tp and dp. On the backend's buffers.
+  Communicator& pp() { return device_pp_ ? *device_pp_ : pp_; }
   Communicator& model() { return model_; }  ///< one model replica: same dp (tp x pp ranks)
+  /// The data-parallel group over MPI for host buffers, also when dp() moves device buffers.
+  Communicator& host_dp() { return dp_; }
+
+  /// Builds a communicator over the ranks of an MPI group, for device buffers (NCCL).
+  using DeviceCommunicatorFactory = std::function<std::unique_ptr<Communicator>(UniqueMpiComm)>;
+  /// Moves tp(), dp() and pp() onto communicators `make` builds over the same ranks, so layers,
+  /// the pipeline and the gradient reduction pass device buffers. world(), model() and
+  /// host_dp() stay on MPI: they carry host values only. Collective over the world.
+  void use_device_communicators(const DeviceCommunicatorFactory& make);
 
   /// The MPI handles, for code that needs MPI itself (parallel HDF5, tests).
   MPI_Comm world_handle() const { return world_.handle(); }
@@ -44,6 +59,7 @@ class ParallelContext {
   MpiCommunicator dp_;
   MpiCommunicator pp_;
   MpiCommunicator model_;
+  std::unique_ptr<Communicator> device_tp_, device_dp_, device_pp_;
 };
 
 }  // namespace tessera
