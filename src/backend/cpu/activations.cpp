@@ -1,7 +1,6 @@
 // Element-wise activations of the CPU backend: GELU (tanh approximation) and SwiGLU.
-#include <cmath>
-
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/vector_math.hpp"
 
 namespace tessera::cpu {
 namespace {
@@ -9,29 +8,34 @@ namespace {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluCubic = 0.044715f;
 
-/// 1 / (1 + exp(-x)); exp overflows to inf for very negative x, which correctly gives 0.
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+/// 1 / (1 + exp(-x)); vectorisable (see vector_math.hpp).
+inline float sigmoid(float x) { return sigmoid_approx(x); }
+
+/// u = sqrt(2/pi) (x + 0.044715 x^3), the argument of GELU's tanh.
+inline float gelu_argument(float x) { return kSqrt2OverPi * (x + kGeluCubic * x * x * x); }
 
 }  // namespace
 
+// 0.5 (1 + tanh(u)) = sigmoid(2u): GELU is x sigmoid(2u), which has no cancellation for
+// negative x (1 + tanh(u) has) and vectorises.
 void CpuBackend::gelu_forward(float* out, const float* in, std::size_t count) {
 #pragma omp parallel for simd schedule(static) if (count >= kParallelThreshold)
   for (std::size_t i = 0; i < count; ++i) {
     const float x = in[i];
-    const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
-    out[i] = 0.5f * x * (1.0f + t);
+    out[i] = x * sigmoid(2.0f * gelu_argument(x));
   }
 }
 
 void CpuBackend::gelu_backward(float* d_in, const float* d_out, const float* in,
                                std::size_t count) {
-  // d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+  // d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx with t = tanh(u); with s = sigmoid(2u),
+  // 0.5 (1 + t) = s and 0.5 (1 - t^2) = 2 s (1 - s), so d/dx = s + 2 x s (1 - s) du/dx.
 #pragma omp parallel for simd schedule(static) if (count >= kParallelThreshold)
   for (std::size_t i = 0; i < count; ++i) {
     const float x = in[i];
-    const float t = std::tanh(kSqrt2OverPi * (x + kGeluCubic * x * x * x));
+    const float s = sigmoid(2.0f * gelu_argument(x));
     const float du_dx = kSqrt2OverPi * (1.0f + 3.0f * kGeluCubic * x * x);
-    d_in[i] = d_out[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du_dx);
+    d_in[i] = d_out[i] * (s + 2.0f * x * s * (1.0f - s) * du_dx);
   }
 }
 

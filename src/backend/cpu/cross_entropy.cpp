@@ -1,21 +1,42 @@
 // Softmax cross-entropy with z-loss, fused with its gradient, of the CPU backend.
+//
+// One pass over a row finds its maximum; a second writes exp(x - max) over the gradient row
+// (which may be the logits themselves) while summing it; a third scales it into the gradient.
+// That is one exp per logit (the vocabulary-wide softmax was the largest element-wise cost of a
+// step), vectorised through exp_approx.
 #include <cmath>
 #include <string>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/vector_math.hpp"
 #include "core/error.hpp"
 
 namespace tessera::cpu {
 namespace {
 
-/// log(sum_j exp(x_j)), with the maximum subtracted first; the sum of exponentials is kept in
-/// double so large vocabularies lose no precision.
-float log_sum_exp(const float* x, int vocab) {
+float row_maximum(const float* x, int vocab) {
   float max = x[0];
-  for (int j = 1; j < vocab; ++j) max = std::fmax(max, x[j]);
+#pragma omp simd reduction(max : max)
+  for (int j = 1; j < vocab; ++j) max = std::max(max, x[j]);
+  return max;
+}
+
+/// sum_j exp(x_j - max), kept in double so large vocabularies lose no precision; when `e` is
+/// not null it receives every exp(x_j - max) (e may be x).
+double sum_of_exponentials(float* e, const float* x, float max, int vocab) {
   double sum = 0.0;
-  for (int j = 0; j < vocab; ++j) sum += std::exp(x[j] - max);
-  return max + static_cast<float>(std::log(sum));
+  if (e == nullptr) {
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < vocab; ++j) sum += static_cast<double>(exp_approx(x[j] - max));
+    return sum;
+  }
+#pragma omp simd reduction(+ : sum)
+  for (int j = 0; j < vocab; ++j) {
+    const float value = exp_approx(x[j] - max);
+    e[j] = value;
+    sum += static_cast<double>(value);
+  }
+  return sum;
 }
 
 void check_targets(const int32_t* targets, int rows, int vocab) {
@@ -33,19 +54,23 @@ void CpuBackend::softmax_cross_entropy(float* losses, float* d_logits, const flo
                                        float grad_scale) {
   check_targets(targets, rows, vocab);  // before the parallel loop: exceptions may not leave it
   const std::size_t width = static_cast<std::size_t>(vocab);
-  // d_logits may alias logits, so each row reads everything it needs (lse, the target logit)
-  // before writing, and then writes element j only after reading logit j.
+  // d_logits may alias logits, so each row reads its maximum and target logit before it writes,
+  // and then writes element j only after reading logit j.
 #pragma omp parallel for schedule(static) if (width * rows >= kParallelThreshold)
   for (int r = 0; r < rows; ++r) {
     const float* x = logits + r * width;
-    const float lse = log_sum_exp(x, vocab);
     const int32_t target = targets[r];
-    losses[r] = lse - x[target] + z_loss * lse * lse;
-    if (d_logits == nullptr) continue;
-    // d loss / d x_j = softmax_j (1 + 2 z_loss lse) - [j == target]
-    float* dx = d_logits + r * width;
-    const float factor = grad_scale * (1.0f + 2.0f * z_loss * lse);
-    for (int j = 0; j < vocab; ++j) dx[j] = std::exp(x[j] - lse) * factor;
+    const float target_logit = x[target];
+    const float max = row_maximum(x, vocab);
+    float* dx = d_logits == nullptr ? nullptr : d_logits + r * width;
+    const double sum = sum_of_exponentials(dx, x, max, vocab);
+    const float lse = max + static_cast<float>(std::log(sum));
+    losses[r] = lse - target_logit + z_loss * lse * lse;
+    if (dx == nullptr) continue;
+    // d loss / d x_j = softmax_j (1 + 2 z_loss lse) - [j == target], softmax_j = e_j / sum.
+    const float factor = static_cast<float>(grad_scale * (1.0f + 2.0f * z_loss * lse) / sum);
+#pragma omp simd
+    for (int j = 0; j < vocab; ++j) dx[j] *= factor;
     dx[target] -= grad_scale;
   }
 }

@@ -1,8 +1,10 @@
 // Vocab-parallel softmax cross-entropy of the CPU backend: per-shard statistics, their
 // re-basing onto the group maximum, and the loss and gradient from the combined statistics.
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/cpu_backend.hpp"
+#include "backend/cpu/vector_math.hpp"
 
 namespace tessera::cpu {
 
@@ -14,9 +16,11 @@ void CpuBackend::cross_entropy_shard_stats(float* row_max, float* row_sum, float
   for (int r = 0; r < rows; ++r) {
     const float* x = logits + r * width;
     float max = x[0];
-    for (int j = 1; j < vocab_local; ++j) max = std::fmax(max, x[j]);
+#pragma omp simd reduction(max : max)
+    for (int j = 1; j < vocab_local; ++j) max = std::max(max, x[j]);
     double sum = 0.0;  // as in the unsharded kernel: no precision lost to a large vocabulary
-    for (int j = 0; j < vocab_local; ++j) sum += std::exp(x[j] - max);
+#pragma omp simd reduction(+ : sum)
+    for (int j = 0; j < vocab_local; ++j) sum += static_cast<double>(exp_approx(x[j] - max));
     row_max[r] = max;
     row_sum[r] = static_cast<float>(sum);
     const int local_target = targets[r] - vocab_begin;
@@ -45,7 +49,8 @@ void CpuBackend::cross_entropy_shard_finish(float* losses, float* d_logits, cons
     const float* x = logits + r * width;
     float* dx = d_logits + r * width;
     const float factor = grad_scale * (1.0f + 2.0f * z_loss * lse);
-    for (int j = 0; j < vocab_local; ++j) dx[j] = std::exp(x[j] - lse) * factor;
+#pragma omp simd
+    for (int j = 0; j < vocab_local; ++j) dx[j] = exp_approx(x[j] - lse) * factor;
     const int local_target = targets[r] - vocab_begin;
     if (local_target >= 0 && local_target < vocab_local) dx[local_target] -= grad_scale;
   }
