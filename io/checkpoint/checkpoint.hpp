@@ -57,9 +57,11 @@ struct TensorReadRequest {
 /// position) to `file` atomically: a crash leaves the previous file or none, never a partial
 /// one. Ranks may declare different tensors (pipeline stages); the file holds their union.
 /// Cost beyond the write: each dataset is read back once, by one rank (round-robin), to
-/// compute its checksum, so the file is read once in total.
+/// compute its checksum, so the file is read once in total. A non-empty `manifest` (rank 0's
+/// copy: the run manifest JSON, io/manifest) becomes the root attribute "manifest".
 void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
-                      const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata);
+                      const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata,
+                      const std::string& manifest = {});
 
 /// Reads each request's block from `file`, after checking the format version, that every
 /// requested tensor exists as float32 with exactly the expected global shape, and the checksum
@@ -73,6 +75,10 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
 /// Checks the format version and the checksum of every dataset in `file`; throws UsageError
 /// naming the file and the first bad dataset.
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
+
+/// The run manifest attribute of `file` (JSON text). Serial, like describe_checkpoint.
+/// UsageError when the file is not a readable checkpoint or has no manifest.
+std::string read_checkpoint_manifest(const std::filesystem::path& file);
 
 /// A human-readable listing (datasets, shapes, dtypes, attributes) for `tessera inspect`.
 /// Serial: opens the file with the default driver on the calling process only.
@@ -93,8 +99,9 @@ class CheckpointDirectory {
 
   /// Writes the checkpoint of `step`, then points `latest` at it (temp file + rename), then
   /// deletes all but the newest keep_last checkpoints. Returns the new file's path.
+  /// `manifest` as in write_checkpoint.
   std::filesystem::path save(int64_t step, const std::vector<TensorBlock>& blocks,
-                             const nlohmann::json& metadata);
+                             const nlohmann::json& metadata, const std::string& manifest = {});
   /// Complete checkpoints in the directory, oldest first (temp files are not listed).
   std::vector<Entry> list() const;
   /// The newest checkpoint that passes verify_checkpoint, or none. Each one that fails is

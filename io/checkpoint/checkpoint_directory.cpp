@@ -85,7 +85,8 @@ std::vector<CheckpointDirectory::Entry> CheckpointDirectory::list() const {
 
 std::filesystem::path CheckpointDirectory::save(int64_t step,
                                                 const std::vector<TensorBlock>& blocks,
-                                                const nlohmann::json& metadata) {
+                                                const nlohmann::json& metadata,
+                                                const std::string& manifest) {
   std::optional<std::string> problem;
   if (comm_rank(comm_) == 0) {
     std::error_code ec;
@@ -95,7 +96,7 @@ std::filesystem::path CheckpointDirectory::save(int64_t step,
   }
   agree(comm_, problem);
   const auto file = path_for(step);
-  write_checkpoint(comm_, file, blocks, metadata);
+  write_checkpoint(comm_, file, blocks, metadata, manifest);
   if (comm_rank(comm_) == 0) {
     problem = point_latest(directory_, file.filename().string());
     // Retention only after the new checkpoint and `latest` are complete.

@@ -130,6 +130,7 @@ uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape);
 inline constexpr const char* kChecksumAttribute = "fnv1a64";
 inline constexpr const char* kVersionAttribute = "tessera_format_version";
 inline constexpr const char* kMetadataAttribute = "metadata";
+inline constexpr const char* kManifestAttribute = "manifest";
 
 /// Collective: every dataset's checksum against its attribute, dataset i hashed by rank
 /// i % size; throws UsageError on every rank naming the file and the first bad dataset.

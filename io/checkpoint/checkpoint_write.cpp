@@ -32,20 +32,28 @@ std::filesystem::path temp_path(MPI_Comm comm, const std::filesystem::path& file
   return file.string() + suffix;
 }
 
-void write_root_attributes(hid_t file_id, const std::string& metadata) {
+/// A fixed-length string attribute of the root group (collective: same text on every rank).
+void write_text_attribute(hid_t file_id, const char* name, const std::string& value) {
+  H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
+  H5Id text_type(TESSERA_H5(H5Tcopy(H5T_C_S1)), H5Tclose);
+  TESSERA_H5(H5Tset_size(text_type.get(), std::max<std::size_t>(1, value.size())));
+  H5Id text(TESSERA_H5(
+                H5Acreate2(file_id, name, text_type.get(), scalar.get(), H5P_DEFAULT, H5P_DEFAULT)),
+            H5Aclose);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  TESSERA_H5(H5Awrite(text.get(), text_type.get(), padded.data()));
+}
+
+void write_root_attributes(hid_t file_id, const std::string& metadata,
+                           const std::string& manifest) {
   H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
   H5Id version(TESSERA_H5(H5Acreate2(file_id, kVersionAttribute, H5T_STD_I32LE, scalar.get(),
                                      H5P_DEFAULT, H5P_DEFAULT)),
                H5Aclose);
   const int value = kCheckpointFormatVersion;
   TESSERA_H5(H5Awrite(version.get(), H5T_NATIVE_INT, &value));
-  H5Id text_type(TESSERA_H5(H5Tcopy(H5T_C_S1)), H5Tclose);
-  TESSERA_H5(H5Tset_size(text_type.get(), std::max<std::size_t>(1, metadata.size())));
-  H5Id text(TESSERA_H5(H5Acreate2(file_id, kMetadataAttribute, text_type.get(), scalar.get(),
-                                  H5P_DEFAULT, H5P_DEFAULT)),
-            H5Aclose);
-  const std::string padded = metadata.empty() ? std::string(1, '\0') : metadata;
-  TESSERA_H5(H5Awrite(text.get(), text_type.get(), padded.data()));
+  write_text_attribute(file_id, kMetadataAttribute, metadata);
+  if (!manifest.empty()) write_text_attribute(file_id, kManifestAttribute, manifest);
 }
 
 /// Creates every planned dataset (collective) and writes this rank's writer blocks into them
@@ -147,7 +155,8 @@ std::optional<std::string> publish_file(const std::filesystem::path& temp,
 }  // namespace checkpoint_detail
 
 void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
-                      const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata) {
+                      const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata,
+                      const std::string& manifest) {
   silence_hdf5();
   std::vector<Declaration> declarations;
   agree(comm, declare(
@@ -155,6 +164,8 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/true);
   std::string metadata_text = metadata.dump();
   broadcast_string(comm, metadata_text, 0);
+  std::string manifest_text = manifest;
+  broadcast_string(comm, manifest_text, 0);
   const auto temp = temp_path(comm, file);
   try {
     H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
@@ -163,7 +174,7 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
     TESSERA_H5(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
     H5Id file_id(TESSERA_H5(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get())),
                  H5Fclose);
-    write_root_attributes(file_id.get(), metadata_text);
+    write_root_attributes(file_id.get(), metadata_text, manifest_text);
     {
       auto datasets = write_datasets(file_id.get(), plan, blocks);
       write_checksums(comm, file_id.get(), plan, datasets);

@@ -300,6 +300,14 @@ void check_train(const TrainConfig& train) {
   }
 }
 
+void check_backend(const Config& config) {
+  if (config.train.backend == BackendKind::cuda && config.parallel.deterministic) {
+    inconsistent(
+        "parallel.deterministic sums the gradients on the host, which train.backend = \"cuda\" "
+        "does not do; set parallel.deterministic = false, or train.backend = \"cpu\"");
+  }
+}
+
 void check_parallel(const ParallelConfig& parallel) {
   const bool interleaved = parallel.schedule == PipelineScheduleKind::interleaved;
   if (parallel.chunks_per_stage > 1 && !interleaved) {
@@ -332,6 +340,7 @@ Config parse_named(const std::string& toml_text, const std::string& source,
   check_model(config.model);
   check_train(config.train);
   check_parallel(config.parallel);
+  check_backend(config);
   return config;
 }
 

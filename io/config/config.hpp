@@ -17,6 +17,10 @@ enum class ModelFamily { gpt2, openlm };
 enum class NormKind { layernorm, rmsnorm };
 enum class LrSchedule { cosine, constant };
 enum class PipelineScheduleKind { one_f_one_b, gpipe, interleaved };
+enum class BackendKind { cpu, cuda };
+/// What backward recomputes instead of keeping from forward: nothing; the attention core (its
+/// softmax probabilities, the largest activation); or each whole block from its input.
+enum class Recompute { none, selective, full };
 
 struct ModelConfig {
   ModelFamily family = ModelFamily::gpt2;
@@ -65,6 +69,8 @@ struct TrainConfig {
   /// Weight decay is applied to matrices only unless these say otherwise.
   bool decay_norms_and_biases = false;
   bool decay_embeddings = false;
+  BackendKind backend = BackendKind::cpu;
+  Recompute recompute = Recompute::none;
 
   bool operator==(const TrainConfig&) const = default;
 };
@@ -113,6 +119,11 @@ struct CheckpointConfig {
 
 struct RunConfig {
   std::filesystem::path dir = "runs/default";
+  /// When the job ends, as UNIX seconds; 0 asks Slurm (SLURM_JOB_END_TIME, else squeue). The
+  /// run stops with a checkpoint (exit status 75) before another step and a save would pass it.
+  int64_t deadline = 0;
+  /// Seconds kept free before the job's end on top of the longest step and save.
+  double stop_margin_s = 60.0;
 
   bool operator==(const RunConfig&) const = default;
 };

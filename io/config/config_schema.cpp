@@ -30,6 +30,14 @@ struct EnumNames<LrSchedule> {
 };
 
 template <>
+struct EnumNames<BackendKind> {
+  static constexpr std::array<std::string_view, 2> names{"cpu", "cuda"};
+};
+template <>
+struct EnumNames<Recompute> {
+  static constexpr std::array<std::string_view, 3> names{"none", "selective", "full"};
+};
+template <>
 struct EnumNames<PipelineScheduleKind> {
   static constexpr std::array<std::string_view, 3> names{"1f1b", "gpipe", "interleaved"};
 };
@@ -117,6 +125,12 @@ std::vector<KeySpec> build_schema() {
   return {
       entry("run.dir", &C::run, &RunConfig::dir,
             "directory of the run: checkpoints, metrics.jsonl and the resolved config.toml"),
+      entry("run.deadline", &C::run, &RunConfig::deadline, at_least(0),
+            "end of the job as UNIX seconds; 0 asks Slurm (SLURM_JOB_END_TIME, else squeue); "
+            "the run saves and exits with status 75 before another step would pass it"),
+      entry("run.stop_margin_s", &C::run, &RunConfig::stop_margin_s, at_least(0),
+            "seconds kept free before the job's end, on top of the longest step and "
+            "checkpoint"),
 
       entry("model.family", &C::model, &M::family,
             "gpt2 (learned positions, GELU, tied embeddings, biases) or openlm (rotary, SwiGLU)"),
@@ -163,6 +177,13 @@ std::vector<KeySpec> build_schema() {
             "AdamW epsilon added to the root of the second moment"),
       entry("train.grad_clip", &C::train, &T::grad_clip, at_least(0),
             "limit of the global L2 norm of the gradients; 0 disables clipping"),
+      entry("train.backend", &C::train, &T::backend,
+            "where the step computes: cpu, or cuda (one GPU per rank, NCCL between them; needs a "
+            "build with -DTESSERA_CUDA=ON)"),
+      entry("train.recompute", &C::train, &T::recompute,
+            "activation recomputation: none; selective (the attention probabilities, recomputed "
+            "in backward); full (each block re-run from its input in backward). Same results, "
+            "less activation memory"),
       entry("train.stop_after", &C::train, &TrainConfig::stop_after, at_least(0),
             "end cleanly with a checkpoint once step N is done (0: run all steps); changes "
             "nothing else about the run"),

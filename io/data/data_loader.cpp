@@ -29,6 +29,8 @@ class DataSource {
   virtual std::optional<int64_t> samples_per_epoch(Split split) const = 0;
   virtual std::string describe() const = 0;
   virtual std::string tokenizer_id() const = 0;
+  /// The shards read from (none for generated data).
+  virtual std::vector<std::pair<std::string, const ShardReader*>> shards() const { return {}; }
 };
 
 namespace {
@@ -76,6 +78,7 @@ class TokenStream {
   }
   uint64_t size() const { return starts_.back(); }
   size_t n_shards() const { return shards_.size(); }
+  const std::vector<ShardReader>& shards() const { return shards_; }
 
   /// Tokens [first, first + count), which may span shards.
   void read(uint64_t first, uint64_t count, int32_t* out) const {
@@ -205,6 +208,12 @@ class PreparedSource final : public DataSource {
     return static_cast<int64_t>(split == Split::train ? train_windows_ : validation_windows_);
   }
   std::string tokenizer_id() const override { return tokenizer_id_; }
+  std::vector<std::pair<std::string, const ShardReader*>> shards() const override {
+    std::vector<std::pair<std::string, const ShardReader*>> all;
+    for (const ShardReader& shard : train_.shards()) all.emplace_back("train", &shard);
+    for (const ShardReader& shard : validation_.shards()) all.emplace_back("validation", &shard);
+    return all;
+  }
   std::string describe() const override {
     return "prepared dataset " + dir_.string() + ": tokenizer " + tokenizer_id_ + " (vocab " +
            std::to_string(vocab_size_) + "), train " + std::to_string(train_.size()) +
@@ -284,6 +293,23 @@ std::string DataLoader::describe() const { return source_->describe(); }
 int DataLoader::vocab_size() const { return source_->vocab_size(); }
 std::optional<int64_t> DataLoader::samples_per_epoch(Split split) const {
   return source_->samples_per_epoch(split);
+}
+
+std::vector<ShardChecksum> DataLoader::shard_checksums() const {
+  std::vector<ShardChecksum> checksums;
+  for (const auto& [split, shard] : source_->shards()) {
+    checksums.push_back(
+        {split, shard->path().filename().string(), shard->size(), shard->payload_checksum()});
+  }
+  return checksums;
+}
+
+std::vector<std::string> DataLoader::damaged_shards() const {
+  std::vector<std::string> damaged;
+  for (const auto& [split, shard] : source_->shards()) {
+    if (!shard->verify_payload()) damaged.push_back(shard->path().filename().string());
+  }
+  return damaged;
 }
 
 }  // namespace tessera

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "io/config/config.hpp"
 #include "io/data/split.hpp"
@@ -25,6 +26,14 @@
 namespace tessera {
 
 class DataSource;
+
+/// One token shard of a prepared dataset, as the run manifest records it.
+struct ShardChecksum {
+  std::string split;  ///< "train" or "validation"
+  std::string file;   ///< name inside data.source
+  uint64_t tokens = 0;
+  uint64_t fnv1a64 = 0;  ///< of the token bytes, as the shard's header records it
+};
 
 class DataLoader {
  public:
@@ -51,6 +60,12 @@ class DataLoader {
   int vocab_size() const;
   /// Windows in one pass over the split; nullopt when the split is unbounded (synthetic).
   std::optional<int64_t> samples_per_epoch(Split split) const;
+  /// Every shard of a prepared dataset, train then validation, with the checksum its header
+  /// records (cheap: nothing is read); empty for the synthetic source.
+  std::vector<ShardChecksum> shard_checksums() const;
+  /// Names of the shards whose tokens no longer hash to their header's checksum (reads every
+  /// token once).
+  std::vector<std::string> damaged_shards() const;
 
  private:
   DataLoader(std::shared_ptr<const DataSource> source, int seq_len);

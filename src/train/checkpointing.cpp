@@ -82,7 +82,7 @@ std::unique_ptr<TrainingCheckpoints::HostState> TrainingCheckpoints::gather_stat
       // Under ZeRO-1 each dp rank holds 1/dp of the moments: gather them so that every rank can
       // describe whole logical tensors (the file does not depend on the ZeRO setting).
       if (size < p.padded_count())
-        parallel_.dp().all_gather(full.data() + begin, full.data(), size);
+        parallel_.host_dp().all_gather(full.data() + begin, full.data(), size);
     }
     state->chunks.push_back(std::move(host));
   }
@@ -136,9 +136,11 @@ std::vector<SaveReport> TrainingCheckpoints::save(int step) {
   pending->blocks = blocks_of(*pending->state);
   pending->report.step = step;
   pending->report.blocked_s = seconds_since(start);
-  auto write = [this, step, start, seconds_since, job = pending.get(), header = metadata(step)] {
+  auto write = [this, step, start, seconds_since, job = pending.get(), header = metadata(step),
+                manifest = manifest_] {
     try {
-      job->report.bytes = std::filesystem::file_size(directory_.save(step, job->blocks, header));
+      job->report.bytes =
+          std::filesystem::file_size(directory_.save(step, job->blocks, header, manifest));
     } catch (...) {
       job->failure = std::current_exception();
     }

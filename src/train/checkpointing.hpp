@@ -52,6 +52,8 @@ class TrainingCheckpoints {
   /// Waits for an asynchronous save in flight; returns its report (if there was one) and
   /// rethrows what it failed with.
   std::vector<SaveReport> wait();
+  /// The run manifest JSON (rank 0's copy counts) that every later save stores in its file.
+  void set_manifest(std::string manifest) { manifest_ = std::move(manifest); }
 
  private:
   struct HostState;
@@ -69,6 +71,7 @@ class TrainingCheckpoints {
   CheckpointDirectory directory_;
   std::uintmax_t restored_bytes_ = 0;
   std::unique_ptr<Pending> pending_;
+  std::string manifest_;
 };
 
 /// checkpoint.dir, or <run.dir>/checkpoints when it is empty.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -13,16 +14,19 @@
 #include "backend/backend.hpp"
 #include "core/error.hpp"
 #include "io/data/data_loader.hpp"
+#include "io/manifest/manifest.hpp"
 #include "io/metrics/metrics.hpp"
 #include "io/metrics/progress.hpp"
 #include "optim/lr_schedule.hpp"
 #include "parallel/agreement.hpp"
+#include "train/backend_choice.hpp"
 #include "train/checkpointing.hpp"
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
 #include "train/stage_layout.hpp"
 #include "train/step_accounting.hpp"
 #include "train/step_timer.hpp"
+#include "train/stop_signals.hpp"
 
 namespace tessera {
 namespace {
@@ -82,6 +86,37 @@ auto with_context(int step, const char* phase, Work&& work) {
   }
 }
 
+const char* environment_variable(const char* name) { return std::getenv(name); }
+
+/// A run.deadline already passed would stop every (requeued) job after one step.
+void check_deadline(int64_t deadline) {
+  const double now = unix_time_now();
+  if (deadline > 0 && static_cast<double>(deadline) <= now) {
+    throw UsageError(fmt::format(
+        "run.deadline = {} is {:.0f} s in the past; set the job's end as a future UNIX time "
+        "(e.g. $(date -d '+2 hours' +%s)), or 0 to ask Slurm",
+        deadline, now - static_cast<double>(deadline)));
+  }
+}
+
+/// The job's end time: rank 0 looks it up (squeue is asked once per job, not once per rank)
+/// and every rank gets its value; `source` is rank 0's only.
+JobEndTime agreed_end_time(const Config& config, Communicator& world) {
+  JobEndTime found;
+  if (world.rank() == 0) {
+    found = find_job_end_time(config.run.deadline, environment_variable, run_squeue);
+  }
+  const double mine = world.rank() == 0 && found.unix_time ? *found.unix_time : -1.0;
+  const double agreed = world.all_reduce_max_double(mine);
+  found.unix_time = agreed > 0 ? std::optional<double>(agreed) : std::nullopt;
+  return found;
+}
+
+/// The line and metrics.jsonl "reason" of an early stop.
+const char* stop_reason_name(StopReason reason) {
+  return reason == StopReason::signal ? "signal" : "time_limit";
+}
+
 /// One training run on this rank: set up in the constructor, `run` trains, evaluates and logs.
 class TrainingRun {
  public:
@@ -96,14 +131,25 @@ class TrainingRun {
   void log_step(const StepReport& report, const UpdateResult& update,
                 const PipelineTimings& pipeline);
   double evaluate();
+  /// Sets up the early stop: the job's end time and the save-time estimate.
+  void prepare_stop(double restore_s);
+  /// Writes manifest.json (a new one, or this start appended to it) and hands it to the
+  /// checkpoints. Collective (host names).
+  void record_manifest();
+  /// The end of step `step` (which took `step_s`): one collective agrees on the checkpoint
+  /// interval, stop signals and the time limit; saves when due. True when the run stops here.
+  bool end_step(int step, int last_step, double step_s);
   /// Whether to save after `step`: every checkpoint.every steps, once checkpoint.every_minutes
-  /// have passed on any rank (agreed with one collective), and after the last step.
-  bool checkpoint_due(int step, int last_step);
+  /// have passed on any rank (`agreed`), and after the last step.
+  bool checkpoint_due(int step, int last_step, const BoundaryReadings& agreed) const;
+  /// After the stop's checkpoint: waits for it, logs the stop, records it in metrics.jsonl.
+  void stop_early(int step, const StopDecision& stop);
   /// Logs finished saves: the time training was blocked next to the whole write's.
   void report_saves(const std::vector<SaveReport>& saves);
 
   const Config& config_;
   ParallelContext& parallel_;
+  StopSignals signals_;  // from before the restore: a signal then stops after the first step
   const bool reporter_;  // world rank 0 writes the run directory and the console
   std::ostream null_stream_{nullptr};
   std::ostream& out_;
@@ -115,6 +161,7 @@ class TrainingRun {
   std::unique_ptr<TrainingCheckpoints> checkpoints_;
   int first_step_ = 1;  // after a resume, the step after the checkpoint's
   StepTimer since_checkpoint_;
+  std::optional<StopMonitor> stop_monitor_;
   std::unique_ptr<ProgressDisplay> progress_;
   const int stages_, stage_, dp_rank_;
   const int microbatches_;  // per dp replica and step
@@ -140,7 +187,7 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
       tokens_(microbatches_, config.train.micro_batch, config.model.seq_len),
       eval_tokens_(config.eval.batches, config.train.micro_batch, config.model.seq_len) {
   open_data_and_run_dir();
-  backend_ = make_cpu_backend();
+  backend_ = make_training_backend(config_, parallel_);
   replica_ = std::make_unique<ModelReplica>(config_, *backend_, parallel_);
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
@@ -150,10 +197,11 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
   std::vector<std::string> warnings;
   StepTimer restoring;
   first_step_ = checkpoints_->restore([&](const std::string& w) { warnings.push_back(w); }) + 1;
+  const double restore_s = first_step_ > 1 ? restoring.seconds() : 0.0;
   if (metrics_ && first_step_ > 1) {
     metrics_->write({{"kind", "restore"},
                      {"step", first_step_ - 1},
-                     {"seconds", restoring.seconds()},
+                     {"seconds", restore_s},
                      {"bytes", checkpoints_->restored_bytes()}});
   }
   progress_ = std::make_unique<ProgressDisplay>(
@@ -169,6 +217,56 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
                     "remove {} or pick another run.dir to train again",
                     config_.train.steps, checkpoint_directory(config_).string()));
   }
+  record_manifest();
+  prepare_stop(restore_s);
+}
+
+void TrainingRun::prepare_stop(double restore_s) {
+  const JobEndTime end = agreed_end_time(config_, parallel_.world());
+  // Before the first save is measured: this rank's state (values, m, v) at 100 MB/s, or the
+  // restore (which reads and verifies the same bytes) when that took longer.
+  constexpr double kAssumedSaveBytesPerS = 100e6;
+  double state_bytes = 0.0;
+  for (ModelReplica::ChunkState chunk : replica_->chunk_states()) {
+    state_bytes +=
+        3.0 * sizeof(float) * static_cast<double>(chunk.model.parameters().padded_count());
+  }
+  const double estimate = std::max(restore_s, state_bytes / kAssumedSaveBytesPerS);
+  stop_monitor_.emplace(end.unix_time, config_.run.stop_margin_s, estimate);
+  if (end.unix_time) {
+    progress_->message(fmt::format(
+        "time limit: the job ends in {:.0f} s (from {}); the run saves and exits with status {} "
+        "when another step, a checkpoint and {:.0f} s of margin no longer fit",
+        *end.unix_time - unix_time_now(), end.source, kStoppedEarlyExit,
+        config_.run.stop_margin_s));
+  }
+}
+
+void TrainingRun::record_manifest() {
+  RunStart start;
+  start.hosts = gather_hostnames(parallel_.world_handle());  // collective
+  if (!reporter_) {
+    run_agreed(parallel_.world(), [] {});  // rank 0 writes manifest.json
+    return;
+  }
+  start.build = describe_build();
+  start.config = config_;
+  start.world_size = parallel_.world().size();
+  start.dp = parallel_.shape().dp;
+  start.tp = parallel_.shape().tp;
+  start.pp = parallel_.shape().pp;
+  start.data = describe_data(config_.data, *data_);
+  start.resumed_from_step = first_step_ - 1;
+  start.unix_time = unix_time_now();
+  std::string problem;
+  const std::optional<nlohmann::json> previous = load_manifest(config_.run.dir, problem);
+  if (!problem.empty()) progress_->message("warning: " + problem + "; starting a new manifest");
+  const nlohmann::json manifest =
+      record_start(previous, start, describe_slurm_job(environment_variable));
+  checkpoints_->set_manifest(manifest.dump());
+  run_agreed(parallel_.world(), [&] {
+    if (reporter_) write_manifest(config_.run.dir, manifest);
+  });
 }
 
 void TrainingRun::open_data_and_run_dir() {
@@ -182,6 +280,7 @@ void TrainingRun::open_data_and_run_dir() {
                        "prepare with a larger --val-fraction, or set eval.every = 0");
     }
     if (reporter_) {
+      check_deadline(config_.run.deadline);
       write_resolved_config(config_);
       metrics_.emplace(config_.run.dir);
     }
@@ -197,12 +296,14 @@ void TrainingRun::announce() {
        << to_toml(config_) << "# data: " << data_->describe() << "\n";
   if (metrics_) {
     const double floor = result_.loss_floor;
+    const std::optional<double> end = stop_monitor_->end_time();  // UNIX seconds, or none
     metrics_->write(
         {{"kind", "run"},
          {"layout", fmt::format("dp={} tp={} pp={}", dp, tp, stages_)},
          {"flops_per_token", flops_per_token},
          {"loss_floor", std::isnan(floor) ? nlohmann::json(nullptr) : nlohmann::json(floor)},
-         {"unigram_entropy", result_.unigram_entropy}});
+         {"unigram_entropy", result_.unigram_entropy},
+         {"job_end_time", end ? nlohmann::json(*end) : nlohmann::json(nullptr)}});
   }
   progress_->message(fmt::format(
       "layout dp={} tp={} pp={} ({} ranks); {} microbatches of {} per replica per step; "
@@ -262,6 +363,7 @@ double TrainingRun::evaluate() {
 
 void TrainingRun::report_saves(const std::vector<SaveReport>& saves) {
   for (const SaveReport& save : saves) {
+    stop_monitor_->save_took(save.write_s);
     const double bytes = static_cast<double>(save.bytes);
     if (metrics_) {
       metrics_->write({{"kind", "checkpoint"},
@@ -276,15 +378,46 @@ void TrainingRun::report_saves(const std::vector<SaveReport>& saves) {
   }
 }
 
-bool TrainingRun::checkpoint_due(int step, int last_step) {
+bool TrainingRun::end_step(int step, int last_step, double step_s) {
+  // The step boundary's one collective: the checkpoint interval, stop signals and the time
+  // limit, agreed over all ranks.
+  stop_monitor_->step_took(step_s);
+  const BoundaryReadings agreed =
+      agree_at_boundary(parallel_.world_handle(),
+                        stop_monitor_->readings(signals_.received(), since_checkpoint_.seconds()));
+  const StopDecision stop = step < last_step ? stop_monitor_->decide(agreed) : StopDecision{};
+  if (stop.reason != StopReason::none || checkpoint_due(step, last_step, agreed)) {
+    report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->save(step); }));
+    since_checkpoint_.restart();
+  }
+  if (stop.reason == StopReason::none) return false;
+  stop_early(step, stop);
+  return true;
+}
+
+bool TrainingRun::checkpoint_due(int step, int last_step, const BoundaryReadings& agreed) const {
   const CheckpointConfig& checkpoint = config_.checkpoint;
   bool due = step == last_step || (checkpoint.every > 0 && step % checkpoint.every == 0);
-  if (checkpoint.every_minutes > 0) {
-    const double minutes =
-        parallel_.world().all_reduce_max_double(since_checkpoint_.seconds()) / 60;
-    due = due || minutes >= checkpoint.every_minutes;
-  }
+  if (checkpoint.every_minutes > 0)
+    due = due || agreed.since_checkpoint_s / 60 >= checkpoint.every_minutes;
   return due;
+}
+
+void TrainingRun::stop_early(int step, const StopDecision& stop) {
+  report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  result_.stopped_early = stop.reason;
+  if (metrics_) {
+    nlohmann::json record = {{"kind", "stop"},
+                             {"step", step},
+                             {"reason", stop_reason_name(stop.reason)},
+                             {"detail", stop.explanation},
+                             {"exit_status", kStoppedEarlyExit}};
+    if (stop.reason == StopReason::signal) record["signal"] = signal_name(stop.signal);
+    metrics_->write(record);
+  }
+  progress_->message(
+      fmt::format("step {} | {}; checkpoint saved; exit status {} so the job is requeued", step,
+                  stop.explanation, kStoppedEarlyExit));
 }
 
 TrainResult TrainingRun::run() {
@@ -296,6 +429,7 @@ TrainResult TrainingRun::run() {
   double timed_seconds = 0.0;
   const int last_step =
       train.stop_after > 0 ? std::min(train.stop_after, train.steps) : train.steps;
+  int done_step = first_step_ - 1;
   for (int step = first_step_; step <= last_step; ++step) {
     StepTimer step_timer;
     UpdateResult update;
@@ -317,15 +451,13 @@ TrainResult TrainingRun::run() {
       if (metrics_) metrics_->write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress_->message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
     }
-    if (checkpoint_due(step, last_step)) {
-      report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->save(step); }));
-      since_checkpoint_.restart();
-    }
+    done_step = step;
+    if (end_step(step, last_step, step_timer.seconds())) break;
   }
-  report_saves(with_context(last_step, "checkpoint", [&] { return checkpoints_->wait(); }));
-  const int timed_steps = last_step - first_step_;
+  report_saves(with_context(done_step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  const int timed_steps = done_step - first_step_;
   result_.tokens_per_s = timed_steps > 0 ? tokens_per_step_ * timed_steps / timed_seconds : 0;
-  if (metrics_) {
+  if (metrics_ && result_.stopped_early == StopReason::none) {
     // The parameters rank 0 holds (all of them without tensor or pipeline parallelism), for
     // comparing runs bit for bit.
     metrics_->write({{"kind", "final"},

@@ -7,8 +7,15 @@
 
 #include "io/config/config.hpp"
 #include "parallel/parallel_context.hpp"
+#include "train/stop_decision.hpp"
 
 namespace tessera {
+
+/// Exit statuses of `tessera train`, the contract with job scripts (jobs/, doc/checkpoints.md):
+/// 0 finished all steps; kStoppedEarlyExit stopped early after a good checkpoint (a stop signal
+/// or the job's time limit) and wants to be requeued; 2 bad input; 1 failure.
+/// 75 is EX_TEMPFAIL of sysexits.h: "try again later".
+inline constexpr int kStoppedEarlyExit = 75;
 
 struct TrainResult {
   std::vector<double> losses;      ///< training loss of every step, in order (every rank)
@@ -16,15 +23,19 @@ struct TrainResult {
   double tokens_per_s = 0.0;       ///< mean over the steps after the first
   double loss_floor = 0.0;         ///< the data source's entropy floor (NaN when unknown)
   double unigram_entropy = 0.0;    ///< of the training tokens: the baseline to beat
+  /// Why the run stopped before its last step, after saving a checkpoint (none: it did not).
+  StopReason stopped_early = StopReason::none;
 };
 
 /// Checks config.parallel against the job's ranks (UsageError on every rank when it cannot
 /// work) and builds the process grid over MPI_COMM_WORLD. MPI must be initialised.
 ParallelContext make_parallel_context(const Config& config);
 
-/// Trains as `config` says on the ranks of `parallel`. World rank 0 writes config.toml and
-/// metrics.jsonl into run.dir and progress to `console`; the others stay silent. Throws
-/// UsageError before any work when the data cannot be used.
+/// Trains as `config` says on the ranks of `parallel`. World rank 0 writes config.toml,
+/// manifest.json and metrics.jsonl into run.dir and progress to `console`; the others stay
+/// silent. Throws UsageError before any work when the data cannot be used. SIGUSR1 or SIGTERM
+/// (on any rank), or the job's end drawing near, ends the run early with a checkpoint
+/// (TrainResult::stopped_early).
 TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel);
 
 /// The same on every rank of MPI_COMM_WORLD.

@@ -34,6 +34,10 @@ expect_usage_error "heads do not divide" "n_heads" -- train "$configs/tiny.toml"
 expect_usage_error "batch does not divide" "micro_batch" -- train "$configs/tiny.toml" --set train.micro_batch=3 $run
 expect_usage_error "missing config" "nothere.toml" -- train "$work/nothere.toml"
 expect_usage_error "missing data" "$work/nodata" -- train "$configs/tiny.toml" --set data.source="$work/nodata" $run
+expect_usage_error "deadline passed" "run.deadline = 1000 is" -- train "$configs/tiny.toml" --set run.deadline=1000 $run
+# This build has no CUDA (or, built with it, this machine no GPU): refused before any work.
+expect_usage_error "cuda backend unavailable" 'train.backend = "cuda"' -- train "$configs/tiny.toml" --set train.backend='"cuda"' $run
+expect_usage_error "deterministic on cuda" "parallel.deterministic" -- train "$configs/tiny.toml" --set train.backend='"cuda"' --set parallel.deterministic=true $run
 
 # A prepared dataset, then damaged copies of it.
 printf 'To be, or not to be, that is the question.\n%.0s' $(seq 200) >"$work/text.txt"

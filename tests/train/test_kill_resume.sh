@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A run killed with SIGKILL at random moments (inside checkpoint writes too: it saves every
 # step) and restarted each time must end with exactly the parameters of an uninterrupted run.
+# 400 steps take about 20 s here, so that all 8 kills land before the run can finish.
 # Usage: test_kill_resume.sh TESSERA CONFIG_DIR
 set -u
 tessera=$1
@@ -8,7 +9,7 @@ configs=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMP_NUM_THREADS=1
-settings=(--set train.steps=80 --set train.warmup_steps=2 --set eval.every=0 --set log.every=1
+settings=(--set train.steps=400 --set train.warmup_steps=2 --set eval.every=0 --set log.every=1
           --set log.progress=plain --set checkpoint.every=1 --set checkpoint.keep=2)
 
 checksum() { grep '"kind":"final"' "$1/metrics.jsonl" | tail -1 | sed 's/.*"parameter_checksum":"\([0-9a-f]*\)".*/\1/'; }

@@ -1,0 +1,76 @@
+#include "train/backend_choice.hpp"
+
+#include <fmt/format.h>
+#include <mpi.h>
+
+#include "core/error.hpp"
+
+#ifdef TESSERA_WITH_CUDA
+#include <cuda_runtime_api.h>
+
+#include "backend/cuda/cuda_backend.hpp"
+#include "backend/cuda/cuda_check.hpp"
+#include "parallel/nccl_communicator.hpp"
+#endif
+
+namespace tessera {
+namespace {
+#ifdef TESSERA_WITH_CUDA
+
+/// This rank's index among the ranks on its node, and their number.
+std::pair<int, int> node_local_rank(Communicator& world, MPI_Comm world_handle) {
+  MPI_Comm shared = MPI_COMM_NULL;
+  TESSERA_MPI_CHECK(MPI_Comm_split_type(world_handle, MPI_COMM_TYPE_SHARED, world.rank(),
+                                        MPI_INFO_NULL, &shared));
+  const UniqueMpiComm node(shared);
+  int rank = 0, size = 1;
+  TESSERA_MPI_CHECK(MPI_Comm_rank(node.get(), &rank));
+  TESSERA_MPI_CHECK(MPI_Comm_size(node.get(), &size));
+  return {rank, size};
+}
+
+std::unique_ptr<Backend> make_cuda_training_backend(ParallelContext& parallel) {
+  const auto [local_rank, local_ranks] = node_local_rank(parallel.world(), parallel.world_handle());
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
+  // Two ranks on one GPU would share its memory and serialise; NCCL refuses them outright.
+  const bool enough = local_ranks <= devices;
+  if (parallel.world().all_reduce_max_double(enough ? 0.0 : 1.0) > 0.0) {
+    throw UsageError(fmt::format(
+        "train.backend = \"cuda\" needs one GPU per rank, but a node runs {} ranks and sees {} "
+        "GPUs; start one rank per GPU (srun --ntasks-per-node = --gpus-per-node)",
+        local_ranks, devices));
+  }
+  TESSERA_CUDA_CHECK(cudaSetDevice(local_rank));
+  std::unique_ptr<Backend> backend = make_cuda_backend();
+  const cudaStream_t stream = cuda_compute_stream(*backend);
+  parallel.use_device_communicators([stream](UniqueMpiComm group) -> std::unique_ptr<Communicator> {
+    return std::make_unique<NcclCommunicator>(std::move(group), stream);
+  });
+  return backend;
+}
+#endif
+
+}  // namespace
+
+bool cuda_backend_built() {
+#ifdef TESSERA_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel) {
+  if (config.train.backend == BackendKind::cpu) return make_cpu_backend();
+#ifdef TESSERA_WITH_CUDA
+  return make_cuda_training_backend(parallel);
+#else
+  static_cast<void>(parallel);
+  throw UsageError(
+      "train.backend = \"cuda\", but this tessera was built without CUDA; rebuild with "
+      "cmake -DTESSERA_CUDA=ON, or set train.backend = \"cpu\"");
+#endif
+}
+
+}  // namespace tessera

@@ -1,0 +1,22 @@
+// Which backend a training run computes on (train.backend), and on which device.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backend/backend.hpp"
+#include "io/config/config.hpp"
+#include "parallel/parallel_context.hpp"
+
+namespace tessera {
+
+/// Whether this build of tessera has the CUDA backend (built with -DTESSERA_CUDA=ON).
+bool cuda_backend_built();
+
+/// The backend config.train.backend names. "cuda" gives each rank the GPU of its node-local
+/// rank and moves the tensor, data and pipeline groups of `parallel` onto NCCL. Throws
+/// UsageError (on every rank) when the backend is not built in or a node has fewer GPUs than
+/// ranks.
+std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel);
+
+}  // namespace tessera
