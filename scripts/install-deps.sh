@@ -11,6 +11,10 @@ packages=(
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-torch python3-h5py python3-matplotlib
+  # Slurm for job scripts and the tests that run them on a private single-node cluster
+  # (scripts/slurm/). srun --mpi=pmix loads the unversioned libpmix.so from libpmix-dev.
+  slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev
+  lmod  # to test the installed modulefile
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,18 +1,23 @@
-// The tessera command: `tessera train`, `tessera prepare`.
+// The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
+// `tessera reproduce`, `tessera slurm`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
-// internal failures print what failed and exit with status 1.
+// internal failures print what failed and exit with status 1; a training run that stopped early
+// with a checkpoint exits with tessera::kStoppedEarlyExit (75).
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
 
+#include "cli/reproduce_command.hpp"
+#include "cli/slurm_command.hpp"
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
 #include "io/data/prepare.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/mpi_session.hpp"
+#include "train/stop_signals.hpp"
 #include "train/trainer.hpp"
 
 namespace {
@@ -31,7 +36,7 @@ std::string describe_settings() {
   return out.str();
 }
 
-void add_train_command(CLI::App& app, std::function<void()>& action) {
+void add_train_command(CLI::App& app, std::function<void()>& action, int& exit_status) {
   auto* cmd = app.add_subcommand("train", "Train a model as CONFIG.toml describes");
   auto config_path = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
@@ -42,10 +47,13 @@ void add_train_command(CLI::App& app, std::function<void()>& action) {
                   "Override one setting, e.g. --set train.steps=50 (repeatable)")
       ->type_name("SECTION.KEY=VALUE");
   cmd->footer(describe_settings());
-  cmd->callback([&action, config_path, overrides] {
-    action = [config_path, overrides] {
+  cmd->callback([&action, &exit_status, config_path, overrides] {
+    action = [&exit_status, config_path, overrides] {
       const tessera::Config config = tessera::load_config(*config_path, *overrides);
-      tessera::train(config, std::cout);
+      const tessera::TrainResult result = tessera::train(config, std::cout);
+      if (result.stopped_early != tessera::StopReason::none) {
+        exit_status = tessera::kStoppedEarlyExit;
+      }
     };
   });
 }
@@ -93,15 +101,19 @@ void add_inspect_command(CLI::App& app, std::function<void()>& action) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tessera::block_stop_signals_in_new_threads();  // before MPI starts its threads
   tessera::MpiSession mpi(argc, argv);
   const bool reporter = mpi.rank() == 0;  // prints problems every rank shares, once
   CLI::App app{"tessera: train transformer language models on supercomputers"};
   app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
   app.require_subcommand(1);
   std::function<void()> action;
-  add_train_command(app, action);
+  int exit_status = 0;  // what a command sets when it succeeds in more than one way
+  add_train_command(app, action, exit_status);
   add_prepare_command(app, action);
   add_inspect_command(app, action);
+  tessera::add_reproduce_command(app, action, exit_status);
+  tessera::add_slurm_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -126,5 +138,5 @@ int main(int argc, char** argv) {
     if (mpi.size() > 1) mpi.abort_job(kFailureExit);
     return kFailureExit;
   }
-  return 0;
+  return exit_status;
 }

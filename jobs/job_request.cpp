@@ -1,0 +1,203 @@
+#include "jobs/job_request.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <regex>
+
+#include "core/error.hpp"
+#include "model/transformer.hpp"
+#include "train/stage_layout.hpp"
+
+namespace tessera {
+namespace {
+
+/// The ParallelConfig keys a sweep entry may set (short names, without "parallel.").
+bool is_parallel_key(const std::string& key) {
+  for (const ConfigKeyInfo& info : describe_config_keys()) {
+    if (info.name == "parallel." + key) return true;
+  }
+  return false;
+}
+
+void check_positive(int value, const char* option) {
+  if (value < 1) {
+    throw UsageError(fmt::format("{} {} must be at least 1", option, value));
+  }
+}
+
+void check_resources(JobRequest& request) {
+  const JobResources& r = request.resources;
+  check_positive(r.nodes, "--nodes");
+  check_positive(r.tasks_per_node, "--tasks-per-node");
+  if (r.gpus_per_node < 0 || r.cpus_per_task < 0) {
+    throw UsageError("--gpus-per-node and --cpus-per-task must not be negative");
+  }
+  if (r.gpus_per_node > 0 && r.tasks_per_node != r.gpus_per_node) {
+    throw UsageError(fmt::format(
+        "--tasks-per-node {} with --gpus-per-node {}: tessera runs one rank per GPU; ask for "
+        "--tasks-per-node {}",
+        r.tasks_per_node, r.gpus_per_node, r.gpus_per_node));
+  }
+  if (r.time_limit_s < 60) {
+    throw UsageError(
+        fmt::format("--time {} is under a minute, Slurm's smallest limit; ask for "
+                    "at least 00:01:00",
+                    format_time_limit(r.time_limit_s)));
+  }
+  if (request.signal_grace_s == -1) request.signal_grace_s = default_signal_grace(r.time_limit_s);
+  if (request.signal_grace_s < 0 || request.signal_grace_s > 65535) {
+    throw UsageError(
+        fmt::format("--signal-grace {} is outside 0..65535 seconds (Slurm's range); "
+                    "pick e.g. 300",
+                    request.signal_grace_s));
+  }
+  if (request.signal_grace_s >= r.time_limit_s) {
+    throw UsageError(fmt::format(
+        "--signal-grace {} s is not shorter than --time {} ({} s): the job would be told to stop "
+        "as it starts; lower --signal-grace or raise --time",
+        request.signal_grace_s, format_time_limit(r.time_limit_s), r.time_limit_s));
+  }
+  if (request.max_requeues < 0) {
+    throw UsageError(fmt::format("--max-requeues {} must not be negative", request.max_requeues));
+  }
+}
+
+/// Warnings for layouts that work but are slow: a tensor-parallel group split over nodes.
+void warn_about_placement(const JobPlan& plan, const GridShape& shape, const Config& config,
+                          std::vector<std::string>& warnings) {
+  const int tasks = plan.request.resources.tasks_per_node;
+  const bool tp_fastest = config.parallel.order.rfind("tp", 0) == 0;
+  if (plan.request.resources.nodes > 1 && shape.tp > 1 && (!tp_fastest || tasks % shape.tp != 0)) {
+    warnings.push_back(fmt::format(
+        "tensor-parallel groups of {} ranks ({}) cross node boundaries with {} tasks per node; "
+        "every layer's all-reduce then goes over the network (use order \"tp-dp-pp\" and a tp "
+        "that divides --tasks-per-node)",
+        shape.tp, config.parallel.order, tasks));
+  }
+}
+
+std::filesystem::path variant_dir(const std::filesystem::path& base, const std::string& label) {
+  return base / label;
+}
+
+}  // namespace
+
+int default_signal_grace(int time_limit_s) {
+  return time_limit_s < 600 ? 0 : std::min(300, time_limit_s / 10);
+}
+
+int parse_time_limit(const std::string& text, const std::string& option) {
+  static const std::regex pattern(R"((?:(\d+)-)?(\d{1,2}):(\d{2}):(\d{2}))");
+  std::smatch match;
+  if (!std::regex_match(text, match, pattern)) {
+    throw UsageError(fmt::format("{} '{}' is not HH:MM:SS or D-HH:MM:SS; write e.g. {} 01:30:00",
+                                 option, text, option));
+  }
+  const int days = match[1].matched ? std::stoi(match[1]) : 0;
+  const int hours = std::stoi(match[2]), minutes = std::stoi(match[3]),
+            seconds = std::stoi(match[4]);
+  if (minutes > 59 || seconds > 59 || (match[1].matched && hours > 23) || days > 365) {
+    throw UsageError(
+        fmt::format("{} '{}' has a field out of range (minutes and seconds 0-59, "
+                    "hours 0-23 after a day count); write e.g. {} 1-12:00:00",
+                    option, text, option));
+  }
+  return ((days * 24 + hours) * 60 + minutes) * 60 + seconds;
+}
+
+std::string format_time_limit(int seconds) {
+  const int days = seconds / 86400, hours = seconds / 3600 % 24, minutes = seconds / 60 % 60;
+  if (days > 0) return fmt::format("{}-{:02}:{:02}:{:02}", days, hours, minutes, seconds % 60);
+  return fmt::format("{:02}:{:02}:{:02}", hours, minutes, seconds % 60);
+}
+
+GridShape check_layout(const Config& config, int world_size) {
+  const ParallelConfig& p = config.parallel;
+  LayoutDimensions dims;
+  dims.n_heads = config.model.n_heads;
+  dims.vocab_size = config.model.vocab_size;
+  dims.ffn_hidden = config.model.ffn_hidden;
+  dims.n_layers = config.model.n_layers;
+  dims.global_batch = config.train.global_batch;
+  dims.micro_batch = config.train.micro_batch;
+  dims.chunks_per_stage = p.chunks_per_stage;
+  const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
+  check_sequence_parallel(config.model, config.train.micro_batch, shape.tp, p.sequence_parallel);
+  stage_bounds(config.model, p, shape.pp * p.chunks_per_stage);
+  return shape;
+}
+
+LayoutVariant parse_layout_variant(const std::string& text) {
+  LayoutVariant variant;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t end = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, end - start);
+    const std::size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : item.substr(eq + 1);
+    if (eq == std::string::npos || key.empty() || value.empty() || !is_parallel_key(key)) {
+      throw UsageError(fmt::format(
+          "--layout '{}': '{}' is not KEY=VALUE with a key of [parallel] (tp, pp, dp, zero, "
+          "schedule, ...); write e.g. --layout tp=2,pp=2",
+          text, item));
+    }
+    variant.overrides.push_back("parallel." + key + "=" + value);
+    std::string part = key + value;
+    for (char& c : part) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    variant.label += (variant.label.empty() ? "" : "-") + part;
+    start = end + 1;
+  }
+  return variant;
+}
+
+JobPlan plan_job(const JobRequest& request) {
+  JobPlan plan;
+  plan.request = request;
+  check_resources(plan.request);
+  plan.job_name = request.job_name.empty() ? request.config_file.stem().string() : request.job_name;
+  const Config config = load_config(request.config_file, request.overrides);
+  plan.run_dir = config.run.dir;
+  plan.log_dir = config.run.dir / "slurm";
+  const int ranks = request.resources.ranks();
+  if (request.layouts.empty()) {
+    plan.shape = check_layout(config, ranks);
+    warn_about_placement(plan, plan.shape, config, plan.warnings);
+    return plan;
+  }
+  for (const std::string& text : request.layouts) {
+    LayoutVariant variant = parse_layout_variant(text);
+    for (const LayoutVariant& earlier : plan.variants) {
+      if (earlier.label == variant.label) {
+        throw UsageError(
+            fmt::format("--layout {} is given twice; each array task needs its "
+                        "own layout",
+                        text));
+      }
+    }
+    variant.overrides.push_back("run.dir=" + variant_dir(config.run.dir, variant.label).string());
+    if (!config.checkpoint.dir.empty()) {
+      variant.overrides.push_back("checkpoint.dir=" +
+                                  variant_dir(config.checkpoint.dir, variant.label).string());
+    }
+    std::vector<std::string> overrides = request.overrides;
+    overrides.insert(overrides.end(), variant.overrides.begin(), variant.overrides.end());
+    const Config variant_config = load_config(request.config_file, overrides);
+    GridShape shape;
+    try {
+      shape = check_layout(variant_config, ranks);
+    } catch (const UsageError& error) {
+      throw UsageError(fmt::format("--layout {}: {}", text, error.what()));
+    }
+    warn_about_placement(plan, shape, variant_config, plan.warnings);
+    plan.variants.push_back(std::move(variant));
+    plan.variant_shapes.push_back(shape);
+  }
+  plan.shape = plan.variant_shapes.front();
+  return plan;
+}
+
+}  // namespace tessera
