@@ -12,8 +12,8 @@ nvcc=${CUDACXX:-/usr/local/cuda/bin/nvcc}
 if [ -x "$nvcc" ]; then
   cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$nvcc" -DTESSERA_BUILD_BENCH=OFF >/dev/null
-  cmake --build build/cuda -j "$(nproc)" --target test_cuda_backend test_cuda_mpi
-  ctest --test-dir build/cuda -j "$(nproc)" -R "Conformance|CudaCheck|Nccl" --output-on-failure
+  cmake --build build/cuda -j "$(nproc)" --target tessera test_cuda_backend test_cuda_mpi
+  ctest --test-dir build/cuda -j "$(nproc)" -R "Conformance|CudaCheck|Nccl|cuda_vs_cpu" --output-on-failure
 else
   echo "test.sh: no CUDA toolkit at $nvcc: the CUDA backend was not built"
 fi

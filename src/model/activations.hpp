@@ -24,11 +24,14 @@ class BufferPool {
 
   float* take(std::size_t count);
   int32_t* take_tokens(std::size_t count);
+  /// Bytes of every buffer taken so far.
+  std::size_t bytes() const { return bytes_; }
 
  private:
   Backend* backend_;
   std::vector<float*> buffers_;
   std::vector<int32_t*> token_buffers_;
+  std::size_t bytes_ = 0;
 };
 
 /// What one transformer block keeps from its forward pass. With sequence parallelism the

@@ -137,6 +137,50 @@ std::size_t Transformer::stage_activation_count(int batch) const {
   return static_cast<std::size_t>(local_rows(batch)) * static_cast<std::size_t>(config_.d_model);
 }
 
+BlockActivations Transformer::take_block_buffers(BufferPool& pool, int batch,
+                                                 bool with_probs) const {
+  // Norm regions (residual stream, norm statistics) hold this rank's rows only; the gathered
+  // norm outputs and everything between the column- and row-parallel GEMMs hold all rows.
+  const std::size_t rows =
+      static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
+  const std::size_t local = static_cast<std::size_t>(local_rows(batch));
+  const std::size_t d = config_.d_model, ffn = local_ffn();
+  const std::size_t width = local_width();  // attention features held here: heads / tp
+  BlockActivations b;
+  b.attn_norm_out = pool.take(rows * d);
+  b.attn_norm_mean = pool.take(local);
+  b.attn_norm_rstd = pool.take(local);
+  b.qkv = pool.take(rows * 3 * width);
+  if (with_probs) b.probs = pool.take(attention_probs_count(batch));
+  b.attn_out = pool.take(rows * width);
+  b.mid = pool.take(local * d);
+  b.mlp_norm_out = pool.take(rows * d);
+  b.mlp_norm_mean = pool.take(local);
+  b.mlp_norm_rstd = pool.take(local);
+  b.mlp_hidden = pool.take(rows * ffn);
+  if (config_.swiglu()) b.mlp_up = pool.take(rows * ffn);
+  b.mlp_act = pool.take(rows * ffn);
+  return b;
+}
+
+std::size_t Transformer::attention_probs_count(int batch) const {
+  return static_cast<std::size_t>(batch) * local_heads() * config_.seq_len *
+         static_cast<std::size_t>(config_.seq_len);
+}
+
+Transformer::RecomputeBuffers& Transformer::recompute_buffers(int batch) {
+  auto found = recompute_.find(batch);
+  if (found != recompute_.end()) return found->second;
+  RecomputeBuffers buffers{BufferPool(backend_), {}, nullptr};
+  if (partition_.recompute == Recompute::full) {
+    buffers.block = take_block_buffers(buffers.pool, batch, /*with_probs=*/true);
+    buffers.discarded_output = buffers.pool.take(stage_activation_count(batch));
+  } else {
+    buffers.block.probs = buffers.pool.take(attention_probs_count(batch));
+  }
+  return recompute_.emplace(batch, std::move(buffers)).first->second;
+}
+
 MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   auto found = slots_.find(slot);
   if (found != slots_.end() && found->second.batch == batch) return found->second;
@@ -145,13 +189,9 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
       static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
   TESSERA_CHECK(!sequence_parallel() || rows % static_cast<std::size_t>(partition_.tp_size) == 0,
                 "sequence parallelism needs batch * seq divisible by tp");
-  // Norm regions (residual stream, norm statistics) hold this rank's rows only; the gathered
-  // norm outputs and everything between the column- and row-parallel GEMMs hold all rows.
   const std::size_t local = static_cast<std::size_t>(local_rows(batch));
-  const std::size_t d = config_.d_model, ffn = local_ffn(), vocab = local_vocab();
-  const std::size_t width = local_width();  // attention features held here: heads / tp
-  const std::size_t probs = static_cast<std::size_t>(batch) * local_heads() * config_.seq_len *
-                            static_cast<std::size_t>(config_.seq_len);
+  const std::size_t d = config_.d_model, vocab = local_vocab();
+  const Recompute recompute = partition_.recompute;
   BufferPool pool(backend_);
   MicrobatchActivations acts;
   acts.batch = batch;
@@ -159,20 +199,13 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   acts.targets = pool.take_tokens(rows);
   for (int layer = partition_.first_layer; layer < partition_.end_layer; ++layer) {
     BlockActivations b;
-    b.input = pool.take(local * d);
-    b.attn_norm_out = pool.take(rows * d);
-    b.attn_norm_mean = pool.take(local);
-    b.attn_norm_rstd = pool.take(local);
-    b.qkv = pool.take(rows * 3 * width);
-    b.probs = pool.take(probs);
-    b.attn_out = pool.take(rows * width);
-    b.mid = pool.take(local * d);
-    b.mlp_norm_out = pool.take(rows * d);
-    b.mlp_norm_mean = pool.take(local);
-    b.mlp_norm_rstd = pool.take(local);
-    b.mlp_hidden = pool.take(rows * ffn);
-    if (config_.swiglu()) b.mlp_up = pool.take(rows * ffn);
-    b.mlp_act = pool.take(rows * ffn);
+    if (recompute == Recompute::full) {
+      b = recompute_buffers(batch).block;
+    } else {
+      b = take_block_buffers(pool, batch, /*with_probs=*/recompute == Recompute::none);
+      if (recompute == Recompute::selective) b.probs = recompute_buffers(batch).block.probs;
+    }
+    b.input = pool.take(local * d);  // always kept: the stage input, or what full recompute re-runs
     acts.blocks.push_back(b);
   }
   acts.output = pool.take(local * d);
@@ -186,6 +219,13 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
   pools_.push_back(std::move(pool));
   slots_[slot] = std::move(acts);
   return slots_[slot];
+}
+
+std::size_t Transformer::activation_bytes() const {
+  std::size_t bytes = 0;
+  for (const BufferPool& pool : pools_) bytes += pool.bytes();
+  for (const auto& [batch, buffers] : recompute_) bytes += buffers.pool.bytes();
+  return bytes;
 }
 
 void Transformer::ensure_scratch(int batch) {

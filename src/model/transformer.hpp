@@ -65,6 +65,13 @@ struct ModelPartition {
   std::size_t buffer_multiple = 1;
   /// Hold the norm regions as row blocks (see above); has effect only with tp_size > 1.
   bool sequence_parallel = false;
+  /// What backward recomputes instead of keeping from forward (train.recompute). Recomputation
+  /// runs the same kernels on the same inputs, so results are bitwise those of Recompute::none.
+  /// selective: the attention probabilities of every block share one buffer, refilled from the
+  /// block's saved qkv before its attention backward. full: each block keeps only its input;
+  /// its other activations share one set of buffers, refilled by re-running the block's forward
+  /// (collectives included) before its backward.
+  Recompute recompute = Recompute::none;
 };
 
 /// Throws UsageError unless sequence parallelism over `tp` ranks can split the rows of every
@@ -123,11 +130,25 @@ class Transformer {
   double flops_per_token() const { return model_flops_per_token(config_); }
   /// Seconds spent in tensor-parallel collectives since the last call (then reset).
   double take_tp_seconds();
+  /// Bytes of the activations held for backward: every slot's, and the buffers that
+  /// recomputation refills (the backward scratch is not included).
+  std::size_t activation_bytes() const;
 
  private:
   struct LayerParameters;  // indices of one block's parameters
+  /// The activations that recomputation refills, shared by all blocks and slots of one
+  /// microbatch size, and a block output that a recomputed forward writes and nobody reads.
+  struct RecomputeBuffers {
+    BufferPool pool;
+    BlockActivations block;
+    float* discarded_output = nullptr;
+  };
   void register_parameters();
   MicrobatchActivations& slot_activations(int slot, int batch);
+  RecomputeBuffers& recompute_buffers(int batch);
+  /// One block's activation buffers for `batch` sequences, except `input`.
+  BlockActivations take_block_buffers(BufferPool& pool, int batch, bool with_probs) const;
+  std::size_t attention_probs_count(int batch) const;
   void ensure_scratch(int batch);
   void embed(MicrobatchActivations& acts, float* out);
   void embed_backward(MicrobatchActivations& acts, const float* d_out);
@@ -174,7 +195,8 @@ class Transformer {
   std::vector<LayerParameters> layers_;  // this stage's blocks, first_layer first
   std::size_t token_embedding_ = 0, position_embedding_ = 0, final_norm_ = 0, head_ = 0;
   std::map<int, MicrobatchActivations> slots_;
-  std::vector<BufferPool> pools_;  // keeps every slot's buffers alive
+  std::vector<BufferPool> pools_;              // keeps every slot's buffers alive
+  std::map<int, RecomputeBuffers> recompute_;  // by microbatch size; empty without recompute
   int scratch_rows_ = 0;
   std::unique_ptr<BufferPool> scratch_pool_;
   struct Scratch;

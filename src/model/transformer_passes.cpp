@@ -285,6 +285,11 @@ void Transformer::block_backward(int layer, MicrobatchActivations& acts, float* 
   backend_.linear_backward(s.d_attn, parameters_.gradient(lp.out_weight),
                            bias_gradient_or_null(lp.out_bias), d_attn_out, a.attn_out,
                            parameters_.value(lp.out_weight), rows, width, d);
+  if (partition_.recompute == Recompute::selective) {
+    // The probabilities' buffer is shared by all blocks: refill it from this block's qkv. The
+    // attention output comes again with them; a.attn_out's last reader ran just above.
+    backend_.attention_forward(a.attn_out, a.probs, a.qkv, shape);
+  }
   backend_.attention_backward(s.d_qkv, s.d_attn, a.qkv, a.probs, shape);
   if (config_.rotary()) backend_.rotary_backward(s.d_qkv, shape, config_.rotary_base);
   backend_.linear_backward(s.d_norm, parameters_.gradient(lp.qkv_weight),
@@ -337,6 +342,11 @@ void Transformer::backward(int slot, const GradientsReadyHook* ready) {
     report(first_offset(config_.n_layers));
   }
   for (int layer = partition_.end_layer - 1; layer >= partition_.first_layer; --layer) {
+    if (partition_.recompute == Recompute::full) {
+      // Refill the block's shared activation buffers from its saved input. Its output is the
+      // next block's input, which that block's backward no longer needs: write it elsewhere.
+      block_forward(layer, acts, recompute_buffers(acts.batch).discarded_output);
+    }
     block_backward(layer, acts, d_residual);
     report(first_offset(layer));
   }

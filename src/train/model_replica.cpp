@@ -39,6 +39,7 @@ ModelReplica::ModelReplica(const Config& config, Backend& backend, ParallelConte
     partition.tp = &parallel_.tp();
     partition.buffer_multiple = zero ? static_cast<std::size_t>(dp) : 1;
     partition.sequence_parallel = layout.sequence_parallel;
+    partition.recompute = config_.train.recompute;
     auto chunk = std::make_unique<Chunk>();
     chunk->model = std::make_unique<Transformer>(config_.model, backend_, partition);
     chunk->pool = std::make_unique<BufferPool>(backend_);

@@ -53,6 +53,14 @@ CASES = {
     "sequence_parallel_openlm": ("openlm", ["parallel.sequence_parallel=true"], [
         (1, 2, 1, []), (1, 4, 1, []), (2, 2, 2, []),
     ]),
+    # Activation recomputation re-runs forward (its collectives included) inside backward.
+    "recompute": ("openlm", [], [
+        (1, 1, 1, ["train.recompute=full"]),
+        (1, 2, 2, ["train.recompute=full", "parallel.sequence_parallel=true"]),
+        (2, 2, 2, ["train.recompute=selective"]),
+        (1, 1, 2, ["train.recompute=full", "parallel.schedule=interleaved",
+                   "parallel.chunks_per_stage=2"]),
+    ]),
     # Compared bit for bit: global batch 16 in microbatches of 4 is 4-fold accumulation at
     # dp = 1, 2 microbatches per rank at dp = 2 and one at dp = 4.
     "deterministic": ("gpt2", ["parallel.deterministic=true", "train.micro_batch=4"], [
