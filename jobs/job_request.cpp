@@ -6,8 +6,7 @@
 #include <regex>
 
 #include "core/error.hpp"
-#include "model/transformer.hpp"
-#include "train/stage_layout.hpp"
+#include "train/trainer.hpp"
 
 namespace tessera {
 namespace {
@@ -110,22 +109,6 @@ std::string format_time_limit(int seconds) {
   const int days = seconds / 86400, hours = seconds / 3600 % 24, minutes = seconds / 60 % 60;
   if (days > 0) return fmt::format("{}-{:02}:{:02}:{:02}", days, hours, minutes, seconds % 60);
   return fmt::format("{:02}:{:02}:{:02}", hours, minutes, seconds % 60);
-}
-
-GridShape check_layout(const Config& config, int world_size) {
-  const ParallelConfig& p = config.parallel;
-  LayoutDimensions dims;
-  dims.n_heads = config.model.n_heads;
-  dims.vocab_size = config.model.vocab_size;
-  dims.ffn_hidden = config.model.ffn_hidden;
-  dims.n_layers = config.model.n_layers;
-  dims.global_batch = config.train.global_batch;
-  dims.micro_batch = config.train.micro_batch;
-  dims.chunks_per_stage = p.chunks_per_stage;
-  const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
-  check_sequence_parallel(config.model, config.train.micro_batch, shape.tp, p.sequence_parallel);
-  stage_bounds(config.model, p, shape.pp * p.chunks_per_stage);
-  return shape;
 }
 
 LayoutVariant parse_layout_variant(const std::string& text) {

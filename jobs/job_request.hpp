@@ -79,11 +79,6 @@ int default_signal_grace(int time_limit_s);
 /// "[D-]HH:MM:SS" as #SBATCH --time takes it.
 std::string format_time_limit(int seconds);
 
-/// The layout `config` resolves to on `world_size` ranks, checked exactly as `tessera train`
-/// checks it (ParallelContext): divisibility by tp, pipeline stages, batch split, sequence
-/// parallelism, stage_layers. UsageError with one line naming the numbers and the fix.
-GridShape check_layout(const Config& config, int world_size);
-
 /// "tp=2,pp=1" -> {label "tp2-pp1", overrides parallel.tp=2, parallel.pp=1}; the run.dir and
 /// checkpoint.dir overrides are added by plan_job.
 LayoutVariant parse_layout_variant(const std::string& text);

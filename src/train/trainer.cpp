@@ -48,9 +48,7 @@ void write_resolved_config(const Config& config) {
 
 }  // namespace
 
-ParallelContext make_parallel_context(const Config& config) {
-  int world_size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+GridShape check_layout(const Config& config, int world_size) {
   const ParallelConfig& p = config.parallel;
   LayoutDimensions dims;
   dims.n_heads = config.model.n_heads;
@@ -63,7 +61,14 @@ ParallelContext make_parallel_context(const Config& config) {
   const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
   check_sequence_parallel(config.model, config.train.micro_batch, shape.tp, p.sequence_parallel);
   stage_bounds(config.model, p, shape.pp * p.chunks_per_stage);  // an override that cannot work
-  return ParallelContext(MPI_COMM_WORLD, shape, GridOrder(p.order));
+  return shape;
+}
+
+ParallelContext make_parallel_context(const Config& config) {
+  int world_size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  return ParallelContext(MPI_COMM_WORLD, check_layout(config, world_size),
+                         GridOrder(config.parallel.order));
 }
 
 TrainResult train(const Config& config, std::ostream& console) {

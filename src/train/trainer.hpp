@@ -27,6 +27,11 @@ struct TrainResult {
   StopReason stopped_early = StopReason::none;
 };
 
+/// The layout `config` resolves to on `world_size` ranks: divisibility by tp, pipeline stages,
+/// batch split, sequence parallelism, stage_layers. UsageError with one line naming the numbers
+/// and the fix. Needs no MPI (`tessera slurm` checks a request with it).
+GridShape check_layout(const Config& config, int world_size);
+
 /// Checks config.parallel against the job's ranks (UsageError on every rank when it cannot
 /// work) and builds the process grid over MPI_COMM_WORLD. MPI must be initialised.
 ParallelContext make_parallel_context(const Config& config);
