@@ -194,6 +194,21 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   return datasets;
 }
 
+std::optional<std::string> read_text_attribute(hid_t object, const char* name,
+                                               std::size_t max_bytes) {
+  H5Id attribute(TESSERA_H5(H5Aopen(object, name, H5P_DEFAULT)), H5Aclose);
+  H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
+  const std::size_t size = H5Tget_size(type.get());
+  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0 || size == 0 ||
+      size > max_bytes) {
+    return std::nullopt;
+  }
+  std::string text(size, '\0');
+  TESSERA_H5(H5Aread(attribute.get(), type.get(), text.data()));
+  text.resize(std::min(text.find('\0'), text.size()));
+  return text;
+}
+
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
   silence_hdf5();
   std::error_code ec;

@@ -91,9 +91,8 @@ void describe_dataset(hid_t file_id, const std::string& name, std::ostringstream
   describe_attributes(dataset.get(), text);
 }
 
-}  // namespace
-
-std::string read_checkpoint_manifest(const std::filesystem::path& file) {
+/// Opens `file` read-only on this rank alone; UsageError when it cannot be read as HDF5.
+H5Id open_on_this_rank(const std::filesystem::path& file) {
   silence_hdf5();
   const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   H5Eclear2(H5E_DEFAULT);
@@ -101,34 +100,29 @@ std::string read_checkpoint_manifest(const std::filesystem::path& file) {
     throw UsageError("checkpoint " + file.string() +
                      " is missing or not a readable HDF5 file (truncated or corrupt)");
   }
-  H5Id file_id(id, H5Fclose);
+  return H5Id(id, H5Fclose);
+}
+
+}  // namespace
+
+std::string read_checkpoint_manifest(const std::filesystem::path& file) {
+  H5Id file_id = open_on_this_rank(file);
   if (H5Aexists(file_id.get(), kManifestAttribute) <= 0) {
     throw UsageError("checkpoint " + file.string() +
                      " has no manifest attribute (written before manifests existed); pass the "
                      "run's manifest.json instead");
   }
-  H5Id attribute(TESSERA_H5(H5Aopen(file_id.get(), kManifestAttribute, H5P_DEFAULT)), H5Aclose);
-  H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
   constexpr std::size_t kMaxManifestBytes = std::size_t{64} << 20;  // as for the metadata
-  if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0 ||
-      H5Tget_size(type.get()) > kMaxManifestBytes) {
+  std::optional<std::string> text =
+      read_text_attribute(file_id.get(), kManifestAttribute, kMaxManifestBytes);
+  if (!text) {
     throw UsageError("checkpoint " + file.string() + " has a malformed manifest attribute");
   }
-  std::string text(H5Tget_size(type.get()), '\0');
-  TESSERA_H5(H5Aread(attribute.get(), type.get(), text.data()));
-  text.resize(std::min(text.find('\0'), text.size()));
-  return text;
+  return *text;
 }
 
 std::string describe_checkpoint(const std::filesystem::path& file) {
-  silence_hdf5();
-  const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  H5Eclear2(H5E_DEFAULT);
-  if (id < 0) {
-    throw UsageError("checkpoint " + file.string() +
-                     " is missing or not a readable HDF5 file (truncated or corrupt)");
-  }
-  H5Id file_id(id, H5Fclose);
+  H5Id file_id = open_on_this_rank(file);
   std::ostringstream text;
   text << file.string() << "\n  root attributes:\n";
   describe_attributes(file_id.get(), text);

@@ -118,6 +118,11 @@ std::optional<std::string> declare(const std::vector<Block>& blocks, Counts coun
   return std::nullopt;
 }
 
+/// The text of the fixed-length string attribute `name` of `object` (which must exist), up to
+/// its first NUL; nullopt when it is not such a string, is empty or is over `max_bytes`.
+std::optional<std::string> read_text_attribute(hid_t object, const char* name,
+                                               std::size_t max_bytes);
+
 /// Collective: opens `file` read-only through MPI-IO; a missing, truncated or non-HDF5 file is
 /// one UsageError on every rank. Then checks the format version attribute.
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file);

@@ -119,18 +119,11 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
     problem = "checkpoint " + file.string() +
               " has no metadata attribute; it is not a tessera "
               "checkpoint";
+  } else if (auto read =
+                 read_text_attribute(file_id.get(), kMetadataAttribute, kMaxMetadataBytes)) {
+    text = std::move(*read);
   } else {
-    H5Id attribute(TESSERA_H5(H5Aopen(file_id.get(), kMetadataAttribute, H5P_DEFAULT)), H5Aclose);
-    H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
-    const hsize_t size = H5Tget_size(type.get());
-    if (H5Tget_class(type.get()) != H5T_STRING || H5Tis_variable_str(type.get()) != 0 ||
-        size == 0 || size > kMaxMetadataBytes) {
-      problem = "checkpoint " + file.string() + " has a malformed metadata attribute";
-    } else {
-      text.resize(size);
-      TESSERA_H5(H5Aread(attribute.get(), type.get(), text.data()));
-      text.resize(text.find('\0') == std::string::npos ? text.size() : text.find('\0'));
-    }
+    problem = "checkpoint " + file.string() + " has a malformed metadata attribute";
   }
   agree(comm, problem);
   auto metadata = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
