@@ -158,6 +158,60 @@ void BM_LayerNormBackward(benchmark::State& state) {
 }
 BENCHMARK(BM_LayerNormBackward)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+constexpr int kLossRows = 2048, kVocab = 8192;
+
+// The vocabulary softmax fused with its gradient: reads the logits, writes the gradient in place.
+void BM_SoftmaxCrossEntropy(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  const std::size_t count = static_cast<std::size_t>(kLossRows) * kVocab;
+  Buffer logits(*backend, count), losses(*backend, kLossRows), d_logits(*backend, count);
+  std::vector<int32_t> host_targets(kLossRows);
+  for (int r = 0; r < kLossRows; ++r) host_targets[r] = (r * 7919) % kVocab;
+  int32_t* targets = backend->allocate_tokens(kLossRows);
+  backend->copy_tokens_from_host(targets, host_targets.data(), kLossRows);
+  for (auto _ : state) {
+    backend->softmax_cross_entropy(losses.get(), d_logits.get(), logits.get(), targets, kLossRows,
+                                   kVocab, 1e-4f, 1.0f);
+    benchmark::ClobberMemory();
+  }
+  backend->release_tokens(targets);
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(2 * count * sizeof(float)));
+}
+BENCHMARK(BM_SoftmaxCrossEntropy)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+constexpr std::size_t kGeluCount = 2048 * 1536;
+
+void BM_GeluForward(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  Buffer in(*backend, kGeluCount), out(*backend, kGeluCount);
+  for (auto _ : state) {
+    backend->gelu_forward(out.get(), in.get(), kGeluCount);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() *
+                          static_cast<int64_t>(2 * kGeluCount * sizeof(float)));
+}
+BENCHMARK(BM_GeluForward)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+constexpr std::size_t kParameters = 1 << 22;
+
+// Memory-bound: reads parameter, gradient and both moments, writes parameter and moments.
+void BM_AdamW(benchmark::State& state) {
+  auto backend = tessera::make_cpu_backend();
+  Buffer param(*backend, kParameters), grad(*backend, kParameters), m(*backend, kParameters),
+      v(*backend, kParameters, 2);
+  backend->scale(v.get(), 0.0f, kParameters);  // second moments must not be negative
+  int step = 0;
+  for (auto _ : state) {
+    backend->adamw_update(param.get(), grad.get(), m.get(), v.get(), kParameters, 1e-4f, 0.9f,
+                          0.95f, 1e-8f, 0.1f, ++step);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() *
+                          static_cast<int64_t>(7 * kParameters * sizeof(float)));
+}
+BENCHMARK(BM_AdamW)->Unit(benchmark::kMillisecond)->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

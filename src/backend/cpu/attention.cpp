@@ -50,16 +50,8 @@ constexpr int kQueryBlock = 64;
 void causal_softmax(float* scores, int seq, int first, int count) {
   for (int i = first; i < first + count; ++i) {
     float* row = scores + static_cast<std::size_t>(i) * seq;
-    float max = row[0];
-#pragma omp simd reduction(max : max)
-    for (int j = 1; j <= i; ++j) max = std::max(max, row[j]);
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= i; ++j) {
-      row[j] = exp_approx(row[j] - max);
-      sum += row[j];
-    }
-    const float inv_sum = 1.0f / sum;
+    const float max = row_maximum(row, i + 1);
+    const float inv_sum = 1.0f / static_cast<float>(sum_of_exponentials(row, row, max, i + 1));
 #pragma omp simd
     for (int j = 0; j <= i; ++j) row[j] *= inv_sum;
     std::fill(row + i + 1, row + seq, 0.0f);

@@ -1,7 +1,8 @@
 // Private to src/backend/cpu: the CPU implementation of the kernel seam. Users go through
 // make_cpu_backend() in backend/backend.hpp. Each op family's methods live in their own .cpp.
 //
-// GEMMs go through oneDNN's row-major dnnl_sgemm; everything else is OpenMP loops. Every kernel
+// GEMMs go through oneDNN: dnnl_sgemm, and the matmul primitive for the weight gradients
+// (matmul_cache.hpp says why); everything else is OpenMP loops. Every kernel
 // is deterministic for a fixed thread count: parallel work is split so that each output element
 // is reduced by exactly one thread in a fixed order.
 #pragma once
@@ -10,6 +11,7 @@
 #include <cstdint>
 
 #include "backend/backend.hpp"
+#include "backend/cpu/matmul_cache.hpp"
 
 namespace tessera::cpu {
 
@@ -115,6 +117,7 @@ class CpuBackend final : public Backend {
 
   float* scratch_ = nullptr;
   std::size_t scratch_count_ = 0;
+  MatmulCache weight_gradient_matmuls_;
 };
 
 }  // namespace tessera::cpu

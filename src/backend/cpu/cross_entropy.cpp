@@ -14,31 +14,6 @@
 namespace tessera::cpu {
 namespace {
 
-float row_maximum(const float* x, int vocab) {
-  float max = x[0];
-#pragma omp simd reduction(max : max)
-  for (int j = 1; j < vocab; ++j) max = std::max(max, x[j]);
-  return max;
-}
-
-/// sum_j exp(x_j - max), kept in double so large vocabularies lose no precision; when `e` is
-/// not null it receives every exp(x_j - max) (e may be x).
-double sum_of_exponentials(float* e, const float* x, float max, int vocab) {
-  double sum = 0.0;
-  if (e == nullptr) {
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < vocab; ++j) sum += static_cast<double>(exp_approx(x[j] - max));
-    return sum;
-  }
-#pragma omp simd reduction(+ : sum)
-  for (int j = 0; j < vocab; ++j) {
-    const float value = exp_approx(x[j] - max);
-    e[j] = value;
-    sum += static_cast<double>(value);
-  }
-  return sum;
-}
-
 void check_targets(const int32_t* targets, int rows, int vocab) {
   for (int r = 0; r < rows; ++r) {
     TESSERA_CHECK(targets[r] >= 0 && targets[r] < vocab,

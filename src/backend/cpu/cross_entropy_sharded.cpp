@@ -15,12 +15,8 @@ void CpuBackend::cross_entropy_shard_stats(float* row_max, float* row_sum, float
 #pragma omp parallel for schedule(static) if (width * rows >= kParallelThreshold)
   for (int r = 0; r < rows; ++r) {
     const float* x = logits + r * width;
-    float max = x[0];
-#pragma omp simd reduction(max : max)
-    for (int j = 1; j < vocab_local; ++j) max = std::max(max, x[j]);
-    double sum = 0.0;  // as in the unsharded kernel: no precision lost to a large vocabulary
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j < vocab_local; ++j) sum += static_cast<double>(exp_approx(x[j] - max));
+    const float max = row_maximum(x, vocab_local);
+    const double sum = sum_of_exponentials(nullptr, x, max, vocab_local);
     row_max[r] = max;
     row_sum[r] = static_cast<float>(sum);
     const int local_target = targets[r] - vocab_begin;

@@ -1,5 +1,7 @@
-// Linear layer of the CPU backend: both GEMMs of the backward pass and the forward GEMM go through
-// oneDNN; only the bias broadcast and the bias-gradient column sums are loops here.
+// Linear layer of the CPU backend: the forward and input-gradient GEMMs go through dnnl_sgemm,
+// the weight gradient through a cached oneDNN matmul primitive (the faster path for its
+// transposed, long-k shape); only the bias broadcast and the bias-gradient column sums are
+// loops here.
 #include <algorithm>
 #include <cstring>
 
@@ -55,8 +57,16 @@ void CpuBackend::linear_backward(float* d_in, float* d_weight, float* d_bias, co
           0.0f, d_in, in_features);
   }
   // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
-  sgemm('T', 'N', out_features, in_features, rows, 1.0f, d_out, out_features, in, in_features, 1.0f,
-        d_weight, in_features);
+  weight_gradient_matmuls_.run({.trans_a = 'T',
+                                .trans_b = 'N',
+                                .m = out_features,
+                                .n = in_features,
+                                .k = rows,
+                                .lda = out_features,
+                                .ldb = in_features,
+                                .ldc = in_features,
+                                .beta = 1.0f},
+                               d_out, in, d_weight);
   if (d_bias != nullptr) add_column_sums(d_bias, d_out, rows, out_features);
 }
 

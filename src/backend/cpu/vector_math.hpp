@@ -6,6 +6,11 @@
 // exact), exp(r) by a degree-7 polynomial, times 2^n built in the exponent bits. Relative error
 // below 2 ulp on [-87, 88]; inputs are clamped to that range (exp(-87) ~ 1.6e-38 stands in for
 // anything smaller, which no caller can tell from 0 next to the terms it adds it to).
+//
+// row_maximum and sum_of_exponentials are the two reductions of every softmax. GCC vectorises a
+// `reduction(max)` only over a ternary (std::max stayed scalar, 4x slower), and a double
+// accumulator halves the vector width and serialises the adds (5x slower than float); so sums
+// run in float over short blocks and only the block sums are added in double.
 #pragma once
 
 #include <algorithm>
@@ -36,5 +41,40 @@ inline float exp_approx(float x) {
 
 /// 1 / (1 + exp(-x)), without cancellation at either end.
 inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+/// The largest of x[0, count), count >= 1.
+inline float row_maximum(const float* x, int count) {
+  float max = x[0];
+#pragma omp simd reduction(max : max)
+  for (int j = 1; j < count; ++j) max = x[j] > max ? x[j] : max;
+  return max;
+}
+
+/// Elements per float partial sum of sum_of_exponentials: its rounding error stays near
+/// 2^-24 * sqrt(block) relative, however long the row.
+constexpr int kExpSumBlock = 512;
+
+/// sum_j exp(x_j - shift) over x[0, count); when `e` is not null it receives every
+/// exp(x_j - shift) (e may be x).
+inline double sum_of_exponentials(float* e, const float* x, float shift, int count) {
+  double total = 0.0;
+  for (int begin = 0; begin < count; begin += kExpSumBlock) {
+    const int end = std::min(count, begin + kExpSumBlock);
+    float sum = 0.0f;
+    if (e == nullptr) {
+#pragma omp simd reduction(+ : sum)
+      for (int j = begin; j < end; ++j) sum += exp_approx(x[j] - shift);
+    } else {
+#pragma omp simd reduction(+ : sum)
+      for (int j = begin; j < end; ++j) {
+        const float value = exp_approx(x[j] - shift);
+        e[j] = value;
+        sum += value;
+      }
+    }
+    total += static_cast<double>(sum);
+  }
+  return total;
+}
 
 }  // namespace tessera::cpu
