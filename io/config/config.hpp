@@ -18,6 +18,9 @@ enum class NormKind { layernorm, rmsnorm };
 enum class LrSchedule { cosine, constant };
 enum class PipelineScheduleKind { one_f_one_b, gpipe, interleaved };
 enum class BackendKind { cpu, cuda };
+/// What the matrix products compute in: fp32, or bf16 operands with fp32 accumulation (cuda only;
+/// weights, optimizer state, norms, softmax and the loss stay fp32).
+enum class Precision { fp32, bf16 };
 /// What backward recomputes instead of keeping from forward: nothing; the attention core (its
 /// softmax probabilities, the largest activation); or each whole block from its input.
 enum class Recompute { none, selective, full };
@@ -70,6 +73,7 @@ struct TrainConfig {
   bool decay_norms_and_biases = false;
   bool decay_embeddings = false;
   BackendKind backend = BackendKind::cpu;
+  Precision precision = Precision::fp32;
   Recompute recompute = Recompute::none;
 
   bool operator==(const TrainConfig&) const = default;

@@ -34,6 +34,10 @@ struct EnumNames<BackendKind> {
   static constexpr std::array<std::string_view, 2> names{"cpu", "cuda"};
 };
 template <>
+struct EnumNames<Precision> {
+  static constexpr std::array<std::string_view, 2> names{"fp32", "bf16"};
+};
+template <>
 struct EnumNames<Recompute> {
   static constexpr std::array<std::string_view, 3> names{"none", "selective", "full"};
 };
@@ -180,6 +184,10 @@ std::vector<KeySpec> build_schema() {
       entry("train.backend", &C::train, &T::backend,
             "where the step computes: cpu, or cuda (one GPU per rank, NCCL between them; needs a "
             "build with -DTESSERA_CUDA=ON)"),
+      entry("train.precision", &C::train, &T::precision,
+            "what the matrix products compute in: fp32, or bf16 (operands rounded to bf16, "
+            "fp32 accumulation, like PyTorch's autocast; cuda only). Weights, optimizer state, "
+            "norms, softmax and the loss stay fp32"),
       entry("train.recompute", &C::train, &T::recompute,
             "activation recomputation: none; selective (the attention probabilities, recomputed "
             "in backward); full (each block re-run from its input in backward). Same results, "

@@ -29,7 +29,12 @@ std::pair<int, int> node_local_rank(Communicator& world, MPI_Comm world_handle) 
   return {rank, size};
 }
 
-std::unique_ptr<Backend> make_cuda_training_backend(ParallelContext& parallel) {
+GemmPrecision gemm_precision(Precision precision) {
+  return precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32;
+}
+
+std::unique_ptr<Backend> make_cuda_training_backend(const Config& config,
+                                                    ParallelContext& parallel) {
   const auto [local_rank, local_ranks] = node_local_rank(parallel.world(), parallel.world_handle());
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
@@ -42,7 +47,7 @@ std::unique_ptr<Backend> make_cuda_training_backend(ParallelContext& parallel) {
         local_ranks, devices));
   }
   TESSERA_CUDA_CHECK(cudaSetDevice(local_rank));
-  std::unique_ptr<Backend> backend = make_cuda_backend();
+  std::unique_ptr<Backend> backend = make_cuda_backend(gemm_precision(config.train.precision));
   const cudaStream_t stream = cuda_compute_stream(*backend);
   parallel.use_device_communicators([stream](UniqueMpiComm group) -> std::unique_ptr<Communicator> {
     return std::make_unique<NcclCommunicator>(std::move(group), stream);
@@ -64,7 +69,7 @@ bool cuda_backend_built() {
 std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel) {
   if (config.train.backend == BackendKind::cpu) return make_cpu_backend();
 #ifdef TESSERA_WITH_CUDA
-  return make_cuda_training_backend(parallel);
+  return make_cuda_training_backend(config, parallel);
 #else
   static_cast<void>(parallel);
   throw UsageError(

@@ -14,7 +14,8 @@ namespace tessera {
 bool cuda_backend_built();
 
 /// The backend config.train.backend names. "cuda" gives each rank the GPU of its node-local
-/// rank and moves the tensor, data and pipeline groups of `parallel` onto NCCL. Throws
+/// rank, computes its GEMMs in config.train.precision and moves the tensor, data and pipeline
+/// groups of `parallel` onto NCCL (load_config has already refused bf16 on the cpu backend). Throws
 /// UsageError (on every rank) when the backend is not built in or a node has fewer GPUs than
 /// ranks.
 std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel);

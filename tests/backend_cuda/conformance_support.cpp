@@ -17,7 +17,24 @@ namespace {
 struct Backends {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::unique_ptr<Backend> cuda = make_cuda_backend();
+  std::unique_ptr<Backend> cuda_bf16 = make_cuda_backend(GemmPrecision::bf16);
 };
+
+double norm(const std::vector<float>& x) {
+  double sum = 0.0;
+  for (const float value : x) sum += static_cast<double>(value) * value;
+  return std::sqrt(sum);
+}
+
+/// ||cuda - cpu||, in double.
+double difference_norm(const std::vector<float>& cuda, const std::vector<float>& cpu) {
+  double sum = 0.0;
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    const double difference = static_cast<double>(cuda[i]) - cpu[i];
+    sum += difference * difference;
+  }
+  return std::sqrt(sum);
+}
 
 Backends& backends() {
   // Never destroyed: at exit the CUDA runtime may already be torn down when static destructors
@@ -32,10 +49,15 @@ Tolerance reduction_tolerance(double n, double m) { return {4.0 * n * kFloatEps 
 
 Backend& cpu_backend() { return *backends().cpu; }
 Backend& cuda_backend() { return *backends().cuda; }
+Backend& cuda_bf16_backend() { return *backends().cuda_bf16; }
 
 void for_each_backend(const std::function<void(Backend&)>& op) {
+  for_each_backend(cuda_backend(), op);
+}
+
+void for_each_backend(Backend& device, const std::function<void(Backend&)>& op) {
   op(cpu_backend());
-  op(cuda_backend());
+  op(device);
 }
 
 void CudaConformance::SetUp() {
@@ -47,21 +69,27 @@ void CudaConformance::SetUp() {
   GTEST_SKIP() << "skipped: no GPU";
 }
 
-PairedBuffer::PairedBuffer(std::size_t count)
-    : count_(count), cpu_(cpu_backend().allocate(count)), cuda_(cuda_backend().allocate(count)) {}
+PairedBuffer::PairedBuffer(std::size_t count, Backend& device)
+    : count_(count),
+      device_(&device),
+      cpu_(cpu_backend().allocate(count)),
+      cuda_(device.allocate(count)) {}
 
-PairedBuffer::PairedBuffer(const std::vector<float>& host) : PairedBuffer(host.size()) {
+PairedBuffer::PairedBuffer(const std::vector<float>& host, Backend& device)
+    : PairedBuffer(host.size(), device) {
   cpu_backend().copy_from_host(cpu_, host.data(), count_);
-  cuda_backend().copy_from_host(cuda_, host.data(), count_);
+  device_->copy_from_host(cuda_, host.data(), count_);
 }
 
 PairedBuffer::~PairedBuffer() {
   cpu_backend().release(cpu_);
-  cuda_backend().release(cuda_);
+  device_->release(cuda_);
 }
 
 float* PairedBuffer::on(const Backend& backend) {
-  return &backend == &cpu_backend() ? cpu_ : cuda_;
+  if (&backend == &cpu_backend()) return cpu_;
+  EXPECT_EQ(&backend, device_) << "a PairedBuffer used on a CUDA backend it does not live on";
+  return cuda_;
 }
 
 std::vector<float> PairedBuffer::cpu_values() const {
@@ -72,7 +100,7 @@ std::vector<float> PairedBuffer::cpu_values() const {
 
 std::vector<float> PairedBuffer::cuda_values() const {
   std::vector<float> host(count_);
-  cuda_backend().copy_to_host(host.data(), cuda_, count_);
+  device_->copy_to_host(host.data(), cuda_, count_);
   return host;
 }
 
@@ -135,6 +163,33 @@ void expect_match(const std::vector<float>& cuda, const std::vector<float>& cpu,
 
 void expect_match(const PairedBuffer& buffer, Tolerance tolerance, const std::string& what) {
   expect_match(buffer.cuda_values(), buffer.cpu_values(), tolerance, what);
+}
+
+std::vector<float> round_to_bf16(std::vector<float> values) {
+  for (float& value : values) {
+    uint32_t bits = 0;
+    std::memcpy(&bits, &value, sizeof(bits));
+    bits += 0x7fffu + ((bits >> 16) & 1u);  // ties to even; the inputs here are finite
+    bits &= 0xffff0000u;
+    std::memcpy(&value, &bits, sizeof(bits));
+  }
+  return values;
+}
+
+double relative_error(const std::vector<float>& cuda, const std::vector<float>& cpu) {
+  const double error = difference_norm(cuda, cpu), reference = norm(cpu);
+  return reference == 0.0 ? error : error / reference;
+}
+
+void expect_relative_error_within(const std::vector<float>& cuda, const std::vector<float>& cpu,
+                                  double bound, double floor, const std::string& what) {
+  ASSERT_EQ(cuda.size(), cpu.size()) << what;
+  const double error = difference_norm(cuda, cpu), reference = norm(cpu);
+  EXPECT_LE(error, bound * reference + floor)
+      << what << ": ||cuda - cpu|| = " << error << ", ||cpu|| = " << reference << ", allowed "
+      << bound << " * ||cpu|| + " << floor;
+  std::cout << "[ match ] " << what << ": relative error " << relative_error(cuda, cpu)
+            << ", error/allowed " << error / (bound * reference + floor) << "\n";
 }
 
 void expect_bitwise_equal(const std::vector<float>& first, const std::vector<float>& second,

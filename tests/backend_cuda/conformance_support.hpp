@@ -34,23 +34,30 @@ inline constexpr Tolerance kExact{0.0, 0.0};
 /// wrong index, stride, mask or scale produces. Used for every GEMM (n = reduction length).
 Tolerance reduction_tolerance(double n, double m);
 
-/// The CPU and CUDA backends of this process, created on first use (only with a GPU present).
+/// Unit roundoff of bf16 (8 significant bits, round to nearest): |bf16(x) - x| <= u |x|, u = 2^-8.
+inline constexpr double kBf16UnitRoundoff = 1.0 / 256.0;
+
+/// The CPU and CUDA backends of this process, created on first use (only with a GPU present):
+/// the CUDA backend computes its GEMMs in fp32, the bf16 one in bf16 mixed precision.
 Backend& cpu_backend();
 Backend& cuda_backend();
+Backend& cuda_bf16_backend();
 
-/// Runs `op` on the CPU backend, then on the CUDA backend.
+/// Runs `op` on the CPU backend, then on `device` (by default the fp32 CUDA backend).
 void for_each_backend(const std::function<void(Backend&)>& op);
+void for_each_backend(Backend& device, const std::function<void(Backend&)>& op);
 
-/// The same float data on both backends.
+/// The same float data on the CPU backend and on one CUDA backend (`device`, by default the fp32
+/// one; each CUDA backend orders its work on its own stream, so a buffer stays with one).
 class PairedBuffer {
  public:
-  explicit PairedBuffer(std::size_t count);
-  explicit PairedBuffer(const std::vector<float>& host);
+  explicit PairedBuffer(std::size_t count, Backend& device = cuda_backend());
+  explicit PairedBuffer(const std::vector<float>& host, Backend& device = cuda_backend());
   ~PairedBuffer();
   PairedBuffer(const PairedBuffer&) = delete;
   PairedBuffer& operator=(const PairedBuffer&) = delete;
 
-  /// This buffer's copy on `backend` (one of the two above).
+  /// This buffer's copy on `backend` (the CPU backend or this buffer's device).
   float* on(const Backend& backend);
   std::size_t size() const { return count_; }
   std::vector<float> cpu_values() const;
@@ -58,6 +65,7 @@ class PairedBuffer {
 
  private:
   std::size_t count_;
+  Backend* device_;
   float* cpu_;
   float* cuda_;
 };
@@ -92,6 +100,17 @@ std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low
 void expect_match(const std::vector<float>& cuda, const std::vector<float>& cpu,
                   Tolerance tolerance, const std::string& what);
 void expect_match(const PairedBuffer& buffer, Tolerance tolerance, const std::string& what);
+/// Rounds each value to the nearest bf16 (ties to even), as the CUDA backend's operand cast does.
+std::vector<float> round_to_bf16(std::vector<float> values);
+
+/// ||cuda - cpu|| / ||cpu|| (Euclidean norms over all elements; 0 when both are zero).
+double relative_error(const std::vector<float>& cuda, const std::vector<float>& cpu);
+
+/// Accepts the CUDA result when ||cuda - cpu|| <= bound * ||cpu|| + floor; prints the measured
+/// relative error and its ratio to the bound (for tuning).
+void expect_relative_error_within(const std::vector<float>& cuda, const std::vector<float>& cpu,
+                                  double bound, double floor, const std::string& what);
+
 void expect_bitwise_equal(const std::vector<float>& first, const std::vector<float>& second,
                           const std::string& what);
 

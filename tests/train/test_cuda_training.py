@@ -5,6 +5,14 @@ one rank and compares the per-step training losses and gradient norms. Both back
 in fp32 (cuBLAS without TF32) and differ only in the order of their sums, by a few ulps per op
 (tests/backend_cuda); training amplifies that slowly, so 20 steps must agree to 1e-4 relative
 (measured differences of this kind stay near 1e-6; a wrong kernel is off by 1e-2 or more).
+
+Then tiny.toml once more with train.precision = "bf16" against the same fp32 CPU run. bf16 GEMMs
+(8 significant bits, u = 2^-8 = 3.9e-3) give each step's gradients a relative error of ~1e-2
+(tests/backend_cuda/test_model.cpp bounds it by 5e-2); AdamW's normalised update turns that into
+update directions off by ~1e-2 relative, a perturbation of the weights that 20 steps accumulate
+but that moves the mean loss (a smooth average over 1024 tokens per step) far less: 3e-2 relative
+on the loss. The gradient norm carries the per-step error directly plus the drift of the weights
+it is taken at: 1e-1. A wrong bf16 kernel is off by O(1) on both (or diverges).
 Exits 77 (ctest: skipped) when no GPU is usable, unless TESSERA_REQUIRE_GPU is set.
 
 usage: test_cuda_training.py TESSERA CONFIG_DIR
@@ -16,7 +24,8 @@ import sys
 import tempfile
 
 STEPS = 20
-RELATIVE = 1e-4
+RELATIVE = {"loss": 1e-4, "grad_norm": 1e-4}
+BF16_RELATIVE = {"loss": 3e-2, "grad_norm": 1e-1}
 SKIP = 77
 
 
@@ -27,17 +36,17 @@ def gpu_usable():
         return False
 
 
-def train(tessera, config, backend, run_dir):
+def train(tessera, config, backend, run_dir, precision="fp32"):
     command = [tessera, "train", config]
     for setting in ["train.steps=%d" % STEPS, "train.warmup_steps=2", "eval.every=0",
                     "log.every=1", "log.progress=plain", 'train.backend="%s"' % backend,
-                    "run.dir=" + run_dir]:
+                    'train.precision="%s"' % precision, "run.dir=" + run_dir]:
         command += ["--set", setting]
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
-        sys.exit("FAIL %s backend: exit status %d\n%s%s" %
-                 (backend, result.returncode, result.stdout[-3000:], result.stderr[-3000:]))
+        sys.exit("FAIL %s backend, %s: exit status %d\n%s%s" % (
+            backend, precision, result.returncode, result.stdout[-3000:], result.stderr[-3000:]))
     records = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     return [r for r in records if r.get("kind") == "train"]
 
@@ -55,19 +64,30 @@ def main():
             path = os.path.join(config_dir, config)
             cpu = train(tessera, path, "cpu", os.path.join(work, config + ".cpu"))
             cuda = train(tessera, path, "cuda", os.path.join(work, config + ".cuda"))
-            worst = 0.0
-            for ref, got in zip(cpu, cuda, strict=True):
-                for key in ("loss", "grad_norm"):
-                    relative = abs(got[key] - ref[key]) / abs(ref[key])
-                    worst = max(worst, relative)
-                    if relative > RELATIVE:
-                        print("FAIL %s step %d: %s %.9g on cuda vs %.9g on cpu (relative %.2e)" %
-                              (config, ref["step"], key, got[key], ref[key], relative))
-                        failures += 1
-            print("%-4s %-18s worst relative difference %.2e over %d steps" %
-                  ("ok" if worst <= RELATIVE else "FAIL", config, worst, len(cpu)))
+            failures += compare(config, cpu, cuda, RELATIVE)
+            if config == "tiny.toml":
+                bf16 = train(tessera, path, "cuda", os.path.join(work, config + ".bf16"), "bf16")
+                failures += compare(config + " bf16", cpu, bf16, BF16_RELATIVE)
     if failures:
-        sys.exit("%d value(s) differ by more than %g relative" % (failures, RELATIVE))
+        sys.exit("%d value(s) differ by more than their relative tolerance" % failures)
+
+
+def compare(name, cpu, cuda, tolerance):
+    """Number of (step, key) values of `cuda` off `cpu` by more than tolerance[key] relative."""
+    failures = 0
+    worst = {key: 0.0 for key in tolerance}
+    for ref, got in zip(cpu, cuda, strict=True):
+        for key, allowed in tolerance.items():
+            relative = abs(got[key] - ref[key]) / abs(ref[key])
+            worst[key] = max(worst[key], relative)
+            if relative > allowed:
+                print("FAIL %s step %d: %s %.9g on cuda vs %.9g on cpu (relative %.2e > %g)" %
+                      (name, ref["step"], key, got[key], ref[key], relative, allowed))
+                failures += 1
+    print("%-4s %-22s worst relative difference: %s over %d steps" % (
+        "FAIL" if failures else "ok", name,
+        ", ".join("%s %.2e" % (key, value) for key, value in worst.items()), len(cpu)))
+    return failures
 
 
 if __name__ == "__main__":

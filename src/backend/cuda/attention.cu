@@ -1,5 +1,6 @@
-// Causal multi-head attention of the CUDA backend: cuBLAS strided-batched GEMMs on strided views
-// of the packed qkv buffer (no copies) and warp-per-row causal softmax kernels.
+// Causal multi-head attention of the CUDA backend: strided-batched GEMMs (matmul.cpp, in the
+// backend's precision) on strided views of the packed qkv buffer, or of its one bf16 copy, and
+// warp-per-row causal softmax kernels in fp32.
 //
 // Forward:  S = Q K^T / sqrt(head_dim);  P = causal_softmax(S);  O = P V.
 // Backward: dV = P^T dO;  dP = dO V^T;  dS = P * (dP - rowsum(P * dP)) / sqrt(head_dim);
@@ -84,20 +85,22 @@ void CudaBackend::attention_forward(float* out, float* probs, const float* qkv,
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const HeadBatching hb = head_batching(shape);
   const long long key = static_cast<long long>(shape.n_heads) * hd;  // from a head's q to its k
-  for (int o = 0; o < hb.outer; ++o) {
-    const float* q = qkv + o * hb.qkv_outer;
-    gemm_strided_batched(cublas_, {'N', 'T', seq, seq, hd, qkv_stride, qkv_stride, seq}, scale, q,
-                         hb.qkv_inner, q + key, hb.qkv_inner, 0.0f, probs + o * hb.probs_outer,
-                         hb.probs_inner, hb.inner);
-  }
   const long long rows = static_cast<long long>(shape.batch) * shape.n_heads * seq;
+  const Operand qkv_operand = operand(CastSlot::activation, qkv, rows * 3 * hd);
+  for (int o = 0; o < hb.outer; ++o) {
+    const Operand q = qkv_operand + o * hb.qkv_outer;
+    matmul_batched({'N', 'T', seq, seq, hd, qkv_stride, qkv_stride, seq}, scale, q, hb.qkv_inner,
+                   q + key, hb.qkv_inner, 0.0f, probs + o * hb.probs_outer, hb.probs_inner,
+                   hb.inner);
+  }
   causal_softmax_kernel<<<row_blocks(rows), kBlockThreads, 0, stream_>>>(probs, rows, seq);
   check_launch();
+  const Operand probs_operand = operand(CastSlot::probabilities, probs, rows * seq);
   for (int o = 0; o < hb.outer; ++o) {
-    const float* v = qkv + o * hb.qkv_outer + 2 * key;
-    gemm_strided_batched(cublas_, {'N', 'N', seq, hd, seq, seq, qkv_stride, out_stride}, 1.0f,
-                         probs + o * hb.probs_outer, hb.probs_inner, v, hb.qkv_inner, 0.0f,
-                         out + o * hb.out_outer, hb.out_inner, hb.inner);
+    const Operand v = qkv_operand + o * hb.qkv_outer + 2 * key;
+    matmul_batched({'N', 'N', seq, hd, seq, seq, qkv_stride, out_stride}, 1.0f,
+                   probs_operand + o * hb.probs_outer, hb.probs_inner, v, hb.qkv_inner, 0.0f,
+                   out + o * hb.out_outer, hb.out_inner, hb.inner);
   }
 }
 
@@ -110,27 +113,31 @@ void CudaBackend::attention_backward(float* d_qkv, const float* d_out, const flo
   const HeadBatching hb = head_batching(shape);
   const long long key = static_cast<long long>(shape.n_heads) * hd;
   const long long square = static_cast<long long>(seq) * seq;
+  const long long rows = static_cast<long long>(shape.batch) * shape.n_heads * seq;
+  const Operand qkv_operand = operand(CastSlot::activation, qkv, rows * 3 * hd);
+  const Operand probs_operand = operand(CastSlot::probabilities, probs, rows * seq);
+  const Operand d_out_operand = operand(CastSlot::output_gradient, d_out, rows * hd);
   // dP / dS of one outer slice: `inner` contiguous [seq, seq] blocks, reused by every slice.
   float* d_probs = static_cast<float*>(scratch(hb.inner * square * sizeof(float)));
   for (int o = 0; o < hb.outer; ++o) {
-    const float* q = qkv + o * hb.qkv_outer;
-    const float* p = probs + o * hb.probs_outer;
-    const float* d_o = d_out + o * hb.out_outer;
+    const Operand q = qkv_operand + o * hb.qkv_outer;
+    const Operand p = probs_operand + o * hb.probs_outer;
+    const Operand d_o = d_out_operand + o * hb.out_outer;
     float* d_q = d_qkv + o * hb.qkv_outer;
     // dV = P^T dO;  dP = dO V^T
-    gemm_strided_batched(cublas_, {'T', 'N', seq, hd, seq, seq, out_stride, qkv_stride}, 1.0f, p,
-                         hb.probs_inner, d_o, hb.out_inner, 0.0f, d_q + 2 * key, hb.qkv_inner,
-                         hb.inner);
-    gemm_strided_batched(cublas_, {'N', 'T', seq, seq, hd, out_stride, qkv_stride, seq}, 1.0f, d_o,
-                         hb.out_inner, q + 2 * key, hb.qkv_inner, 0.0f, d_probs, square, hb.inner);
+    matmul_batched({'T', 'N', seq, hd, seq, seq, out_stride, qkv_stride}, 1.0f, p, hb.probs_inner,
+                   d_o, hb.out_inner, 0.0f, d_q + 2 * key, hb.qkv_inner, hb.inner);
+    matmul_batched({'N', 'T', seq, seq, hd, out_stride, qkv_stride, seq}, 1.0f, d_o, hb.out_inner,
+                   q + 2 * key, hb.qkv_inner, 0.0f, d_probs, square, hb.inner);
     softmax_backward_kernel<<<row_blocks(hb.inner * static_cast<long long>(seq)), kBlockThreads, 0,
-                              stream_>>>(d_probs, p, hb.probs_inner, hb.inner, seq, scale);
+                              stream_>>>(d_probs, p.fp32, hb.probs_inner, hb.inner, seq, scale);
     check_launch();
     // dQ = dS K;  dK = dS^T Q
-    gemm_strided_batched(cublas_, {'N', 'N', seq, hd, seq, seq, qkv_stride, qkv_stride}, 1.0f,
-                         d_probs, square, q + key, hb.qkv_inner, 0.0f, d_q, hb.qkv_inner, hb.inner);
-    gemm_strided_batched(cublas_, {'T', 'N', seq, hd, seq, seq, qkv_stride, qkv_stride}, 1.0f,
-                         d_probs, square, q, hb.qkv_inner, 0.0f, d_q + key, hb.qkv_inner, hb.inner);
+    const Operand d_s = operand(CastSlot::probability_gradient, d_probs, hb.inner * square);
+    matmul_batched({'N', 'N', seq, hd, seq, seq, qkv_stride, qkv_stride}, 1.0f, d_s, square,
+                   q + key, hb.qkv_inner, 0.0f, d_q, hb.qkv_inner, hb.inner);
+    matmul_batched({'T', 'N', seq, hd, seq, seq, qkv_stride, qkv_stride}, 1.0f, d_s, square, q,
+                   hb.qkv_inner, 0.0f, d_q + key, hb.qkv_inner, hb.inner);
   }
 }
 

@@ -5,6 +5,7 @@
 
 #include "backend/cuda/cuda_backend_impl.hpp"
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/lt_matmul.hpp"
 #include "core/error.hpp"
 
 namespace tessera::cuda {
@@ -26,18 +27,21 @@ int blocks_for(std::size_t count, int threads) {
   return blocks == 0 ? 1 : static_cast<int>(blocks);
 }
 
-CudaBackend::CudaBackend() {
+CudaBackend::CudaBackend(GemmPrecision precision) {
   TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   TESSERA_CUDA_CHECK(cublasCreate(&cublas_));
   TESSERA_CUDA_CHECK(cublasSetStream(cublas_, stream_));
   // FP32 compute without TF32, so results stay within a few ulps of the CPU backend.
   TESSERA_CUDA_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
   error_flag_ = static_cast<int*>(allocate_zeroed(sizeof(int), stream_));
+  if (precision == GemmPrecision::bf16) lt_ = std::make_unique<LtMatmul>(stream_);
 }
 
 CudaBackend::~CudaBackend() {
   // Destructors must not throw: release what was acquired and ignore late failures.
-  cudaFree(scratch_);
+  lt_.reset();
+  cudaFree(scratch_.data);
+  for (DeviceBlock& block : cast_buffers_) cudaFree(block.data);
   cudaFree(error_flag_);
   if (cublas_ != nullptr) cublasDestroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -86,15 +90,16 @@ void CudaBackend::copy_device(float* dst, const float* src, std::size_t count) {
       cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
 }
 
-void* CudaBackend::scratch(std::size_t bytes) {
-  if (bytes > scratch_bytes_) {
-    TESSERA_CUDA_CHECK(cudaFree(scratch_));  // synchronises: no queued kernel still reads it
-    scratch_ = nullptr;                      // stays consistent if the allocation below throws
-    scratch_bytes_ = 0;
-    TESSERA_CUDA_CHECK(cudaMalloc(&scratch_, bytes));
-    scratch_bytes_ = bytes;
+void* CudaBackend::scratch(std::size_t bytes) { return grow(scratch_, bytes); }
+
+void* CudaBackend::grow(DeviceBlock& block, std::size_t bytes) {
+  if (bytes > block.bytes) {
+    TESSERA_CUDA_CHECK(cudaFree(block.data));  // synchronises: no queued kernel still reads it
+    block = {};                                // stays consistent if the allocation below throws
+    TESSERA_CUDA_CHECK(cudaMalloc(&block.data, bytes));
+    block.bytes = bytes;
   }
-  return scratch_;
+  return block.data;
 }
 
 void CudaBackend::check_launch() { TESSERA_CUDA_CHECK(cudaGetLastError()); }
@@ -119,13 +124,13 @@ bool cuda_device_available() {
   return count > 0;
 }
 
-std::unique_ptr<Backend> make_cuda_backend() {
+std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision) {
   if (!cuda_device_available()) {
     throw UsageError(
         "the cuda backend needs a CUDA device and driver, and none is usable here; run on a GPU "
         "node or choose the cpu backend");
   }
-  return std::make_unique<cuda::CudaBackend>();
+  return std::make_unique<cuda::CudaBackend>(precision);
 }
 
 cudaStream_t cuda_compute_stream(Backend& backend) {

@@ -1,8 +1,12 @@
 // The CUDA implementation of the kernel seam (backend/backend.hpp).
 //
-// Everything is fp32, like the CPU backend; GEMMs go through cuBLAS with FP32 compute (no TF32),
-// so the two backends agree to a few ulps per reduction step. Every kernel is run-to-run bitwise
-// reproducible: reductions use fixed trees and fixed partitions, never float atomics.
+// Storage is fp32, like the CPU backend. GEMMs run in one of two precisions (GemmPrecision): fp32
+// through cuBLAS with FP32 compute (no TF32), so the two backends agree to a few ulps per
+// reduction step; or bf16 mixed precision in the style of PyTorch's autocast, where every GEMM
+// rounds its two operands to bf16 and accumulates in fp32 through cuBLASLt, while norms, softmax,
+// cross-entropy and AdamW stay fp32. Every kernel is run-to-run bitwise reproducible: reductions
+// use fixed trees and fixed partitions, never float atomics, and cuBLASLt's algorithm is chosen
+// once per shape.
 // All work is ordered on one CUDA stream owned by the backend; copies to the host synchronise it.
 #pragma once
 
@@ -18,8 +22,14 @@ namespace tessera {
 /// machine without a GPU or without the driver library.
 bool cuda_device_available();
 
+/// What the GEMMs (linear layers, attention scores and outputs, forward and backward) compute in.
+enum class GemmPrecision {
+  fp32,  ///< fp32 operands, FP32 compute
+  bf16,  ///< operands rounded to bf16, products accumulated in fp32 (8 significant bits in)
+};
+
 /// The CUDA backend on the current device; throws UsageError when no device is usable.
-std::unique_ptr<Backend> make_cuda_backend();
+std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision = GemmPrecision::fp32);
 
 /// The stream a CUDA backend computes on, for communication that must be ordered with it
 /// (parallel/nccl_communicator.hpp). Throws InternalError when `backend` is not a CUDA backend.

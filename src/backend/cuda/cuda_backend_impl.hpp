@@ -1,15 +1,19 @@
 // Private to src/backend/cuda: the CUDA implementation of the kernel seam. Users go through
 // make_cuda_backend() in backend/cuda/cuda_backend.hpp. Each op family's methods live in their
-// own .cu file; memory, scratch and the GEMM wrappers in cuda_backend.cpp.
+// own .cu file; memory and scratch in cuda_backend.cpp; the GEMM entry points in matmul.cpp.
 #pragma once
 
 #include <cublas_api.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "backend/backend.hpp"
+#include "backend/cuda/cuda_backend.hpp"
 
 namespace tessera::cuda {
 
@@ -32,6 +36,58 @@ void gemm(cublasHandle_t handle, const GemmShape& shape, float alpha, const floa
 void gemm_strided_batched(cublasHandle_t handle, const GemmShape& shape, float alpha,
                           const float* a, long long stride_a, const float* b, long long stride_b,
                           float beta, float* c, long long stride_c, int batch);
+
+/// One bf16 GEMM with the layout conventions of GemmShape: row-major
+/// C[m, n] = alpha op(A) op(B) + beta C, A and B bf16, C fp32, FP32 accumulation; `batch` of them,
+/// matrix i at a + i * stride_a (likewise b, c). `bias`, when set (batch 1, beta 0 only), is an
+/// fp32 vector of n added to every row of C.
+struct Bf16Gemm {
+  GemmShape shape;
+  float alpha = 1.0f, beta = 0.0f;
+  const __nv_bfloat16* a = nullptr;
+  long long stride_a = 0;
+  const __nv_bfloat16* b = nullptr;
+  long long stride_b = 0;
+  float* c = nullptr;
+  long long stride_c = 0;
+  int batch = 1;
+  const float* bias = nullptr;
+};
+/// Through cublasGemmStridedBatchedEx, which takes any layout; `bias` must be null. The fallback
+/// for the shapes cuBLASLt finds no algorithm for.
+void gemm_bf16(cublasHandle_t handle, const Bf16Gemm& job);
+
+/// out[i] = bf16(in[i]), rounded to nearest even; four elements per thread where both pointers
+/// allow 16-byte loads and 8-byte stores.
+void cast_to_bf16(__nv_bfloat16* out, const float* in, std::size_t count, cudaStream_t stream);
+
+/// out[r, c] = bias[c] for every row r of a row-major [rows, columns] matrix.
+void broadcast_rows(float* out, const float* bias, int rows, int columns, cudaStream_t stream);
+
+/// A GEMM operand: the fp32 matrix and, in bf16 mode, its copy rounded to bf16 (same layout and
+/// element offsets), which the GEMM then reads instead. Offsetting moves both alike, so strided
+/// views (one head of the packed qkv) work on either.
+struct Operand {
+  const float* fp32 = nullptr;
+  const __nv_bfloat16* bf16 = nullptr;  ///< null in fp32 mode
+
+  Operand operator+(long long offset) const {
+    return {fp32 + offset, bf16 == nullptr ? nullptr : bf16 + offset};
+  }
+};
+
+/// The bf16 copy an operand is cast into: one reusable buffer per role, so that the operands one
+/// op holds at once (five in attention backward) never overwrite each other.
+enum class CastSlot { activation, weight, output_gradient, probabilities, probability_gradient };
+inline constexpr std::size_t kCastSlots = 5;
+
+class LtMatmul;
+
+/// A device block owned by the backend, grown (never shrunk) on demand.
+struct DeviceBlock {
+  void* data = nullptr;
+  std::size_t bytes = 0;
+};
 
 /// Carves sub-buffers out of one scratch block, each aligned to 256 bytes.
 class ScratchCarver {
@@ -73,7 +129,7 @@ void add_column_reductions(const ColumnReduction& job, float* scratch, cudaStrea
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend();
+  explicit CudaBackend(GemmPrecision precision);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -158,6 +214,22 @@ class CudaBackend final : public Backend {
   /// backend's stream is ordered, so consecutive calls may reuse it; concurrent calls on one
   /// backend object are not supported.
   void* scratch(std::size_t bytes);
+  /// `block` holding at least `bytes` bytes: reallocated (after the stream's queued work, which
+  /// cudaFree waits for) only when it is too small.
+  static void* grow(DeviceBlock& block, std::size_t bytes);
+  /// The operand a GEMM reads for this fp32 matrix of `count` elements: in bf16 mode, a bf16 copy
+  /// made now in `slot` (valid until the next cast into that slot); in fp32 mode the matrix itself.
+  Operand operand(CastSlot slot, const float* matrix, std::size_t count);
+  /// C[m, n] = op(A) op(B) + beta C (+ bias[n] on every row when bias is set, with beta 0), in
+  /// this backend's precision. fp32: the bias is broadcast into C first and the GEMM adds onto it.
+  void matmul(const GemmShape& shape, Operand a, Operand b, float beta, float* c,
+              const float* bias = nullptr);
+  /// `batch` GEMMs C_i = alpha op(A_i) op(B_i) + beta C_i, in this backend's precision.
+  void matmul_batched(const GemmShape& shape, float alpha, Operand a, long long stride_a, Operand b,
+                      long long stride_b, float beta, float* c, long long stride_c, int batch);
+  /// A bf16 GEMM through cuBLASLt (its bias epilogue when asked), else the bias as a broadcast and
+  /// cublasGemmStridedBatchedEx.
+  void run_bf16(Bf16Gemm job);
   /// Checks the launch of the kernel just enqueued (bad configuration, missing image for the
   /// device's architecture).
   static void check_launch();
@@ -168,8 +240,9 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  void* scratch_ = nullptr;
-  std::size_t scratch_bytes_ = 0;
+  DeviceBlock scratch_;
+  std::array<DeviceBlock, kCastSlots> cast_buffers_;  ///< bf16 operand copies, by CastSlot
+  std::unique_ptr<LtMatmul> lt_;                      ///< cuBLASLt plans; set exactly in bf16 mode
   int* error_flag_ = nullptr;  ///< device int set by kernels that find invalid input
 };
 

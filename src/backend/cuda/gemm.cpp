@@ -29,4 +29,12 @@ void gemm_strided_batched(cublasHandle_t handle, const GemmShape& s, float alpha
       CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void gemm_bf16(cublasHandle_t handle, const Bf16Gemm& job) {
+  const GemmShape& s = job.shape;
+  TESSERA_CUDA_CHECK(cublasGemmStridedBatchedEx(
+      handle, operation(s.trans_b), operation(s.trans_a), s.n, s.m, s.k, &job.alpha, job.b,
+      CUDA_R_16BF, s.ldb, job.stride_b, job.a, CUDA_R_16BF, s.lda, job.stride_a, &job.beta, job.c,
+      CUDA_R_32F, s.ldc, job.stride_c, job.batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 }  // namespace tessera::cuda
