@@ -3,8 +3,8 @@
 //
 // dnnl_sgemm is the faster path for the forward and input-gradient GEMMs of a training step,
 // but the weight gradient (d_weight += d_out^T in, a transposed A with a long k) runs 15-30 %
-// faster through matmul's brgemm kernels, the vocabulary head's most of all (bench/bench_gemm
-// --training-shapes measures both). The choice is fixed per call site, never timed at run time,
+// faster through matmul's brgemm kernels, the vocabulary head's most of all (bench/bench_step_gemms
+// measures both). The choice is fixed per call site, never timed at run time,
 // so every run computes with the same kernels and stays bitwise reproducible.
 #pragma once
 
