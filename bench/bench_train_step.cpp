@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench/profiling_backend.hpp"
+#include "core/error.hpp"
 #include "io/config/config.hpp"
 #include "model/transformer.hpp"
 #include "optim/adamw.hpp"
@@ -150,7 +151,13 @@ int main(int argc, char** argv) {
   overrides.insert(overrides.begin(),
                    {"train.steps=" + std::to_string(steps), "train.warmup_steps=1", "eval.every=0",
                     "log.progress=plain", "run.dir=" + run_dir.string()});
-  const tessera::Config config = tessera::load_config(config_path, overrides);
+  tessera::Config config;
+  try {
+    config = tessera::load_config(config_path, overrides);
+  } catch (const tessera::UsageError& error) {
+    if (mpi.rank() == 0) std::fprintf(stderr, "bench_train_step: %s\n", error.what());
+    return 2;
+  }
 
   // Every rank measures at the same time on its own cores; the sum is the job's peak.
   const double rank_peak = sgemm_peak_gflops(2048);
