@@ -1,51 +1,83 @@
 #!/usr/bin/env bash
-# The CUDA backend's checks on a GPU machine: run from the repository root of a copy of the
-# working tree that carries .gpu-carry/ (made by bench/gpu/prepare_carry.sh). Writes
-# $OUT/cuda_conformance.xml (GoogleTest) and $OUT/cuda_conformance.log; exits with the test's
-# status. TESSERA_REQUIRE_GPU=1 turns "no usable GPU" into failures instead of skips. Takes well
-# under a minute on an H100.
+# tessera's checks on a GPU machine, as one command: run from the repository root of a copy of the
+# working tree that carries .gpu-carry/ (made by bench/gpu/prepare_carry.sh). In order:
+#   mpi_runtime   the packed Open MPI: tessera --version as a singleton and under mpirun -np 2
+#   conformance   test_cuda_backend: every CUDA op against the CPU backend
+#   cuda_mpi      test_cuda_mpi: NCCL communicator and the check macro under MPI
+#   training      tests/train/test_cuda_training.py: the trainer on cuda against cpu
+#   benchmark     bench/gpu/bench_gpu.py: tessera and PyTorch, tokens/s and MFU
+# Each step has its own timeout, and the benchmark's budget is what is left of TOTAL_S (at most
+# 240 s), so the whole script ends within about TOTAL_S seconds (default 400; some 6 minutes is
+# usual on an H100); a failing step does not stop the ones after it. Sets TESSERA_REQUIRE_GPU=1:
+# no usable GPU is a failure there, not a skip. Writes into $OUT: device_checks.log (all output,
+# a summary of the steps at its end), cuda_conformance.xml, cuda_mpi.xml, bench_gpu.json and
+# bench_gpu.md. Exits with the number of failed steps.
 set -uo pipefail
 
 OUT=${OUT:-$PWD/device-out}
+TOTAL_S=${TOTAL_S:-400}
 mkdir -p "$OUT"
-log="$OUT/cuda_conformance.log"
+log="$OUT/device_checks.log"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export TESSERA_REQUIRE_GPU=1 PYTHONUNBUFFERED=1
+summary=()
+failed=0
+
+# run_step NAME TIMEOUT_S COMMAND...: runs it with its output in the log, records its status.
+run_step() {
+  local name=$1 limit=$2 start=$SECONDS status
+  shift 2
+  echo "== $name (timeout ${limit} s): $*" | tee -a "$log"
+  timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  case $status in
+    0) summary+=("ok      $name ($((SECONDS - start)) s)") ;;
+    124 | 137) summary+=("TIMEOUT $name (after $limit s)") ;;
+    *) summary+=("FAILED  $name (exit status $status, $((SECONDS - start)) s)") ;;
+  esac
+  [ "$status" = 0 ] || failed=$((failed + 1))
+  echo "== $name: exit status $status" | tee -a "$log"
+}
 
 echo "== device" | tee "$log"
 nvidia-smi -L 2>&1 | tee -a "$log"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | tee -a "$log"
 grep PRETTY_NAME /etc/os-release 2>&1 | tee -a "$log"
 ldd --version 2>&1 | head -1 | tee -a "$log"
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' 2>&1 |
+  tee -a "$log"
+command -v mpirun orted 2>&1 | sed 's/^/system MPI: /' | tee -a "$log"
 
 tar -xJf .gpu-carry/bundle.tar.xz -C "$work" || { echo "no .gpu-carry/bundle.tar.xz" | tee -a "$log"; exit 3; }
+bin="$work/bin"
+# The wrappers in $bin set the packed programs' environment themselves, so the Python steps keep
+# their own; only the CUDA library directories are looked up once here, for all of them.
+# shellcheck disable=SC2034  # read by env.sh
+bundle=$work
+# shellcheck source=bench/gpu/carry_env.sh
+CARRY_CUDA_DIRS=$(. "$work/env.sh" && echo "$CARRY_CUDA_DIRS")
+export CARRY_CUDA_DIRS
+echo "== libraries of the packed tessera" | tee -a "$log"
+# shellcheck source=bench/gpu/carry_env.sh
+(. "$work/env.sh" && echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH" &&
+  ldd "$work/libexec/tessera" | grep -E "cuda|cublas|cudnn|nccl|mpi|hdf5|not found") 2>&1 | tee -a "$log"
 
-# CUDA 13 libraries of this machine: the dynamic linker's cache, the toolkit, pip's nvidia wheels
-# (PyTorch's). The first directory that holds a library wins.
-candidates=$( (ldconfig -p 2>/dev/null | awk '/libcublas\.so\.13 / {print $NF}' | xargs -r -n1 dirname
-  ls -d /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64
-  python3 -c 'import glob, site
-for p in site.getsitepackages(): print("\n".join(glob.glob(p + "/nvidia/**/lib", recursive=True)))'
-) 2>/dev/null)
-cuda_dirs=""
-for dir in $candidates; do
-  [ -e "$dir/libcublas.so.13" ] || [ -e "$dir/libcublasLt.so.13" ] || [ -e "$dir/libcudart.so.13" ] ||
-    continue
-  case ":$cuda_dirs:" in *":$dir:"*) ;; *) cuda_dirs="$cuda_dirs:$dir" ;; esac
-done
-export LD_LIBRARY_PATH="$work/lib$cuda_dirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-echo "== LD_LIBRARY_PATH=$LD_LIBRARY_PATH" | tee -a "$log"
-ldd "$work/test_cuda_backend" 2>&1 | grep -E "cuda|cublas|dnnl|gomp|OpenCL|not found" | tee -a "$log"
+run_step mpi_runtime 30 sh -c "'$bin/tessera' --version && '$bin/mpirun' -np 2 '$bin/tessera' --version"
+run_step conformance 120 "$bin/test_cuda_backend" --gtest_output="xml:$OUT/cuda_conformance.xml"
+run_step cuda_mpi 60 "$bin/test_cuda_mpi" --gtest_output="xml:$OUT/cuda_mpi.xml"
+run_step training 150 python3 tests/train/test_cuda_training.py "$bin/tessera" "$PWD/configs"
+budget=$((TOTAL_S - SECONDS - 15))
+[ "$budget" -le 240 ] || budget=240  # the benchmark's share: about 4 minutes on an H100
+if [ "$budget" -gt 60 ]; then
+  run_step benchmark $((budget + 30)) python3 bench/gpu/bench_gpu.py --tessera "$bin/tessera" \
+    --configs "$PWD/configs" --out "$OUT" --budget-s "$budget"
+else
+  summary+=("SKIPPED benchmark (only $budget s left of TOTAL_S=$TOTAL_S)")
+fi
 
-echo "== conformance" | tee -a "$log"
-TESSERA_REQUIRE_GPU=1 timeout 240 "$work/test_cuda_backend" --gtest_output="xml:$OUT/cuda_conformance.xml" 2>&1 |
-  tee -a "$log"
-status=${PIPESTATUS[0]}
-echo "== test_cuda_backend exit status $status" | tee -a "$log"
-
-# Informational: needs an MPI runtime on the GPU machine, which may have none.
-echo "== NCCL communicator and check macro under MPI (test_cuda_mpi)" | tee -a "$log"
-TESSERA_REQUIRE_GPU=1 timeout 120 "$work/test_cuda_mpi" --gtest_output="xml:$OUT/cuda_mpi.xml" 2>&1 |
-  tee -a "$log"
-echo "== test_cuda_mpi exit status ${PIPESTATUS[0]}" | tee -a "$log"
-exit "$status"
+{
+  echo "== summary ($SECONDS s in all)"
+  printf '%s\n' "${summary[@]}"
+} | tee -a "$log"
+exit "$failed"
