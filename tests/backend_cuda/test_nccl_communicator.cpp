@@ -17,11 +17,19 @@
 namespace tessera::test {
 namespace {
 
+/// MPI lives as long as the test program: initialised before the first test and finalised after
+/// the last, whether ctest runs one test per process or the device script runs them all at once
+/// (MPI cannot be initialised again after MPI_Finalize).
+class MpiForTheWholeProgram : public ::testing::Environment {
+ public:
+  void SetUp() override { MPI_Init(nullptr, nullptr); }
+  void TearDown() override { MPI_Finalize(); }
+};
+// gtest takes ownership; registration at static-initialisation time, like the TEST macros.
+[[maybe_unused]] ::testing::Environment* const kMpi =
+    ::testing::AddGlobalTestEnvironment(new MpiForTheWholeProgram);
+
 TEST(CudaCheckUnderMpi, NamesTheRank) {
-  // ctest runs each test in its own process, so this one may own MPI's whole lifetime.
-  int initialized = 0;
-  MPI_Initialized(&initialized);
-  if (!initialized) MPI_Init(nullptr, nullptr);
   try {
     TESSERA_CUDA_CHECK(cudaErrorInvalidValue);
     FAIL() << "TESSERA_CUDA_CHECK did not throw";
@@ -29,19 +37,9 @@ TEST(CudaCheckUnderMpi, NamesTheRank) {
     EXPECT_EQ(std::string(error.what()).rfind("rank 0 of 1: CUDA call failed", 0), 0u)
         << error.what();
   }
-  if (!initialized) MPI_Finalize();
 }
 
-class NcclOneRank : public CudaConformance {
- protected:
-  void SetUp() override {
-    CudaConformance::SetUp();
-    if (IsSkipped() || HasFatalFailure()) return;
-    int initialized = 0;
-    MPI_Initialized(&initialized);
-    if (!initialized) MPI_Init(nullptr, nullptr);  // ctest runs each test in its own process
-  }
-};
+using NcclOneRank = CudaConformance;
 
 std::vector<float> device_values(Backend& backend, const float* device, std::size_t count) {
   std::vector<float> host(count);
