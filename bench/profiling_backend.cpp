@@ -161,16 +161,16 @@ void ProfilingBackend::rotary_backward(float* d_qkv, const AttentionShape& shape
   inner_->rotary_backward(d_qkv, shape, base);
 }
 
-void ProfilingBackend::attention_forward(float* out, float* probs, const float* qkv,
+void ProfilingBackend::attention_forward(float* out, float* state, const float* qkv,
                                          const AttentionShape& shape) {
   Scope scope(*this, "attention_forward");
-  inner_->attention_forward(out, probs, qkv, shape);
+  inner_->attention_forward(out, state, qkv, shape);
 }
 
 void ProfilingBackend::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                          const float* probs, const AttentionShape& shape) {
+                                          const float* state, const AttentionShape& shape) {
   Scope scope(*this, "attention_backward");
-  inner_->attention_backward(d_qkv, d_out, qkv, probs, shape);
+  inner_->attention_backward(d_qkv, d_out, qkv, state, shape);
 }
 
 void ProfilingBackend::softmax_cross_entropy(float* losses, float* d_logits, const float* logits,

@@ -73,9 +73,12 @@ class ProfilingBackend final : public Backend {
 
   void rotary_forward(float* qkv, const AttentionShape& shape, float base) override;
   void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) override;
-  void attention_forward(float* out, float* probs, const float* qkv,
+  std::size_t attention_state_count(const AttentionShape& shape) const override {
+    return inner_->attention_state_count(shape);
+  }
+  void attention_forward(float* out, float* state, const float* qkv,
                          const AttentionShape& shape) override;
-  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* probs,
+  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
                           const AttentionShape& shape) override;
 
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,

@@ -22,6 +22,11 @@ void Backend::copy_device(float* dst, const float* src, std::size_t count) {
   copy_from_host(dst, host.data(), count);
 }
 
+std::size_t Backend::attention_state_count(const AttentionShape& shape) const {
+  return static_cast<std::size_t>(shape.batch) * static_cast<std::size_t>(shape.n_heads) *
+         static_cast<std::size_t>(shape.seq) * static_cast<std::size_t>(shape.seq);
+}
+
 void Backend::cross_entropy_shard_stats(float*, float*, float*, const float*, const int32_t*, int,
                                         int, int) {
   not_offered(*this, "cross_entropy_shard_stats");

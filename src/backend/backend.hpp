@@ -114,14 +114,21 @@ class Backend {
   virtual void rotary_forward(float* qkv, const AttentionShape& shape, float base) = 0;
   /// Inverse rotation applied in place to the query and key parts of d_qkv.
   virtual void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) = 0;
-  /// Causal softmax attention with scale 1/sqrt(head_dim).
-  /// out is [batch, seq, n_heads, head_dim]; probs [batch, n_heads, seq, seq] is saved for the
-  /// backward pass (entries above the diagonal are written as zero).
-  virtual void attention_forward(float* out, float* probs, const float* qkv,
+  /// Floats of the `state` buffer attention_forward saves for attention_backward. The default,
+  /// batch * n_heads * seq * seq, holds the probabilities; a fused kernel keeps less (the CUDA
+  /// backend: one log-sum-exp per query row, batch * n_heads * seq).
+  virtual std::size_t attention_state_count(const AttentionShape& shape) const;
+  /// Causal softmax attention with scale 1/sqrt(head_dim): out = softmax(Q K^T / sqrt(head_dim)
+  /// masked to j <= i) V. out is [batch, seq, n_heads, head_dim]. `state`, of
+  /// attention_state_count(shape) floats, receives what this backend's backward pass needs; its
+  /// contents are private to the backend (the CPU backend: the probabilities
+  /// [batch, n_heads, seq, seq], zero above the diagonal).
+  virtual void attention_forward(float* out, float* state, const float* qkv,
                                  const AttentionShape& shape) = 0;
-  /// d_qkv (same layout as qkv) from d_out; overwrites d_qkv.
+  /// d_qkv (same layout as qkv) from d_out and the `state` attention_forward left for the same
+  /// qkv; overwrites d_qkv.
   virtual void attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                  const float* probs, const AttentionShape& shape) = 0;
+                                  const float* state, const AttentionShape& shape) = 0;
 
   // ---- loss ----------------------------------------------------------------------------------
   /// Softmax cross-entropy per row, fused with its gradient.

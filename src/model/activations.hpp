@@ -38,14 +38,15 @@ class BufferPool {
 /// norm regions (input, norm statistics, mid, output) hold only this rank's rows / tp rows;
 /// the norm outputs are gathered to all rows.
 struct BlockActivations {
-  float* input = nullptr;           ///< residual stream entering the block [rows, d_model]
-  float* attn_norm_out = nullptr;   ///< [rows, d_model]
-  float* attn_norm_mean = nullptr;  ///< [rows] (LayerNorm only)
-  float* attn_norm_rstd = nullptr;  ///< [rows]
-  float* qkv = nullptr;             ///< [rows, 3 * d_model], after rotary
-  float* probs = nullptr;           ///< [batch, n_heads, seq, seq]
-  float* attn_out = nullptr;        ///< [rows, d_model], before the output projection
-  float* mid = nullptr;             ///< residual stream after attention [rows, d_model]
+  float* input = nullptr;            ///< residual stream entering the block [rows, d_model]
+  float* attn_norm_out = nullptr;    ///< [rows, d_model]
+  float* attn_norm_mean = nullptr;   ///< [rows] (LayerNorm only)
+  float* attn_norm_rstd = nullptr;   ///< [rows]
+  float* qkv = nullptr;              ///< [rows, 3 * d_model], after rotary
+  float* attention_state = nullptr;  ///< Backend::attention_state_count floats (probabilities
+                                     ///< on the CPU, log-sum-exps on CUDA)
+  float* attn_out = nullptr;         ///< [rows, d_model], before the output projection
+  float* mid = nullptr;              ///< residual stream after attention [rows, d_model]
   float* mlp_norm_out = nullptr;
   float* mlp_norm_mean = nullptr;
   float* mlp_norm_rstd = nullptr;

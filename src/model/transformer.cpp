@@ -138,7 +138,7 @@ std::size_t Transformer::stage_activation_count(int batch) const {
 }
 
 BlockActivations Transformer::take_block_buffers(BufferPool& pool, int batch,
-                                                 bool with_probs) const {
+                                                 bool with_attention_state) const {
   // Norm regions (residual stream, norm statistics) hold this rank's rows only; the gathered
   // norm outputs and everything between the column- and row-parallel GEMMs hold all rows.
   const std::size_t rows =
@@ -151,7 +151,7 @@ BlockActivations Transformer::take_block_buffers(BufferPool& pool, int batch,
   b.attn_norm_mean = pool.take(local);
   b.attn_norm_rstd = pool.take(local);
   b.qkv = pool.take(rows * 3 * width);
-  if (with_probs) b.probs = pool.take(attention_probs_count(batch));
+  if (with_attention_state) b.attention_state = pool.take(attention_state_count(batch));
   b.attn_out = pool.take(rows * width);
   b.mid = pool.take(local * d);
   b.mlp_norm_out = pool.take(rows * d);
@@ -163,9 +163,9 @@ BlockActivations Transformer::take_block_buffers(BufferPool& pool, int batch,
   return b;
 }
 
-std::size_t Transformer::attention_probs_count(int batch) const {
-  return static_cast<std::size_t>(batch) * local_heads() * config_.seq_len *
-         static_cast<std::size_t>(config_.seq_len);
+std::size_t Transformer::attention_state_count(int batch) const {
+  return backend_.attention_state_count(
+      AttentionShape{batch, config_.seq_len, local_heads(), config_.head_dim()});
 }
 
 Transformer::RecomputeBuffers& Transformer::recompute_buffers(int batch) {
@@ -173,10 +173,10 @@ Transformer::RecomputeBuffers& Transformer::recompute_buffers(int batch) {
   if (found != recompute_.end()) return found->second;
   RecomputeBuffers buffers{BufferPool(backend_), {}, nullptr};
   if (partition_.recompute == Recompute::full) {
-    buffers.block = take_block_buffers(buffers.pool, batch, /*with_probs=*/true);
+    buffers.block = take_block_buffers(buffers.pool, batch, /*with_attention_state=*/true);
     buffers.discarded_output = buffers.pool.take(stage_activation_count(batch));
   } else {
-    buffers.block.probs = buffers.pool.take(attention_probs_count(batch));
+    buffers.block.attention_state = buffers.pool.take(attention_state_count(batch));
   }
   return recompute_.emplace(batch, std::move(buffers)).first->second;
 }
@@ -202,8 +202,9 @@ MicrobatchActivations& Transformer::slot_activations(int slot, int batch) {
     if (recompute == Recompute::full) {
       b = recompute_buffers(batch).block;
     } else {
-      b = take_block_buffers(pool, batch, /*with_probs=*/recompute == Recompute::none);
-      if (recompute == Recompute::selective) b.probs = recompute_buffers(batch).block.probs;
+      b = take_block_buffers(pool, batch, /*with_attention_state=*/recompute == Recompute::none);
+      if (recompute == Recompute::selective)
+        b.attention_state = recompute_buffers(batch).block.attention_state;
     }
     b.input = pool.take(local * d);  // always kept: the stage input, or what full recompute re-runs
     acts.blocks.push_back(b);

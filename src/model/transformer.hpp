@@ -147,8 +147,9 @@ class Transformer {
   MicrobatchActivations& slot_activations(int slot, int batch);
   RecomputeBuffers& recompute_buffers(int batch);
   /// One block's activation buffers for `batch` sequences, except `input`.
-  BlockActivations take_block_buffers(BufferPool& pool, int batch, bool with_probs) const;
-  std::size_t attention_probs_count(int batch) const;
+  BlockActivations take_block_buffers(BufferPool& pool, int batch, bool with_attention_state) const;
+  /// Floats of one block's attention state, as the backend sizes it.
+  std::size_t attention_state_count(int batch) const;
   void ensure_scratch(int batch);
   void embed(MicrobatchActivations& acts, float* out);
   void embed_backward(MicrobatchActivations& acts, const float* d_out);

@@ -150,7 +150,7 @@ void Transformer::block_forward(int layer, MicrobatchActivations& acts, float* o
   backend_.linear_forward(a.qkv, a.attn_norm_out, parameters_.value(lp.qkv_weight),
                           bias_or_null(lp.qkv_bias), rows, d, 3 * width);
   if (config_.rotary()) backend_.rotary_forward(a.qkv, shape, config_.rotary_base);
-  backend_.attention_forward(a.attn_out, a.probs, a.qkv, shape);
+  backend_.attention_forward(a.attn_out, a.attention_state, a.qkv, shape);
   // The attention branch's projection lands in `mid`, then the residual is added in place.
   float* attn_partial = row_parallel_output(a.mid);
   backend_.linear_forward(attn_partial, a.attn_out, parameters_.value(lp.out_weight),
@@ -286,11 +286,11 @@ void Transformer::block_backward(int layer, MicrobatchActivations& acts, float* 
                            bias_gradient_or_null(lp.out_bias), d_attn_out, a.attn_out,
                            parameters_.value(lp.out_weight), rows, width, d);
   if (partition_.recompute == Recompute::selective) {
-    // The probabilities' buffer is shared by all blocks: refill it from this block's qkv. The
-    // attention output comes again with them; a.attn_out's last reader ran just above.
-    backend_.attention_forward(a.attn_out, a.probs, a.qkv, shape);
+    // The attention state's buffer is shared by all blocks: refill it from this block's qkv. The
+    // attention output comes again with it; a.attn_out's last reader ran just above.
+    backend_.attention_forward(a.attn_out, a.attention_state, a.qkv, shape);
   }
-  backend_.attention_backward(s.d_qkv, s.d_attn, a.qkv, a.probs, shape);
+  backend_.attention_backward(s.d_qkv, s.d_attn, a.qkv, a.attention_state, shape);
   if (config_.rotary()) backend_.rotary_backward(s.d_qkv, shape, config_.rotary_base);
   backend_.linear_backward(s.d_norm, parameters_.gradient(lp.qkv_weight),
                            bias_gradient_or_null(lp.qkv_bias), s.d_qkv, a.attn_norm_out,

@@ -104,6 +104,12 @@ std::vector<float> PairedBuffer::cuda_values() const {
   return host;
 }
 
+AttentionState::AttentionState(Backend& backend, const AttentionShape& shape)
+    : backend_(&backend),
+      data_(backend.allocate(std::max<std::size_t>(1, backend.attention_state_count(shape)))) {}
+
+AttentionState::~AttentionState() { backend_->release(data_); }
+
 PairedTokens::PairedTokens(const std::vector<int32_t>& host)
     : cpu_(cpu_backend().allocate_tokens(host.size())),
       cuda_(cuda_backend().allocate_tokens(host.size())) {

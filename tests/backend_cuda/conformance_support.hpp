@@ -70,6 +70,21 @@ class PairedBuffer {
   float* cuda_;
 };
 
+/// The state one backend's attention_forward saves for its attention_backward: sized by that
+/// backend (attention_state_count), contents private to it, so never compared across backends.
+class AttentionState {
+ public:
+  AttentionState(Backend& backend, const AttentionShape& shape);
+  ~AttentionState();
+  AttentionState(const AttentionState&) = delete;
+  AttentionState& operator=(const AttentionState&) = delete;
+  float* get() { return data_; }
+
+ private:
+  Backend* backend_;
+  float* data_;
+};
+
 /// The same int32 tokens on both backends.
 class PairedTokens {
  public:

@@ -15,9 +15,6 @@ std::size_t qkv_count(const AttentionShape& s) {
 std::size_t out_count(const AttentionShape& s) {
   return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
 }
-std::size_t probs_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.n_heads * s.seq * s.seq;
-}
 testing::Message describe(const AttentionShape& s) {
   return testing::Message() << "batch=" << s.batch << " seq=" << s.seq << " heads=" << s.n_heads
                             << " head_dim=" << s.head_dim;
@@ -48,54 +45,78 @@ TEST_F(AttentionConformance, RotaryRejectsOddHeadDim) {
   EXPECT_THROW(cuda_backend().rotary_forward(qkv.on(cuda_backend()), s, kBase), InternalError);
 }
 
-// Both batching branches of the CUDA backend (batch <= heads: loop over batch, GEMMs batched
-// over heads; otherwise the reverse), seq 1 (a single unmasked score), odd lengths.
-const AttentionShape kShapes[] = {{1, 1, 1, 4},  {1, 3, 2, 8},   {2, 13, 4, 16}, {3, 13, 1, 8},
-                                  {2, 7, 3, 64}, {4, 64, 2, 32}, {1, 33, 4, 17}};
+// seq 1 (a single unmasked score), odd lengths, every head-dim bucket of the fused kernels (up to
+// 32, 64, 128: tiles of 64, 64, 32 rows), one tile and several, the last one partial.
+const AttentionShape kShapes[] = {{1, 1, 1, 4},     {1, 3, 2, 8},    {2, 13, 4, 16},
+                                  {3, 13, 1, 8},    {2, 7, 3, 64},   {4, 64, 2, 32},
+                                  {1, 33, 4, 17},   {2, 130, 3, 64}, {1, 257, 2, 32},
+                                  {1, 100, 2, 128}, {2, 70, 1, 96}};
 
-// Scores: dot products of length head_dim scaled by 1/sqrt(head_dim); probabilities then carry
-// the scores' error (softmax is 1-Lipschitz in that sense) plus a sum of seq exponentials.
-Tolerance probs_tolerance(const AttentionShape& s) {
-  return reduction_tolerance(s.head_dim + s.seq, 1.0);
-}
+// The probabilities carry the scores' error (dot products of length head_dim scaled by
+// 1/sqrt(head_dim); softmax is 1-Lipschitz in that sense) plus a sum of seq exponentials.
 // out = P V: length-seq dot products with sum(P) = 1 and |V| <= 1, on top of the error of P.
 Tolerance out_tolerance(const AttentionShape& s) {
   return reduction_tolerance(s.head_dim + 2 * s.seq, 1.0);
 }
-// Backward: dP = dO V^T (length head_dim, |dP| <= head_dim), dS = P (dP - rowsum) / sqrt(hd)
+// Backward, each backend from its own forward pass: dP = dO V^T (length head_dim, |dP| <=
+// head_dim), dS = P (dP - rowsum) / sqrt(hd)
 // (|dS| <= ~2 sqrt(hd)), then dQ, dK, dV as length-seq products: errors of the first GEMM pass
 // through the second, so n covers both lengths and m the size of dS.
 Tolerance grad_tolerance(const AttentionShape& s) {
   return reduction_tolerance(s.head_dim + 2 * s.seq, 2.0 * std::sqrt(s.head_dim) + 2.0);
 }
 
-TEST_F(AttentionConformance, ForwardOutputAndProbabilities) {
+TEST_F(AttentionConformance, ForwardOutput) {
   for (const AttentionShape& s : kShapes) {
     SCOPED_TRACE(describe(s));
     PairedBuffer qkv(random_floats(qkv_count(s), 73));
-    PairedBuffer out(random_floats(out_count(s), 74));      // garbage, overwritten
-    PairedBuffer probs(random_floats(probs_count(s), 75));  // including above the diagonal
-    for_each_backend(
-        [&](Backend& b) { b.attention_forward(out.on(b), probs.on(b), qkv.on(b), s); });
-    expect_match(probs, probs_tolerance(s), "attention_forward probs");
+    PairedBuffer out(random_floats(out_count(s), 74));  // garbage, overwritten
+    for_each_backend([&](Backend& b) {
+      AttentionState state(b, s);
+      b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
+    });
     expect_match(out, out_tolerance(s), "attention_forward out");
   }
 }
 
-TEST_F(AttentionConformance, BackwardFromTheSameProbabilities) {
+TEST_F(AttentionConformance, BackwardFromEachBackendsOwnState) {
   for (const AttentionShape& s : kShapes) {
     SCOPED_TRACE(describe(s));
-    PairedBuffer qkv(random_floats(qkv_count(s), 76)), out(out_count(s)), probs(probs_count(s));
-    cpu_backend().attention_forward(out.on(cpu_backend()), probs.on(cpu_backend()),
-                                    qkv.on(cpu_backend()), s);
-    PairedBuffer saved_probs(probs.cpu_values());  // both sides start from the CPU's P
+    PairedBuffer qkv(random_floats(qkv_count(s), 76)), out(out_count(s));
     PairedBuffer d_out(random_floats(out_count(s), 77));
     PairedBuffer d_qkv(random_floats(qkv_count(s), 78));  // garbage, overwritten
     for_each_backend([&](Backend& b) {
-      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), saved_probs.on(b), s);
+      AttentionState state(b, s);
+      b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
+      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), state.get(), s);
     });
     expect_match(d_qkv, grad_tolerance(s), "attention_backward d_qkv");
   }
+}
+
+// The point of the fused kernels: one log-sum-exp per query row instead of seq x seq
+// probabilities (gpt2-124m at batch 8, seq 1024: 393,216 floats instead of 402,653,184).
+TEST_F(AttentionConformance, StateGrowsLinearlyWithSeq) {
+  const AttentionShape gpt2{8, 1024, 12, 64};
+  EXPECT_EQ(cuda_backend().attention_state_count(gpt2), std::size_t{8} * 12 * 1024);
+  EXPECT_EQ(cpu_backend().attention_state_count(gpt2), std::size_t{8} * 12 * 1024 * 1024);
+  for (const int seq : {1, 1000, 2000, 64000}) {
+    EXPECT_EQ(cuda_bf16_backend().attention_state_count({2, seq, 3, 128}),
+              std::size_t{6} * static_cast<std::size_t>(seq))
+        << "seq " << seq;
+  }
+}
+
+TEST_F(AttentionConformance, RejectsHeadDimAbove128) {
+  const AttentionShape s{1, 2, 1, 129};
+  PairedBuffer qkv(random_floats(qkv_count(s), 79)), out(out_count(s));
+  AttentionState state(cuda_backend(), s);
+  EXPECT_THROW(cuda_backend().attention_forward(out.on(cuda_backend()), state.get(),
+                                                qkv.on(cuda_backend()), s),
+               InternalError);
+  EXPECT_THROW(cuda_backend().attention_backward(qkv.on(cuda_backend()), out.on(cuda_backend()),
+                                                 qkv.on(cuda_backend()), state.get(), s),
+               InternalError);
 }
 
 }  // namespace

@@ -7,14 +7,17 @@
 //    error dS to dP_ij = P_ij (dS_ij - sum_l P_il dS_il), at most 2 max|dS| relative, and the
 //    scores of uniform [-1, 1) inputs are O(1/3): ~0.6u. out = P V adds its own rounding of P and
 //    V (~0.82u) to that: ~1.4u. Bound 4u for both.
-//  - gradients, from the same fp32 probabilities on both sides: dV = P^T dO is one GEMM (0.82u);
+//  - gradients, each backend from its own forward pass (the state it saves is its own): dV = P^T dO
+//  is one GEMM (0.82u);
 //    dQ = dS K and dK = dS^T Q chain three roundings (dP = dO V^T, then dS rounded again, then K or
 //    Q): ~sqrt(3) * 0.82u, plus the cancellation in dP - rowsum(P dP), which can double the
 //    relative error of dS. Bound 8u (3.1e-2) for each of dQ, dK, dV.
 // A wrong stride, head, mask, scale or operand order changes these outputs by O(1) of their norm,
 // tens of times the bounds. A floor of 4 eps(fp32) of the whole gradient's norm admits the pure
 // rounding noise of outputs that are zero in exact arithmetic (dQ and dK at seq = 1). Measured on
-// an H100: at most 0.14 of the forward bound and 0.13 of the backward one.
+// an H100 with the former cuBLAS bf16 GEMMs: at most 0.14 of the forward bound and 0.13 of the
+// backward one. The fused kernels (attention.cu) compute in fp32 in both precisions for now, so
+// they sit far inside these bounds, which stay the target of a bf16 tensor-core version.
 #include <cmath>
 
 #include "conformance_support.hpp"
@@ -27,19 +30,16 @@ using AttentionBf16Conformance = CudaConformance;
 constexpr double kForwardBound = 4.0 * kBf16UnitRoundoff;
 constexpr double kBackwardBound = 8.0 * kBf16UnitRoundoff;
 
-// Both batching branches of the CUDA backend, seq 1, odd lengths and an odd head_dim (a layout
-// cuBLASLt may decline, exercising the fallback).
-const AttentionShape kShapes[] = {{1, 1, 1, 4},  {1, 3, 2, 8},   {2, 13, 4, 16}, {3, 13, 1, 8},
-                                  {2, 7, 3, 64}, {4, 64, 2, 32}, {1, 33, 4, 17}};
+// seq 1, odd lengths, an odd head_dim, one tile and several.
+const AttentionShape kShapes[] = {{1, 1, 1, 4},   {1, 3, 2, 8},    {2, 13, 4, 16},
+                                  {3, 13, 1, 8},  {2, 7, 3, 64},   {4, 64, 2, 32},
+                                  {1, 33, 4, 17}, {2, 130, 2, 64}, {1, 100, 2, 128}};
 
 std::size_t qkv_count(const AttentionShape& s) {
   return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
 }
 std::size_t out_count(const AttentionShape& s) {
   return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
-}
-std::size_t probs_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.n_heads * s.seq * s.seq;
 }
 testing::Message describe(const AttentionShape& s) {
   return testing::Message() << "batch=" << s.batch << " seq=" << s.seq << " heads=" << s.n_heads
@@ -66,11 +66,11 @@ TEST_F(AttentionBf16Conformance, ForwardCloseToTheFp32Result) {
     SCOPED_TRACE(describe(s));
     Backend& device = cuda_bf16_backend();
     PairedBuffer qkv(random_floats(qkv_count(s), 173), device);
-    PairedBuffer out(out_count(s), device), probs(probs_count(s), device);
-    for_each_backend(
-        device, [&](Backend& b) { b.attention_forward(out.on(b), probs.on(b), qkv.on(b), s); });
-    expect_relative_error_within(probs.cuda_values(), probs.cpu_values(), kForwardBound, 0.0,
-                                 "bf16 attention_forward probs");
+    PairedBuffer out(out_count(s), device);
+    for_each_backend(device, [&](Backend& b) {
+      AttentionState state(b, s);
+      b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
+    });
     expect_relative_error_within(out.cuda_values(), out.cpu_values(), kForwardBound, 0.0,
                                  "bf16 attention_forward out");
   }
@@ -81,14 +81,13 @@ TEST_F(AttentionBf16Conformance, BackwardCloseToTheFp32Result) {
     SCOPED_TRACE(describe(s));
     Backend& device = cuda_bf16_backend();
     PairedBuffer qkv(random_floats(qkv_count(s), 176), device);
-    PairedBuffer out(out_count(s), device), probs(probs_count(s), device);
-    cpu_backend().attention_forward(out.on(cpu_backend()), probs.on(cpu_backend()),
-                                    qkv.on(cpu_backend()), s);
-    PairedBuffer saved_probs(probs.cpu_values(), device);  // both sides start from the CPU's P
+    PairedBuffer out(out_count(s), device);
     PairedBuffer d_out(random_floats(out_count(s), 177), device);
     PairedBuffer d_qkv(random_floats(qkv_count(s), 178), device);  // garbage, overwritten
     for_each_backend(device, [&](Backend& b) {
-      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), saved_probs.on(b), s);
+      AttentionState state(b, s);
+      b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
+      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), state.get(), s);
     });
     const std::vector<float> cuda = d_qkv.cuda_values(), cpu = d_qkv.cpu_values();
     const double floor = 4.0 * kFloatEps * norm(cpu);

@@ -77,9 +77,9 @@ struct Operand {
 };
 
 /// The bf16 copy an operand is cast into: one reusable buffer per role, so that the operands one
-/// op holds at once (five in attention backward) never overwrite each other.
-enum class CastSlot { activation, weight, output_gradient, probabilities, probability_gradient };
-inline constexpr std::size_t kCastSlots = 5;
+/// op holds at once (three in linear backward) never overwrite each other.
+enum class CastSlot { activation, weight, output_gradient };
+inline constexpr std::size_t kCastSlots = 3;
 
 class LtMatmul;
 
@@ -182,9 +182,11 @@ class CudaBackend final : public Backend {
 
   void rotary_forward(float* qkv, const AttentionShape& shape, float base) override;
   void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) override;
-  void attention_forward(float* out, float* probs, const float* qkv,
+  /// One log-sum-exp per query row: batch * n_heads * seq (attention.cu).
+  std::size_t attention_state_count(const AttentionShape& shape) const override;
+  void attention_forward(float* out, float* state, const float* qkv,
                          const AttentionShape& shape) override;
-  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* probs,
+  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
                           const AttentionShape& shape) override;
 
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
