@@ -50,6 +50,20 @@ double sgemm_peak_gflops(int n) {
   return best;
 }
 
+/// The peak of this rank's cores: the better of one GEMM on all its threads and one
+/// single-threaded GEMM per thread at the same time (summed). A multi-threaded GEMM pays for
+/// synchronisation that independent ones do not, so the second is often higher; taking the
+/// larger makes "fraction of peak" the stricter figure whatever the layout.
+double rank_sgemm_peak_gflops(int n) {
+  const double shared = sgemm_peak_gflops(n);
+  if (omp_get_max_threads() == 1) return shared;
+  double independent = 0.0;
+  // Inside a parallel region oneDNN runs each dnnl_sgemm on its calling thread only.
+#pragma omp parallel reduction(+ : independent)
+  independent += sgemm_peak_gflops(n);
+  return std::max(shared, independent);
+}
+
 struct Breakdown {
   std::vector<std::pair<std::string, tessera::bench::KernelTime>> kernels;  // per step, sorted
   double step_seconds = 0.0;                                                // wall, per step
@@ -160,7 +174,7 @@ int main(int argc, char** argv) {
   }
 
   // Every rank measures at the same time on its own cores; the sum is the job's peak.
-  const double rank_peak = sgemm_peak_gflops(2048);
+  const double rank_peak = rank_sgemm_peak_gflops(2048);
   double peak = 0.0;
   MPI_Allreduce(&rank_peak, &peak, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   std::ostringstream quiet;
@@ -183,7 +197,7 @@ int main(int argc, char** argv) {
   std::printf("ranks x threads   %d x %d\n", mpi.size(), omp_get_max_threads());
   std::printf("tokens/s          %.0f\n", result.tokens_per_s);
   std::printf("model GFLOP/s     %.1f  (%.3g FLOP/token)\n", gflops, flops_per_token);
-  std::printf("sgemm peak        %.1f GFLOP/s  (dnnl_sgemm 2048^3, every rank at once, same run)\n",
+  std::printf("sgemm peak        %.1f GFLOP/s  (dnnl_sgemm 2048^3 on every core at once, same run)\n",
               peak);
   std::printf("fraction of peak  %.1f%%\n", 100.0 * gflops / peak);
   if (breakdown) print_breakdown(profiled);

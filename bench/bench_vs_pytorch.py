@@ -18,10 +18,14 @@ library (dnnl_sgemm 2048^3, measured inside each tessera run); the per-kernel br
 tessera step; and, with --scaling, tessera at 1 thread, 2 threads and 2 MPI ranks x 1 thread.
 
 tessera runs as one data-parallel rank per core with one thread each (--layout ranks, the
-fastest layout here) or as one rank with a thread per core (--layout threads).
+default: fastest here over whole runs, and the least disturbed by other work) or as one rank
+with a thread per core (--layout threads, the peer's own layout). Its OpenMP threads keep
+libgomp's default wait (spin, then sleep), right for a node a batch job has to itself;
+--tessera-wait passive makes them sleep at once, which wins on a machine shared with other work
+(doc/performance.md).
 
 usage: bench_vs_pytorch.py [--build DIR] [--reps N] [--steps N] [--layout ranks|threads]
-                           [--scaling] [--tune-peer N]
+                           [--tessera-wait default|passive] [--scaling] [--tune-peer N]
        bench_vs_pytorch.py --peer STEPS   (one peer run; prints one JSON line)
 """
 from __future__ import annotations
@@ -43,9 +47,8 @@ SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-torch
 ROOT_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"}
 # The peer's environment: OpenBLAS reads OPENBLAS_CORETYPE when it loads. --tune-peer measures
 # each variant (alternating) and the run then uses the fastest; --peer-variant picks one.
-# tessera's OpenMP threads sleep when idle instead of spinning: on a machine shared with other
-# work a spinning thread takes the core its partner (or a BLAS thread) needs (doc/performance.md).
-TESSERA_WAIT_POLICY = "PASSIVE"
+# OMP_WAIT_POLICY for tessera's side: "" keeps libgomp's default (spin a while, then sleep).
+WAIT_POLICIES = {"default": "", "passive": "PASSIVE"}
 PEER_BASE = {"OPENBLAS_CORETYPE": "SKYLAKEX"}
 PEER_VARIANTS = {
     "default": {},
@@ -154,7 +157,7 @@ def run_json(command: list[str], env: dict) -> dict:
 
 
 def tessera(build: str, steps: int, threads: int, ranks: int = 1, breakdown: bool = False,
-            wait_policy: str = TESSERA_WAIT_POLICY) -> dict:
+            wait_policy: str = "") -> dict:
     """One bench_train_step run; with ranks > 1, data parallel with the same global batch."""
     command = [os.path.join(build, "bench", "bench_train_step"), "--steps", str(steps), "--json"]
     if breakdown:
@@ -211,8 +214,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--scaling", action="store_true")
     parser.add_argument("--layout", choices=["threads", "ranks"], default="ranks",
-                        help="tessera's side of the comparison: one rank with a thread per core, "
-                        "or a data-parallel rank per core with one thread each (default)")
+                        help="tessera's side of the comparison: a data-parallel rank per core "
+                        "with one thread each (default), or one rank with a thread per core")
+    parser.add_argument("--tessera-wait", choices=sorted(WAIT_POLICIES), default="default",
+                        help="OMP_WAIT_POLICY of tessera's threads: libgomp's default, or PASSIVE")
     parser.add_argument("--peer", type=int, metavar="STEPS", help=argparse.SUPPRESS)
     parser.add_argument("--peer-threads", type=int, default=os.cpu_count())
     parser.add_argument("--peer-variant", choices=sorted(PEER_VARIANTS), default="default")
@@ -233,9 +238,10 @@ def main() -> int:
           f"{'tessera % peak':>15s} {'sgemm peak':>11s} {'load':>5s}")
     ours, theirs, fractions, peaks = [], [], [], []
     threads, ranks = (args.threads, 1) if args.layout == "threads" else (1, args.threads)
-    print(f"tessera runs as {ranks} rank(s) x {threads} thread(s)")
+    wait = WAIT_POLICIES[args.tessera_wait]
+    print(f"tessera runs as {ranks} rank(s) x {threads} thread(s), {args.tessera_wait} OpenMP wait")
     for rep in range(args.reps):
-        last = tessera(args.build, args.steps, threads, ranks)
+        last = tessera(args.build, args.steps, threads, ranks, wait_policy=wait)
         other = peer(args.steps, args.peer_threads, variant)
         fraction = last["tokens_per_s"] * flops / 1e9 / last["sgemm_peak_gflops"]
         ours.append(last["tokens_per_s"])
@@ -254,13 +260,13 @@ def main() -> int:
     print(f"tessera  {100 * statistics.median(fractions):.1f}% of the dnnl_sgemm peak "
           f"(median {statistics.median(peaks):.1f} GFLOP/s, best {max(peaks):.1f}); "
           f"PyTorch {100 * median_theirs * flops / 1e9 / statistics.median(peaks):.1f}%")
-    print_breakdown(tessera(args.build, args.steps, args.threads, breakdown=True))
+    print_breakdown(tessera(args.build, args.steps, args.threads, breakdown=True, wait_policy=wait))
     if args.scaling:
         print("\nscaling of the same step (tessera, alternating, median tok/s):")
-        layouts = [("1 rank x 1 thread", 1, 1, TESSERA_WAIT_POLICY),
-                   ("1 rank x 2 threads", 2, 1, TESSERA_WAIT_POLICY),
-                   ("1 rank x 2 threads, default wait", 2, 1, ""),
-                   ("2 ranks x 1 thread (dp=2)", 1, 2, TESSERA_WAIT_POLICY)]
+        layouts = [("1 rank x 1 thread", 1, 1, ""),
+                   ("1 rank x 2 threads", 2, 1, ""),
+                   ("1 rank x 2 threads, passive wait", 2, 1, "PASSIVE"),
+                   ("2 ranks x 1 thread (dp=2)", 1, 2, "")]
         results = {label: [] for label, _, _, _ in layouts}
         for _ in range(max(1, args.reps // 2)):
             for label, threads, ranks, policy in layouts:
