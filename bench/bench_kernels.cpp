@@ -115,7 +115,8 @@ void BM_AttentionBackward(benchmark::State& state) {
   Buffer d_out(*backend, qkv_count() / 3), d_qkv(*backend, qkv_count());
   backend->attention_forward(out.get(), probs.get(), qkv.get(), kAttention);
   for (auto _ : state) {
-    backend->attention_backward(d_qkv.get(), d_out.get(), qkv.get(), probs.get(), kAttention);
+    backend->attention_backward(d_qkv.get(), d_out.get(), qkv.get(), out.get(), probs.get(),
+                                kAttention);
     benchmark::ClobberMemory();
   }
   set_gflops(state, 4 * attention_gemm_flops());

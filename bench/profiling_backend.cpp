@@ -168,9 +168,10 @@ void ProfilingBackend::attention_forward(float* out, float* state, const float* 
 }
 
 void ProfilingBackend::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                          const float* state, const AttentionShape& shape) {
+                                          const float* out, const float* state,
+                                          const AttentionShape& shape) {
   Scope scope(*this, "attention_backward");
-  inner_->attention_backward(d_qkv, d_out, qkv, state, shape);
+  inner_->attention_backward(d_qkv, d_out, qkv, out, state, shape);
 }
 
 void ProfilingBackend::softmax_cross_entropy(float* losses, float* d_logits, const float* logits,

@@ -78,8 +78,8 @@ class ProfilingBackend final : public Backend {
   }
   void attention_forward(float* out, float* state, const float* qkv,
                          const AttentionShape& shape) override;
-  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
-                          const AttentionShape& shape) override;
+  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* out,
+                          const float* state, const AttentionShape& shape) override;
 
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                              const int32_t* targets, int rows, int vocab, float z_loss,

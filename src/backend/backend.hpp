@@ -125,10 +125,13 @@ class Backend {
   /// [batch, n_heads, seq, seq], zero above the diagonal).
   virtual void attention_forward(float* out, float* state, const float* qkv,
                                  const AttentionShape& shape) = 0;
-  /// d_qkv (same layout as qkv) from d_out and the `state` attention_forward left for the same
-  /// qkv; overwrites d_qkv.
+  /// d_qkv (same layout as qkv) from d_out, and the `out` and `state` attention_forward produced
+  /// for the same qkv (both unchanged since); overwrites d_qkv. `out` lets a fused kernel get
+  /// D = rowsum(P * dP) = rowsum(dO * O) per query row without recomputing dP; a backend that keeps
+  /// the probabilities (the CPU backend) may ignore it.
   virtual void attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                  const float* state, const AttentionShape& shape) = 0;
+                                  const float* out, const float* state,
+                                  const AttentionShape& shape) = 0;
 
   // ---- loss ----------------------------------------------------------------------------------
   /// Softmax cross-entropy per row, fused with its gradient.

@@ -287,10 +287,13 @@ void Transformer::block_backward(int layer, MicrobatchActivations& acts, float* 
                            parameters_.value(lp.out_weight), rows, width, d);
   if (partition_.recompute == Recompute::selective) {
     // The attention state's buffer is shared by all blocks: refill it from this block's qkv. The
-    // attention output comes again with it; a.attn_out's last reader ran just above.
+    // attention output comes again with it (the same values) into a.attn_out.
     backend_.attention_forward(a.attn_out, a.attention_state, a.qkv, shape);
   }
-  backend_.attention_backward(s.d_qkv, s.d_attn, a.qkv, a.attention_state, shape);
+  // a.attn_out is the attention core's output for a.qkv in every recompute mode: written by
+  // attention_forward (here, or in block_forward, also when `full` re-ran it just before this
+  // call) and only read since, by the output projection.
+  backend_.attention_backward(s.d_qkv, s.d_attn, a.qkv, a.attn_out, a.attention_state, shape);
   if (config_.rotary()) backend_.rotary_backward(s.d_qkv, shape, config_.rotary_base);
   backend_.linear_backward(s.d_norm, parameters_.gradient(lp.qkv_weight),
                            bias_gradient_or_null(lp.qkv_bias), s.d_qkv, a.attn_norm_out,

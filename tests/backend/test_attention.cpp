@@ -117,7 +117,7 @@ TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
     DeviceBuffer out(backend(), out_count(s)), probs(backend(), probs_count(s));
     backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
     DeviceBuffer d_qkv(backend(), constant_floats(qkv_count(s), kGarbage));
-    backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), probs.get(), s);
+    backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), out.get(), probs.get(), s);
     expect_close(d_qkv.to_host(), fd, kGradient, "attention d_qkv");
   }
 }
@@ -151,7 +151,7 @@ TEST_P(AttentionTest, BackwardMatchesFiniteDifferencesAcrossBlocks) {
   DeviceBuffer out(backend(), out_count(s)), probs(backend(), probs_count(s));
   backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
   DeviceBuffer d_qkv(backend(), constant_floats(qkv_count(s), kGarbage));
-  backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), probs.get(), s);
+  backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), out.get(), probs.get(), s);
   expect_close(d_qkv.to_host(), fd, kGradient, "attention d_qkv");
 }
 

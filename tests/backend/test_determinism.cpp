@@ -142,7 +142,7 @@ TEST_P(DeterminismTest, RotaryAndAttention) {
         DeviceBuffer q(b, x), o(b, out), p(b, probs), d_qkv(b, qkv);
         b.rotary_forward(q.get(), s, 10000.0f);
         b.attention_forward(o.get(), p.get(), q.get(), s);
-        b.attention_backward(d_qkv.get(), d_out.get(), q.get(), p.get(), s);
+        b.attention_backward(d_qkv.get(), d_out.get(), q.get(), o.get(), p.get(), s);
         b.rotary_backward(d_qkv.get(), s, 10000.0f);
         return gather({&q, &o, &p, &d_qkv});
       },

@@ -88,7 +88,7 @@ TEST_F(AttentionConformance, BackwardFromEachBackendsOwnState) {
     for_each_backend([&](Backend& b) {
       AttentionState state(b, s);
       b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
-      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), state.get(), s);
+      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), out.on(b), state.get(), s);
     });
     expect_match(d_qkv, grad_tolerance(s), "attention_backward d_qkv");
   }
@@ -115,7 +115,8 @@ TEST_F(AttentionConformance, RejectsHeadDimAbove128) {
                                                 qkv.on(cuda_backend()), s),
                InternalError);
   EXPECT_THROW(cuda_backend().attention_backward(qkv.on(cuda_backend()), out.on(cuda_backend()),
-                                                 qkv.on(cuda_backend()), state.get(), s),
+                                                 qkv.on(cuda_backend()), out.on(cuda_backend()),
+                                                 state.get(), s),
                InternalError);
 }
 

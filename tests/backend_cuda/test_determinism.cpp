@@ -98,7 +98,7 @@ TEST_F(DeterminismConformance, AttentionAndLoss) {
       [&](std::vector<float*>& b) {
         Backend& cuda = cuda_backend();
         cuda.attention_forward(b[1], b[2], b[0], s);
-        cuda.attention_backward(b[4], b[3], b[0], b[2], s);
+        cuda.attention_backward(b[4], b[3], b[0], b[1], b[2], s);
         cuda.softmax_cross_entropy(b[6], b[5], b[5], device_targets, rows, vocab, 1e-4f, 0.5f);
       },
       "attention_forward/backward + softmax_cross_entropy");

@@ -110,6 +110,7 @@ void CpuBackend::attention_forward(float* out, float* probs, const float* qkv,
 }
 
 void CpuBackend::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
+                                    const float* /*out: the probabilities are kept*/,
                                     const float* probs, const AttentionShape& shape) {
   const int seq = shape.seq;
   const int hd = shape.head_dim;

@@ -85,8 +85,8 @@ class CpuBackend final : public Backend {
   void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) override;
   void attention_forward(float* out, float* probs, const float* qkv,
                          const AttentionShape& shape) override;
-  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* probs,
-                          const AttentionShape& shape) override;
+  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* out,
+                          const float* probs, const AttentionShape& shape) override;
 
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                              const int32_t* targets, int rows, int vocab, float z_loss,

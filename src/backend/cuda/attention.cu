@@ -7,8 +7,8 @@
 //   m' = max(m, rowmax(S));  l = l e^(m - m') + rowsum(e^(S - m'));  O = O e^(m - m') + e^(S - m')
 //   V_t
 // then out = O / l and the saved state is lse = m + log(l) per query row: batch * n_heads * seq
-// floats instead of the batch * n_heads * seq * seq probabilities. fp32 CUDA-core math in both
-// precisions (the bf16 mode's tensor-core GEMMs are not used here yet).
+// floats instead of the batch * n_heads * seq * seq probabilities. fp32 CUDA-core math; the bf16
+// precision runs the same algorithm with its tile products on tensor cores (attention_bf16.cu).
 #include <cmath>
 
 #include "backend/cuda/cuda_backend_impl.hpp"
@@ -107,6 +107,11 @@ std::size_t CudaBackend::attention_state_count(const AttentionShape& shape) cons
 void CudaBackend::attention_forward(float* out, float* state, const float* qkv,
                                     const AttentionShape& shape) {
   if (shape.batch == 0 || shape.n_heads == 0 || shape.seq == 0) return;
+  if (lt_ != nullptr) {  // bf16 precision: tensor cores (attention_bf16.cu)
+    attention_forward_bf16(out, state, qkv, shape, stream_);
+    check_launch();
+    return;
+  }
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   with_head_dim_bucket(shape.head_dim, [&](auto bucket) {
     constexpr int kHeadDim = decltype(bucket)::value;

@@ -1,12 +1,12 @@
 // Causal multi-head attention of the CUDA backend, backward: recomputes the probabilities tile by
 // tile from the saved log-sum-exp, P = e^(Q K^T / sqrt(head_dim) - lse), and never stores them.
 //
-//   dV = P^T dO;  dP = dO V^T;  D = rowsum(P * dP);  dS = P * (dP - D) / sqrt(head_dim);
-//   dQ = dS K;  dK = dS^T Q.
+//   dV = P^T dO;  dP = dO V^T;  D = rowsum(P * dP) = rowsum(dO * O);  dS = P * (dP - D) /
+//   sqrt(head_dim);  dQ = dS K;  dK = dS^T Q.
 // Two kernels, each owning what it writes, so there are no atomics and the result is bitwise
-// reproducible: the first, per query tile, finds D in one sweep over the key tiles and dQ in a
-// second; the second kernel, per key tile, sweeps the query tiles for dK and dV. (D also equals
-// rowsum(dO * O), but the seam does not hand the backward pass O.)
+// reproducible: the first, per query tile, takes D from the forward's output O (no sweep over the
+// keys) and sweeps the key tiles once for dQ; the second, per key tile, sweeps the query tiles for
+// dK and dV with the D the first one saved.
 #include <cmath>
 
 #include "backend/cuda/cuda_backend_impl.hpp"
@@ -18,56 +18,35 @@ namespace {
 using namespace flash;
 
 template <int kHeadDim>
-using Scores = float[Tiles<kHeadDim>::kPerThread][Tiles<kHeadDim>::kPerThread];
+int query_kernel_shared_bytes() {
+  using T = Tiles<kHeadDim>;
+  return static_cast<int>((4 * T::kMatrix + T::kScores) * sizeof(float));
+}
 
-/// p[i][j] = e^(scores[i][j] * scale - lse[i]) where key <= query and the query is below seq,
-/// else 0, for the rows and keys of the thread's score entries (`query_rows_first`: rows are the
-/// first operand of tile_dot, keys the second; else the reverse).
-template <int kHeadDim, bool kQueryRowsFirst>
-__device__ inline void probabilities(Scores<kHeadDim>& p, const Scores<kHeadDim>& scores,
-                                     const float (&lse)[Tiles<kHeadDim>::kPerThread],
-                                     int first_query, int first_key, int seq, float scale) {
+/// D = rowsum(d_o * o) of the thread's rows ty * kPerThread + i, two [kTile, head] tiles in shared
+/// memory; every thread of a thread-grid row gets the whole sum.
+template <int kHeadDim>
+__device__ inline void output_rowsums(float (&row_d)[Tiles<kHeadDim>::kPerThread], const float* d_o,
+                                      const float* o) {
   using T = Tiles<kHeadDim>;
   const int ty = threadIdx.x / kGrid, tx = threadIdx.x % kGrid;
 #pragma unroll
   for (int i = 0; i < T::kPerThread; ++i) {
+    const int at = (ty * T::kPerThread + i) * T::kStride + tx;
+    float sum = 0.0f;
 #pragma unroll
-    for (int j = 0; j < T::kPerThread; ++j) {
-      const int query =
-          kQueryRowsFirst ? first_query + ty * T::kPerThread + i : first_query + tx + kGrid * j;
-      const int key =
-          kQueryRowsFirst ? first_key + tx + kGrid * j : first_key + ty * T::kPerThread + i;
-      const float row_lse = kQueryRowsFirst ? lse[i] : lse[j];
-      p[i][j] = key <= query && query < seq ? expf(scores[i][j] * scale - row_lse) : 0.0f;
-    }
+    for (int c = 0; c < T::kDimsPerThread; ++c)
+      sum = fmaf(d_o[at + kGrid * c], o[at + kGrid * c], sum);
+    row_d[i] = row_group_sum(sum);
   }
-}
-
-/// values[n] = per_row[first + offset(n)] for rows below seq, else 0.
-template <int kHeadDim>
-__device__ inline void load_row_values(float (&values)[Tiles<kHeadDim>::kPerThread],
-                                       const float* per_row, int first, int seq, bool by_ty) {
-  using T = Tiles<kHeadDim>;
-  const int ty = threadIdx.x / kGrid, tx = threadIdx.x % kGrid;
-#pragma unroll
-  for (int n = 0; n < T::kPerThread; ++n) {
-    const int row = first + (by_ty ? ty * T::kPerThread + n : tx + kGrid * n);
-    values[n] = row < seq ? per_row[row] : 0.0f;
-  }
-}
-
-template <int kHeadDim>
-int query_kernel_shared_bytes() {
-  using T = Tiles<kHeadDim>;
-  return static_cast<int>((4 * T::kMatrix + T::kScores) * sizeof(float));
 }
 
 /// Per (batch, head, query tile): D of its rows (into d_rowsum) and dQ (into d_qkv's query part).
 template <int kHeadDim>
 __global__ void __launch_bounds__(kThreads)
     attention_query_gradient_kernel(float* d_qkv, float* d_rowsum, const float* d_out,
-                                    const float* qkv, const float* lse, AttentionShape s,
-                                    float scale) {
+                                    const float* qkv, const float* out, const float* lse,
+                                    AttentionShape s, float scale) {
   using T = Tiles<kHeadDim>;
   extern __shared__ float shared[];
   float* q = shared;
@@ -85,27 +64,13 @@ __global__ void __launch_bounds__(kThreads)
   float row_lse[T::kPerThread];
   load_row_values<kHeadDim>(row_lse, lse + view.row_value, first, s.seq, /*by_ty=*/true);
 
-  // Sweep 1: D = rowsum(P * dP).
-  float row_d[T::kPerThread] = {};
-  for (int key_tile = 0; key_tile <= tile; ++key_tile) {
-    __syncthreads();
-    load_tile<kHeadDim>(k, keys, view.qkv_row, key_tile * T::kTile, s.seq, s.head_dim);
-    load_tile<kHeadDim>(v, keys + view.key_offset, view.qkv_row, key_tile * T::kTile, s.seq,
-                        s.head_dim);
-    __syncthreads();
-    Scores<kHeadDim> scores, p, d_p;
-    tile_dot<kHeadDim>(scores, q, k);
-    tile_dot<kHeadDim>(d_p, d_o, v);
-    probabilities<kHeadDim, true>(p, scores, row_lse, first, key_tile * T::kTile, s.seq, scale);
-#pragma unroll
-    for (int i = 0; i < T::kPerThread; ++i)
-#pragma unroll
-      for (int j = 0; j < T::kPerThread; ++j) row_d[i] = fmaf(p[i][j], d_p[i][j], row_d[i]);
-  }
-#pragma unroll
-  for (int i = 0; i < T::kPerThread; ++i) row_d[i] = row_group_sum(row_d[i]);
+  // D = rowsum(dO * O), with O in k's place until the sweep needs it.
+  load_tile<kHeadDim>(k, out + view.out, view.out_row, first, s.seq, s.head_dim);
+  __syncthreads();
+  float row_d[T::kPerThread];
+  output_rowsums<kHeadDim>(row_d, d_o, k);
 
-  // Sweep 2: dS, then dQ += dS K.
+  // dS, then dQ += dS K.
   float acc[T::kPerThread][T::kDimsPerThread] = {};
   for (int key_tile = 0; key_tile <= tile; ++key_tile) {
     __syncthreads();  // the previous tile's k and d_s are no longer read
@@ -207,17 +172,23 @@ __global__ void __launch_bounds__(kThreads)
 }  // namespace
 
 void CudaBackend::attention_backward(float* d_qkv, const float* d_out, const float* qkv,
-                                     const float* state, const AttentionShape& shape) {
+                                     const float* out, const float* state,
+                                     const AttentionShape& shape) {
   if (shape.batch == 0 || shape.n_heads == 0 || shape.seq == 0) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   float* d_rowsum = static_cast<float*>(scratch(attention_state_count(shape) * sizeof(float)));
+  if (lt_ != nullptr) {  // bf16 precision: tensor cores (attention_bf16.cu)
+    attention_backward_bf16(d_qkv, d_rowsum, d_out, qkv, out, state, shape, stream_);
+    check_launch();
+    return;
+  }
   with_head_dim_bucket(shape.head_dim, [&](auto bucket) {
     constexpr int kHeadDim = decltype(bucket)::value;
     const dim3 grid(tile_count(shape.seq, Tiles<kHeadDim>::kTile), shape.n_heads, shape.batch);
     const int query_bytes = query_kernel_shared_bytes<kHeadDim>();
     allow_shared_memory(attention_query_gradient_kernel<kHeadDim>, query_bytes);
     attention_query_gradient_kernel<kHeadDim><<<grid, kThreads, query_bytes, stream_>>>(
-        d_qkv, d_rowsum, d_out, qkv, state, shape, scale);
+        d_qkv, d_rowsum, d_out, qkv, out, state, shape, scale);
     check_launch();
     const int key_bytes = key_kernel_shared_bytes<kHeadDim>();
     allow_shared_memory(attention_key_gradient_kernel<kHeadDim>, key_bytes);

@@ -57,6 +57,15 @@ struct Bf16Gemm {
 /// for the shapes cuBLASLt finds no algorithm for.
 void gemm_bf16(cublasHandle_t handle, const Bf16Gemm& job);
 
+/// The fused attention of the bf16 precision (attention_bf16.cu): the tile products on bf16 tensor
+/// cores, fp32 softmax statistics and accumulation; same state (lse) and results as the fp32
+/// kernels up to bf16 rounding. d_rowsum is scratch of one float per query row (D).
+void attention_forward_bf16(float* out, float* lse, const float* qkv, const AttentionShape& shape,
+                            cudaStream_t stream);
+void attention_backward_bf16(float* d_qkv, float* d_rowsum, const float* d_out, const float* qkv,
+                             const float* out, const float* lse, const AttentionShape& shape,
+                             cudaStream_t stream);
+
 /// out[i] = bf16(in[i]), rounded to nearest even; four elements per thread where both pointers
 /// allow 16-byte loads and 8-byte stores.
 void cast_to_bf16(__nv_bfloat16* out, const float* in, std::size_t count, cudaStream_t stream);
@@ -186,8 +195,8 @@ class CudaBackend final : public Backend {
   std::size_t attention_state_count(const AttentionShape& shape) const override;
   void attention_forward(float* out, float* state, const float* qkv,
                          const AttentionShape& shape) override;
-  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* state,
-                          const AttentionShape& shape) override;
+  void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* out,
+                          const float* state, const AttentionShape& shape) override;
 
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                              const int32_t* targets, int rows, int vocab, float z_loss,

@@ -146,6 +146,45 @@ __device__ inline void store_rows(
   }
 }
 
+template <int kHeadDim>
+using Scores = float[Tiles<kHeadDim>::kPerThread][Tiles<kHeadDim>::kPerThread];
+
+/// p[i][j] = e^(scores[i][j] * scale - lse[i]) where key <= query and the query is below seq,
+/// else 0, for the rows and keys of the thread's score entries (`kQueryRowsFirst`: rows are the
+/// first operand of tile_dot, keys the second; else the reverse).
+template <int kHeadDim, bool kQueryRowsFirst>
+__device__ inline void probabilities(Scores<kHeadDim>& p, const Scores<kHeadDim>& scores,
+                                     const float (&lse)[Tiles<kHeadDim>::kPerThread],
+                                     int first_query, int first_key, int seq, float scale) {
+  using T = Tiles<kHeadDim>;
+  const int ty = threadIdx.x / kGrid, tx = threadIdx.x % kGrid;
+#pragma unroll
+  for (int i = 0; i < T::kPerThread; ++i) {
+#pragma unroll
+    for (int j = 0; j < T::kPerThread; ++j) {
+      const int query =
+          kQueryRowsFirst ? first_query + ty * T::kPerThread + i : first_query + tx + kGrid * j;
+      const int key =
+          kQueryRowsFirst ? first_key + tx + kGrid * j : first_key + ty * T::kPerThread + i;
+      const float row_lse = kQueryRowsFirst ? lse[i] : lse[j];
+      p[i][j] = key <= query && query < seq ? expf(scores[i][j] * scale - row_lse) : 0.0f;
+    }
+  }
+}
+
+/// values[n] = per_row[first + offset(n)] for rows below seq, else 0.
+template <int kHeadDim>
+__device__ inline void load_row_values(float (&values)[Tiles<kHeadDim>::kPerThread],
+                                       const float* per_row, int first, int seq, bool by_ty) {
+  using T = Tiles<kHeadDim>;
+  const int ty = threadIdx.x / kGrid, tx = threadIdx.x % kGrid;
+#pragma unroll
+  for (int n = 0; n < T::kPerThread; ++n) {
+    const int row = first + (by_ty ? ty * T::kPerThread + n : tx + kGrid * n);
+    values[n] = row < seq ? per_row[row] : 0.0f;
+  }
+}
+
 /// Max / sum over the 16 threads of a thread-grid row (one half of a warp).
 __device__ inline float row_group_max(float value) {
   for (int offset = kGrid / 2; offset > 0; offset /= 2)
