@@ -16,6 +16,8 @@ set -uo pipefail
 
 OUT=${OUT:-$PWD/device-out}
 TOTAL_S=${TOTAL_S:-400}
+# Which models the benchmark trains (a short lease can afford gpt2-124m alone).
+BENCH_MODELS=${BENCH_MODELS:-gpt2-124m,openlm-1b}
 mkdir -p "$OUT"
 log="$OUT/device_checks.log"
 work=$(mktemp -d)
@@ -71,7 +73,7 @@ budget=$((TOTAL_S - SECONDS - 15))
 [ "$budget" -le 240 ] || budget=240  # the benchmark's share: about 4 minutes on an H100
 if [ "$budget" -gt 60 ]; then
   run_step benchmark $((budget + 30)) python3 bench/gpu/bench_gpu.py --tessera "$bin/tessera" \
-    --configs "$PWD/configs" --out "$OUT" --budget-s "$budget"
+    --configs "$PWD/configs" --out "$OUT" --budget-s "$budget" --models "$BENCH_MODELS"
 else
   summary+=("SKIPPED benchmark (only $budget s left of TOTAL_S=$TOTAL_S)")
 fi
