@@ -197,8 +197,9 @@ int main(int argc, char** argv) {
   std::printf("ranks x threads   %d x %d\n", mpi.size(), omp_get_max_threads());
   std::printf("tokens/s          %.0f\n", result.tokens_per_s);
   std::printf("model GFLOP/s     %.1f  (%.3g FLOP/token)\n", gflops, flops_per_token);
-  std::printf("sgemm peak        %.1f GFLOP/s  (dnnl_sgemm 2048^3 on every core at once, same run)\n",
-              peak);
+  std::printf(
+      "sgemm peak        %.1f GFLOP/s  (dnnl_sgemm 2048^3 on every core at once, same run)\n",
+      peak);
   std::printf("fraction of peak  %.1f%%\n", 100.0 * gflops / peak);
   if (breakdown) print_breakdown(profiled);
   return 0;
