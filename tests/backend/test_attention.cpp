@@ -84,18 +84,41 @@ const AttentionShape kAttentionShapes[] = {
 constexpr Tolerance kForward{2e-6, 32.0};
 constexpr Tolerance kGradient{2e-5, 64.0};
 
+/// attention_forward at `s` on inputs drawn with `seed`: out and the probabilities against the
+/// double-precision reference. Returns the probabilities.
+std::vector<float> check_forward(Backend& backend, const AttentionShape& s, uint32_t seed,
+                                 Tolerance tolerance) {
+  const std::vector<float> x = random_floats(qkv_count(s), seed, -2.0f, 2.0f);
+  const reference::AttentionResult ref = reference::attention(to_double(x), s);
+  DeviceBuffer qkv(backend, x);
+  DeviceBuffer out(backend, constant_floats(out_count(s), kGarbage));
+  DeviceBuffer probs(backend, constant_floats(probs_count(s), kGarbage));
+  backend.attention_forward(out.get(), probs.get(), qkv.get(), s);
+  expect_close(out.to_host(), ref.out, tolerance, "attention out");
+  std::vector<float> got_probs = probs.to_host();
+  expect_close(got_probs, ref.probs, tolerance, "attention probs");
+  return got_probs;
+}
+
+/// attention_backward's d_qkv at `s` (inputs drawn with seeds `seed` and `seed + 1`) against
+/// finite differences of the reference.
+void check_backward(Backend& backend, const AttentionShape& s, uint32_t seed, Tolerance tolerance) {
+  const std::vector<float> x = random_floats(qkv_count(s), seed, -2.0f, 2.0f);
+  const std::vector<float> w = random_floats(out_count(s), seed + 1);
+  const Vector fd = finite_difference_gradient(
+      [&](const Vector& v) { return reference::attention(v, s).out; }, to_double(x), to_double(w));
+  DeviceBuffer qkv(backend, x), d_out(backend, w);
+  DeviceBuffer out(backend, out_count(s)), probs(backend, probs_count(s));
+  backend.attention_forward(out.get(), probs.get(), qkv.get(), s);
+  DeviceBuffer d_qkv(backend, constant_floats(qkv_count(s), kGarbage));
+  backend.attention_backward(d_qkv.get(), d_out.get(), qkv.get(), out.get(), probs.get(), s);
+  expect_close(d_qkv.to_host(), fd, tolerance, "attention d_qkv");
+}
+
 TEST_P(AttentionTest, ForwardMatchesReference) {
   for (const AttentionShape& s : kAttentionShapes) {
     SCOPED_TRACE(describe(s));
-    const std::vector<float> x = random_floats(qkv_count(s), 65, -2.0f, 2.0f);
-    const reference::AttentionResult ref = reference::attention(to_double(x), s);
-    DeviceBuffer qkv(backend(), x);
-    DeviceBuffer out(backend(), constant_floats(out_count(s), kGarbage));
-    DeviceBuffer probs(backend(), constant_floats(probs_count(s), kGarbage));
-    backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
-    expect_close(out.to_host(), ref.out, kForward, "attention out");
-    const std::vector<float> got_probs = probs.to_host();
-    expect_close(got_probs, ref.probs, kForward, "attention probs");
+    const std::vector<float> got_probs = check_forward(backend(), s, 65, kForward);
     for (std::size_t i = 0; i < got_probs.size(); ++i) {
       const std::size_t row = i / s.seq % s.seq, column = i % s.seq;
       if (column > row) {
@@ -108,17 +131,7 @@ TEST_P(AttentionTest, ForwardMatchesReference) {
 TEST_P(AttentionTest, BackwardMatchesFiniteDifferences) {
   for (const AttentionShape& s : kAttentionShapes) {
     SCOPED_TRACE(describe(s));
-    const std::vector<float> x = random_floats(qkv_count(s), 66, -2.0f, 2.0f);
-    const std::vector<float> w = random_floats(out_count(s), 67);
-    const Vector fd =
-        finite_difference_gradient([&](const Vector& v) { return reference::attention(v, s).out; },
-                                   to_double(x), to_double(w));
-    DeviceBuffer qkv(backend(), x), d_out(backend(), w);
-    DeviceBuffer out(backend(), out_count(s)), probs(backend(), probs_count(s));
-    backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
-    DeviceBuffer d_qkv(backend(), constant_floats(qkv_count(s), kGarbage));
-    backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), out.get(), probs.get(), s);
-    expect_close(d_qkv.to_host(), fd, kGradient, "attention d_qkv");
+    check_backward(backend(), s, 66, kGradient);
   }
 }
 
@@ -130,29 +143,12 @@ constexpr Tolerance kLongForward{5e-6, 64.0};
 TEST_P(AttentionTest, ForwardMatchesReferenceAcrossBlocks) {
   for (const AttentionShape& s : kLongShapes) {
     SCOPED_TRACE(describe(s));
-    const std::vector<float> x = random_floats(qkv_count(s), 68, -2.0f, 2.0f);
-    const reference::AttentionResult ref = reference::attention(to_double(x), s);
-    DeviceBuffer qkv(backend(), x);
-    DeviceBuffer out(backend(), constant_floats(out_count(s), kGarbage));
-    DeviceBuffer probs(backend(), constant_floats(probs_count(s), kGarbage));
-    backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
-    expect_close(out.to_host(), ref.out, kLongForward, "attention out");
-    expect_close(probs.to_host(), ref.probs, kLongForward, "attention probs");
+    check_forward(backend(), s, 68, kLongForward);
   }
 }
 
 TEST_P(AttentionTest, BackwardMatchesFiniteDifferencesAcrossBlocks) {
-  const AttentionShape s{1, 70, 1, 4};
-  const std::vector<float> x = random_floats(qkv_count(s), 69, -2.0f, 2.0f);
-  const std::vector<float> w = random_floats(out_count(s), 70);
-  const Vector fd = finite_difference_gradient(
-      [&](const Vector& v) { return reference::attention(v, s).out; }, to_double(x), to_double(w));
-  DeviceBuffer qkv(backend(), x), d_out(backend(), w);
-  DeviceBuffer out(backend(), out_count(s)), probs(backend(), probs_count(s));
-  backend().attention_forward(out.get(), probs.get(), qkv.get(), s);
-  DeviceBuffer d_qkv(backend(), constant_floats(qkv_count(s), kGarbage));
-  backend().attention_backward(d_qkv.get(), d_out.get(), qkv.get(), out.get(), probs.get(), s);
-  expect_close(d_qkv.to_host(), fd, kGradient, "attention d_qkv");
+  check_backward(backend(), AttentionShape{1, 70, 1, 4}, 69, kGradient);
 }
 
 }  // namespace
