@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A run killed with SIGKILL at random moments (inside checkpoint writes too: it saves every
 # step) and restarted each time must end with exactly the parameters of an uninterrupted run.
-# 400 steps take about 20 s here, so that all 8 kills land before the run can finish.
+# Each kill comes after a random 1/16 to 1/8 of the uninterrupted run's duration, so all 8 land
+# before the run can finish whatever this machine's speed.
 # Usage: test_kill_resume.sh TESSERA CONFIG_DIR
 set -u
 tessera=$1
@@ -14,8 +15,10 @@ settings=(--set train.steps=400 --set train.warmup_steps=2 --set eval.every=0 --
 
 checksum() { grep '"kind":"final"' "$1/metrics.jsonl" | tail -1 | sed 's/.*"parameter_checksum":"\([0-9a-f]*\)".*/\1/'; }
 
+begin=$EPOCHREALTIME
 "$tessera" train "$configs/tiny.toml" "${settings[@]}" --set run.dir="$work/straight" >/dev/null 2>&1 ||
   { echo "FAIL: the uninterrupted run failed"; exit 1; }
+duration=$(awk -v begin="$begin" -v end="$EPOCHREALTIME" 'BEGIN { print end - begin }')
 expected=$(checksum "$work/straight")
 
 kills=0
@@ -23,7 +26,7 @@ for attempt in $(seq 8); do
   "$tessera" train "$configs/tiny.toml" "${settings[@]}" --set run.dir="$work/killed" \
     >"$work/log.$attempt" 2>&1 &
   pid=$!
-  sleep "$((RANDOM % 2 + 1)).$((RANDOM % 10))"
+  sleep "$(awk -v d="$duration" -v r="$RANDOM" 'BEGIN { printf "%.2f", d / 16 * (1 + r / 32768) }')"
   if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
   wait "$pid" 2>/dev/null
 done
