@@ -65,9 +65,7 @@ void softmax_backward(float* d_probs, const float* probs, int seq, int first, in
   for (int i = first; i < first + count; ++i) {
     float* d_row = d_probs + static_cast<std::size_t>(i) * seq;
     const float* p_row = probs + static_cast<std::size_t>(i) * seq;
-    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-    for (int j = 0; j <= i; ++j) dot += p_row[j] * d_row[j];
+    const float dot = dot_product(p_row, d_row, i + 1);
 #pragma omp simd
     for (int j = 0; j <= i; ++j) d_row[j] = p_row[j] * (d_row[j] - dot) * scale;
     std::fill(d_row + i + 1, d_row + seq, 0.0f);
