@@ -306,11 +306,6 @@ void check_backend(const Config& config) {
         "parallel.deterministic sums the gradients on the host, which train.backend = \"cuda\" "
         "does not do; set parallel.deterministic = false, or train.backend = \"cpu\"");
   }
-  if (config.train.precision == Precision::bf16 && config.train.backend == BackendKind::cpu) {
-    inconsistent(
-        "train.precision = \"bf16\" needs train.backend = \"cuda\"; the cpu backend computes "
-        "in fp32 only: set train.backend = \"cuda\", or train.precision = \"fp32\"");
-  }
 }
 
 void check_parallel(const ParallelConfig& parallel) {

@@ -18,8 +18,8 @@ enum class NormKind { layernorm, rmsnorm };
 enum class LrSchedule { cosine, constant };
 enum class PipelineScheduleKind { one_f_one_b, gpipe, interleaved };
 enum class BackendKind { cpu, cuda };
-/// What the matrix products compute in: fp32, or bf16 operands with fp32 accumulation (cuda only;
-/// weights, optimizer state, norms, softmax and the loss stay fp32).
+/// What the matrix products compute in: fp32, or bf16 operands with fp32 accumulation (weights,
+/// optimizer state, norms, softmax and the loss stay fp32; on the cpu, only the linear layers).
 enum class Precision { fp32, bf16 };
 /// What backward recomputes instead of keeping from forward: nothing; the attention core (its
 /// softmax probabilities, the largest activation); or each whole block from its input.

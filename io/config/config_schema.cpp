@@ -186,8 +186,9 @@ std::vector<KeySpec> build_schema() {
             "build with -DTESSERA_CUDA=ON)"),
       entry("train.precision", &C::train, &T::precision,
             "what the matrix products compute in: fp32, or bf16 (operands rounded to bf16, "
-            "fp32 accumulation, like PyTorch's autocast; cuda only). Weights, optimizer state, "
-            "norms, softmax and the loss stay fp32"),
+            "fp32 accumulation, like PyTorch's autocast; on the cpu the linear layers only, and "
+            "it needs AMX or AVX512-BF16). Weights, optimizer state, norms, softmax and the loss "
+            "stay fp32"),
       entry("train.recompute", &C::train, &T::recompute,
             "activation recomputation: none; selective (the attention probabilities, recomputed "
             "in backward); full (each block re-run from its input in backward). Same results, "

@@ -174,7 +174,16 @@ class Backend {
                             int step) = 0;
 };
 
-/// The reference CPU backend (BLAS for GEMMs, OpenMP for element-wise work).
-std::unique_ptr<Backend> make_cpu_backend();
+/// What a backend's GEMMs compute in. Storage stays fp32 either way.
+enum class GemmPrecision {
+  fp32,  ///< fp32 operands, fp32 compute
+  bf16,  ///< operands rounded to bf16, products accumulated in fp32 (8 significant bits in), in
+         ///< the style of PyTorch's autocast; which GEMMs each backend runs so, it documents
+};
+
+/// The reference CPU backend (oneDNN for GEMMs, OpenMP for element-wise work). With bf16 its
+/// linear layers run on oneDNN's bf16 kernels (AMX or AVX512-BF16); throws UsageError when this
+/// CPU has neither, since oneDNN would fall back to a reference loop hundreds of times slower.
+std::unique_ptr<Backend> make_cpu_backend(GemmPrecision precision = GemmPrecision::fp32);
 
 }  // namespace tessera

@@ -15,6 +15,11 @@
 
 namespace tessera {
 namespace {
+
+GemmPrecision gemm_precision(Precision precision) {
+  return precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32;
+}
+
 #ifdef TESSERA_WITH_CUDA
 
 /// This rank's index among the ranks on its node, and their number.
@@ -27,10 +32,6 @@ std::pair<int, int> node_local_rank(Communicator& world, MPI_Comm world_handle) 
   TESSERA_MPI_CHECK(MPI_Comm_rank(node.get(), &rank));
   TESSERA_MPI_CHECK(MPI_Comm_size(node.get(), &size));
   return {rank, size};
-}
-
-GemmPrecision gemm_precision(Precision precision) {
-  return precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32;
 }
 
 std::unique_ptr<Backend> make_cuda_training_backend(const Config& config,
@@ -67,7 +68,9 @@ bool cuda_backend_built() {
 }
 
 std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel) {
-  if (config.train.backend == BackendKind::cpu) return make_cpu_backend();
+  if (config.train.backend == BackendKind::cpu) {
+    return make_cpu_backend(gemm_precision(config.train.precision));
+  }
 #ifdef TESSERA_WITH_CUDA
   return make_cuda_training_backend(config, parallel);
 #else

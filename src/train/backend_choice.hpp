@@ -13,11 +13,10 @@ namespace tessera {
 /// Whether this build of tessera has the CUDA backend (built with -DTESSERA_CUDA=ON).
 bool cuda_backend_built();
 
-/// The backend config.train.backend names. "cuda" gives each rank the GPU of its node-local
-/// rank, computes its GEMMs in config.train.precision and moves the tensor, data and pipeline
-/// groups of `parallel` onto NCCL (load_config has already refused bf16 on the cpu backend). Throws
-/// UsageError (on every rank) when the backend is not built in or a node has fewer GPUs than
-/// ranks.
+/// The backend config.train.backend names, computing its GEMMs in config.train.precision. "cuda"
+/// gives each rank the GPU of its node-local rank and moves the tensor, data and pipeline groups
+/// of `parallel` onto NCCL. Throws UsageError (on every rank) when the backend is not built in, a
+/// node has fewer GPUs than ranks, or bf16 is asked of a CPU without bf16 kernels.
 std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel);
 
 }  // namespace tessera

@@ -30,9 +30,12 @@ class BackendTest : public ::testing::TestWithParam<BackendFactory> {
   std::unique_ptr<Backend> backend_;
 };
 
+/// The fp32 CPU backend, as a BackendFactory.
+inline std::unique_ptr<Backend> make_fp32_cpu_backend() { return make_cpu_backend(); }
+
 /// Runs a BackendTest-derived suite on every backend built into this binary.
 #define TESSERA_INSTANTIATE_BACKENDS(suite) \
-  INSTANTIATE_TEST_SUITE_P(Cpu, suite, ::testing::Values(&::tessera::make_cpu_backend))
+  INSTANTIATE_TEST_SUITE_P(Cpu, suite, ::testing::Values(&::tessera::test::make_fp32_cpu_backend))
 
 /// A float buffer owned by a backend, filled from (and read back to) host vectors.
 class DeviceBuffer {

@@ -47,6 +47,10 @@ void sgemm(char trans_a, char trans_b, int m, int n, int k, float alpha, const f
   TESSERA_CHECK(status == dnnl_success, describe_sgemm_failure(trans_a, trans_b, m, n, k, status));
 }
 
+CpuBackend::CpuBackend(GemmPrecision precision) {
+  if (precision == GemmPrecision::bf16) bf16_linear_ = std::make_unique<Bf16Linear>();
+}
+
 CpuBackend::~CpuBackend() { std::free(scratch_); }
 
 float* CpuBackend::allocate(std::size_t count) {
@@ -96,6 +100,8 @@ float* CpuBackend::scratch(std::size_t count) {
 
 namespace tessera {
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<cpu::CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend(GemmPrecision precision) {
+  return std::make_unique<cpu::CpuBackend>(precision);
+}
 
 }  // namespace tessera

@@ -2,15 +2,18 @@
 // make_cpu_backend() in backend/backend.hpp. Each op family's methods live in their own .cpp.
 //
 // GEMMs go through oneDNN: dnnl_sgemm, and the matmul primitive for the weight gradients
-// (matmul_cache.hpp says why); everything else is OpenMP loops. Every kernel
+// (matmul_cache.hpp says why), or in bf16 precision the linear layers through Bf16Linear;
+// everything else is OpenMP loops. Every kernel
 // is deterministic for a fixed thread count: parallel work is split so that each output element
 // is reduced by exactly one thread in a fixed order.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "backend/backend.hpp"
+#include "backend/cpu/bf16_linear.hpp"
 #include "backend/cpu/matmul_cache.hpp"
 
 namespace tessera::cpu {
@@ -30,7 +33,7 @@ inline constexpr std::size_t kParallelThreshold = 1 << 15;
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend() = default;
+  explicit CpuBackend(GemmPrecision precision = GemmPrecision::fp32);
   ~CpuBackend() override;
   CpuBackend(const CpuBackend&) = delete;
   CpuBackend& operator=(const CpuBackend&) = delete;
@@ -118,6 +121,7 @@ class CpuBackend final : public Backend {
   float* scratch_ = nullptr;
   std::size_t scratch_count_ = 0;
   MatmulCache weight_gradient_matmuls_;
+  std::unique_ptr<Bf16Linear> bf16_linear_;  ///< set in bf16 precision: the linear layers' GEMMs
 };
 
 }  // namespace tessera::cpu

@@ -1,4 +1,5 @@
-// Linear layer of the CPU backend: the forward and input-gradient GEMMs go through dnnl_sgemm,
+// Linear layer of the CPU backend. In bf16 precision Bf16Linear runs its GEMMs. In fp32 the
+// forward and input-gradient GEMMs go through dnnl_sgemm,
 // the weight gradient through a cached oneDNN matmul primitive (the faster path for its
 // transposed, long-k shape), or for a layer much wider than its input (the vocabulary head) as
 // its transpose through dnnl_sgemm; only the bias broadcast, the bias-gradient column sums and
@@ -37,6 +38,10 @@ void add_column_sums(float* d_bias, const float* d_out, int rows, int columns) {
 
 void CpuBackend::linear_forward(float* out, const float* in, const float* weight, const float* bias,
                                 int rows, int in_features, int out_features) {
+  if (bf16_linear_) {
+    bf16_linear_->forward(out, in, weight, bias, rows, in_features, out_features);
+    return;
+  }
   const std::size_t width = static_cast<std::size_t>(out_features);
   float beta = 0.0f;
   if (bias != nullptr) {
@@ -53,6 +58,11 @@ void CpuBackend::linear_forward(float* out, const float* in, const float* weight
 void CpuBackend::linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                                  const float* in, const float* weight, int rows, int in_features,
                                  int out_features) {
+  if (d_bias != nullptr) add_column_sums(d_bias, d_out, rows, out_features);
+  if (bf16_linear_) {
+    bf16_linear_->backward(d_in, d_weight, d_out, in, weight, rows, in_features, out_features);
+    return;
+  }
   if (d_in != nullptr) {
     // d_in[rows, in] = d_out[rows, out] @ weight[out, in]
     sgemm('N', 'N', rows, in_features, out_features, 1.0f, d_out, out_features, weight, in_features,
@@ -77,7 +87,6 @@ void CpuBackend::linear_backward(float* d_in, float* d_weight, float* d_bias, co
                                   .beta = 1.0f},
                                  d_out, in, d_weight);
   }
-  if (d_bias != nullptr) add_column_sums(d_bias, d_out, rows, out_features);
 }
 
 }  // namespace tessera::cpu

@@ -3,6 +3,7 @@
 
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <unordered_map>
 
 #include "core/error.hpp"
 
@@ -12,13 +13,14 @@ namespace {
 using dnnl::memory;
 
 /// A row-major [rows, columns] matrix with row stride `ld`, read transposed when trans is 'T'.
-memory::desc operand(char trans, int rows, int columns, int ld) {
+memory::desc operand(char trans, int rows, int columns, int ld, memory::data_type type) {
   const memory::dims strides = trans == 'T' ? memory::dims{1, ld} : memory::dims{ld, 1};
-  return memory::desc({rows, columns}, memory::data_type::f32, strides);
+  return memory::desc({rows, columns}, type, strides);
 }
 
 std::string describe(const MatmulShape& s) {
-  return "oneDNN matmul(" + std::string(1, s.trans_a) + s.trans_b + ", m=" + std::to_string(s.m) +
+  return "oneDNN " + std::string(s.bf16_operands ? "bf16 " : "") + "matmul(" +
+         std::string(1, s.trans_a) + s.trans_b + ", m=" + std::to_string(s.m) +
          ", n=" + std::to_string(s.n) + ", k=" + std::to_string(s.k) + ")";
 }
 
@@ -30,44 +32,65 @@ struct MatmulCache::Engine {
 };
 
 struct MatmulCache::Primitive {
-  memory::desc a, b, c;
+  memory::desc a, b, c, bias;
   dnnl::matmul matmul;
+  std::string implementation;
 };
 
 MatmulCache::MatmulCache() : engine_(std::make_unique<Engine>()) {}
 MatmulCache::~MatmulCache() = default;
 
-void MatmulCache::run(const MatmulShape& shape, const float* a, const float* b, float* c) {
+const MatmulCache::Primitive& MatmulCache::primitive(const MatmulShape& shape) {
   auto found = primitives_.find(shape);
-  if (found == primitives_.end()) {
-    auto primitive = std::make_unique<Primitive>();
-    primitive->a = operand(shape.trans_a, shape.m, shape.k, shape.lda);
-    primitive->b = operand(shape.trans_b, shape.k, shape.n, shape.ldb);
-    primitive->c = memory::desc({shape.m, shape.n}, memory::data_type::f32, {shape.ldc, 1});
-    dnnl::primitive_attr attributes;
-    if (shape.beta != 0.0f) {
-      dnnl::post_ops accumulate;  // beta C is a "sum" post-op: C is read before it is written
-      accumulate.append_sum(shape.beta);
-      attributes.set_post_ops(accumulate);
-    }
-    try {
-      const dnnl::matmul::primitive_desc description(
-          dnnl::matmul::desc(primitive->a, primitive->b, primitive->c), attributes,
-          engine_->engine);
-      primitive->matmul = dnnl::matmul(description);
-    } catch (const dnnl::error& error) {
-      throw InternalError(describe(shape) + " could not be built: " + error.what());
-    }
-    found = primitives_.emplace(shape, std::move(primitive)).first;
+  if (found != primitives_.end()) return *found->second;
+  const memory::data_type operands =
+      shape.bf16_operands ? memory::data_type::bf16 : memory::data_type::f32;
+  auto primitive = std::make_unique<Primitive>();
+  primitive->a = operand(shape.trans_a, shape.m, shape.k, shape.lda, operands);
+  primitive->b = operand(shape.trans_b, shape.k, shape.n, shape.ldb, operands);
+  primitive->c = memory::desc({shape.m, shape.n}, memory::data_type::f32, {shape.ldc, 1});
+  if (shape.with_bias) {
+    primitive->bias = memory::desc({1, shape.n}, memory::data_type::f32, {shape.n, 1});
   }
-  const Primitive& p = *found->second;
-  const memory a_memory(p.a, engine_->engine, const_cast<float*>(a));
-  const memory b_memory(p.b, engine_->engine, const_cast<float*>(b));
-  const memory c_memory(p.c, engine_->engine, c);
+  dnnl::primitive_attr attributes;
+  if (shape.beta != 0.0f) {
+    dnnl::post_ops accumulate;  // beta C is a "sum" post-op: C is read before it is written
+    accumulate.append_sum(shape.beta);
+    attributes.set_post_ops(accumulate);
+  }
   try {
-    p.matmul.execute(
-        engine_->stream,
-        {{DNNL_ARG_SRC, a_memory}, {DNNL_ARG_WEIGHTS, b_memory}, {DNNL_ARG_DST, c_memory}});
+    const dnnl::matmul::primitive_desc description(
+        shape.with_bias
+            ? dnnl::matmul::desc(primitive->a, primitive->b, primitive->bias, primitive->c)
+            : dnnl::matmul::desc(primitive->a, primitive->b, primitive->c),
+        attributes, engine_->engine);
+    primitive->matmul = dnnl::matmul(description);
+    primitive->implementation = description.impl_info_str();
+  } catch (const dnnl::error& error) {
+    throw InternalError(describe(shape) + " could not be built: " + error.what());
+  }
+  return *primitives_.emplace(shape, std::move(primitive)).first->second;
+}
+
+std::string MatmulCache::implementation(const MatmulShape& shape) {
+  return primitive(shape).implementation;
+}
+
+void MatmulCache::run(const MatmulShape& shape, const void* a, const void* b, float* c,
+                      const float* bias) {
+  const Primitive& p = primitive(shape);
+  TESSERA_CHECK(shape.with_bias == (bias != nullptr),
+                describe(shape) + ": a bias must be passed exactly when the shape has one");
+  const memory a_memory(p.a, engine_->engine, const_cast<void*>(a));
+  const memory b_memory(p.b, engine_->engine, const_cast<void*>(b));
+  const memory c_memory(p.c, engine_->engine, c);
+  std::unordered_map<int, memory> arguments{
+      {DNNL_ARG_SRC, a_memory}, {DNNL_ARG_WEIGHTS, b_memory}, {DNNL_ARG_DST, c_memory}};
+  if (bias != nullptr) {
+    arguments.emplace(DNNL_ARG_BIAS, memory(p.bias, engine_->engine, const_cast<float*>(bias)));
+  }
+  try {
+    p.matmul.execute(engine_->stream, arguments);
     engine_->stream.wait();
   } catch (const dnnl::error& error) {
     throw InternalError(describe(shape) + " failed: " + error.what());

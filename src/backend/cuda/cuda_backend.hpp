@@ -22,12 +22,6 @@ namespace tessera {
 /// machine without a GPU or without the driver library.
 bool cuda_device_available();
 
-/// What the GEMMs (linear layers, attention scores and outputs, forward and backward) compute in.
-enum class GemmPrecision {
-  fp32,  ///< fp32 operands, FP32 compute
-  bf16,  ///< operands rounded to bf16, products accumulated in fp32 (8 significant bits in)
-};
-
 /// The CUDA backend on the current device; throws UsageError when no device is usable.
 std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision = GemmPrecision::fp32);
 

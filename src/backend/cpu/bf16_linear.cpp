@@ -1,0 +1,99 @@
+// Linear layers in bf16 mixed precision (see bf16_linear.hpp).
+#include "backend/cpu/bf16_linear.hpp"
+
+#include <bit>
+
+#include "backend/cpu/cpu_backend.hpp"
+#include "core/error.hpp"
+
+namespace tessera::cpu {
+
+void round_to_bf16(uint16_t* out, const float* in, std::size_t count) {
+#pragma omp parallel for simd schedule(static) if (count >= kParallelThreshold)
+  for (std::size_t i = 0; i < count; ++i) {
+    const uint32_t bits = std::bit_cast<uint32_t>(in[i]);
+    const uint32_t nearest = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+    out[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : nearest);
+  }
+}
+
+Bf16Linear::Bf16Linear() {
+  const MatmulShape probe{.trans_a = 'N',
+                          .trans_b = 'T',
+                          .m = 64,
+                          .n = 64,
+                          .k = 64,
+                          .lda = 64,
+                          .ldb = 64,
+                          .ldc = 64,
+                          .bf16_operands = true};
+  const std::string implementation = matmuls_.implementation(probe);
+  if (implementation.rfind("ref", 0) == 0) {
+    throw UsageError(
+        "train.precision = \"bf16\" on the cpu backend needs a CPU with AMX or AVX512-BF16 "
+        "(oneDNN has only its reference bf16 kernel here, \"" +
+        implementation + "\"); set train.precision = \"fp32\"");
+  }
+}
+
+uint16_t* Bf16Linear::rounded(int slot, const float* values, std::size_t count) {
+  std::vector<uint16_t>& buffer = staging_[static_cast<std::size_t>(slot)];
+  if (buffer.size() < count) buffer.resize(count);
+  round_to_bf16(buffer.data(), values, count);
+  return buffer.data();
+}
+
+void Bf16Linear::forward(float* out, const float* in, const float* weight, const float* bias,
+                         int rows, int in_features, int out_features) {
+  const auto weight_count = static_cast<std::size_t>(out_features) * in_features;
+  const uint16_t* in_bf16 = rounded(0, in, static_cast<std::size_t>(rows) * in_features);
+  const uint16_t* weight_bf16 = rounded(1, weight, weight_count);
+  // out[rows, out] = in[rows, in] @ weight[out, in]^T (+ bias)
+  matmuls_.run({.trans_a = 'N',
+                .trans_b = 'T',
+                .m = rows,
+                .n = out_features,
+                .k = in_features,
+                .lda = in_features,
+                .ldb = in_features,
+                .ldc = out_features,
+                .bf16_operands = true,
+                .with_bias = bias != nullptr},
+               in_bf16, weight_bf16, out, bias);
+}
+
+void Bf16Linear::backward(float* d_in, float* d_weight, const float* d_out, const float* in,
+                          const float* weight, int rows, int in_features, int out_features) {
+  const uint16_t* d_out_bf16 = rounded(0, d_out, static_cast<std::size_t>(rows) * out_features);
+  if (d_in != nullptr) {
+    const uint16_t* weight_bf16 =
+        rounded(1, weight, static_cast<std::size_t>(out_features) * in_features);
+    // d_in[rows, in] = d_out[rows, out] @ weight[out, in]
+    matmuls_.run({.trans_a = 'N',
+                  .trans_b = 'N',
+                  .m = rows,
+                  .n = in_features,
+                  .k = out_features,
+                  .lda = out_features,
+                  .ldb = in_features,
+                  .ldc = in_features,
+                  .bf16_operands = true},
+                 d_out_bf16, weight_bf16, d_in);
+  }
+  const uint16_t* in_bf16 = rounded(2, in, static_cast<std::size_t>(rows) * in_features);
+  // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
+  matmuls_.run({.trans_a = 'T',
+                .trans_b = 'N',
+                .m = out_features,
+                .n = in_features,
+                .k = rows,
+                .lda = out_features,
+                .ldb = in_features,
+                .ldc = in_features,
+                .beta = 1.0f,
+                .bf16_operands = true},
+               d_out_bf16, in_bf16, d_weight);
+}
+
+}  // namespace tessera::cpu

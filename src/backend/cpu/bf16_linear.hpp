@@ -1,0 +1,46 @@
+// Private to src/backend/cpu: linear layers in bf16 mixed precision (GemmPrecision::bf16).
+//
+// Like PyTorch's autocast and the CUDA backend's bf16 precision: each GEMM rounds its two
+// operands to bf16 (to nearest, ties to even) and accumulates in fp32 through oneDNN's bf16
+// matmul kernels, which use AMX tiles or AVX512-BF16 dot products; outputs, the bias, bias
+// gradients and everything outside the linear layers stay fp32. Attention's GEMMs stay fp32 on
+// the CPU: they are 4 % of a step and would pay a conversion per block.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "backend/cpu/matmul_cache.hpp"
+
+namespace tessera::cpu {
+
+/// out[i] = in[i] rounded to bf16 (to nearest, ties to even; NaN stays NaN), as the upper 16
+/// bits of the fp32 pattern.
+void round_to_bf16(uint16_t* out, const float* in, std::size_t count);
+
+class Bf16Linear {
+ public:
+  /// Throws UsageError when oneDNN has only its reference bf16 kernel on this CPU (no AMX and
+  /// no AVX512-BF16), which would make training hundreds of times slower than fp32.
+  Bf16Linear();
+
+  /// out[rows, out] = in[rows, in] weight[out, in]^T + bias (bias may be null).
+  void forward(float* out, const float* in, const float* weight, const float* bias, int rows,
+               int in_features, int out_features);
+
+  /// d_in[rows, in] = d_out weight (skipped when d_in is null); d_weight += d_out^T in.
+  void backward(float* d_in, float* d_weight, const float* d_out, const float* in,
+                const float* weight, int rows, int in_features, int out_features);
+
+ private:
+  /// bf16 copies of the operands; slot 0: activations or d_out, 1: the weight, 2: the input in
+  /// backward. Grown on demand, never shrunk.
+  uint16_t* rounded(int slot, const float* values, std::size_t count);
+
+  MatmulCache matmuls_;
+  std::array<std::vector<uint16_t>, 3> staging_;
+};
+
+}  // namespace tessera::cpu
