@@ -4,7 +4,7 @@
 #   mpi_runtime   the packed Open MPI: tessera --version as a singleton and under mpirun -np 2
 #   conformance   test_cuda_backend: every CUDA op against the CPU backend
 #   cuda_mpi      test_cuda_mpi: NCCL communicator and the check macro under MPI
-#   training      tests/train/test_cuda_training.py: the trainer on cuda against cpu
+#   training      tests/train/test_backend_training.py cuda: the trainer on cuda against cpu
 #   benchmark     bench/gpu/bench_gpu.py: tessera and PyTorch, tokens/s and MFU
 # Each step has its own timeout, and the benchmark's budget is what is left of TOTAL_S (at most
 # 240 s), so the whole script ends within about TOTAL_S seconds (default 400; some 6 minutes is
@@ -68,7 +68,7 @@ echo "== libraries of the packed tessera" | tee -a "$log"
 run_step mpi_runtime 30 sh -c "'$bin/tessera' --version && '$bin/mpirun' -np 2 '$bin/tessera' --version"
 run_step conformance 120 "$bin/test_cuda_backend" --gtest_output="xml:$OUT/cuda_conformance.xml"
 run_step cuda_mpi 60 "$bin/test_cuda_mpi" --gtest_output="xml:$OUT/cuda_mpi.xml"
-run_step training 150 python3 tests/train/test_cuda_training.py "$bin/tessera" "$PWD/configs"
+run_step training 150 python3 tests/train/test_backend_training.py "$bin/tessera" "$PWD/configs" cuda
 budget=$((TOTAL_S - SECONDS - 15))
 [ "$budget" -le 240 ] || budget=240  # the benchmark's share: about 4 minutes on an H100
 if [ "$budget" -gt 60 ]; then

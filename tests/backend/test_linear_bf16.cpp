@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <utility>
 
 #include "backend/cpu/bf16_linear.hpp"
 #include "core/error.hpp"
@@ -185,6 +186,28 @@ TEST_F(CpuLinearBf16, BackwardIsFp32OfTheRoundedOperands) {
     expect_close(got.d_weight, to_double(on_rounded.d_weight), kFp32Tolerance, "bf16 d_weight");
     expect_close(got.d_bias, to_double(exact.d_bias), kFp32Tolerance, "bf16 d_bias (fp32)");
   }
+}
+
+// OpenLM's layers have no bias, and the first layer's input needs no gradient.
+TEST_F(CpuLinearBf16, WithoutBiasAndWithoutInputGradient) {
+  const Shape s{33, 64, 96};
+  const LinearInputs x(s);
+  const auto run = [&](Backend& backend, const std::vector<float>& in,
+                       const std::vector<float>& weight, const std::vector<float>& d_out) {
+    DeviceBuffer in_buffer(backend, in), weight_buffer(backend, weight);
+    DeviceBuffer d_out_buffer(backend, d_out), d_weight(backend, x.d_weight);
+    DeviceBuffer out(backend, constant_floats(d_out.size(), kGarbage));
+    backend.linear_forward(out.get(), in_buffer.get(), weight_buffer.get(), nullptr, s.rows,
+                           s.in_features, s.out_features);
+    backend.linear_backward(nullptr, d_weight.get(), nullptr, d_out_buffer.get(), in_buffer.get(),
+                            weight_buffer.get(), s.rows, s.in_features, s.out_features);
+    return std::pair{out.to_host(), d_weight.to_host()};
+  };
+  const auto [out, d_weight] = run(*bf16_, x.in, x.weight, x.d_out);
+  const auto [expected_out, expected_d_weight] =
+      run(*fp32_, rounded(x.in), rounded(x.weight), rounded(x.d_out));
+  expect_close(out, to_double(expected_out), kFp32Tolerance, "bf16 linear_forward, no bias");
+  expect_close(d_weight, to_double(expected_d_weight), kFp32Tolerance, "bf16 d_weight, no d_in");
 }
 
 TEST_F(CpuLinearBf16, WithinTheBf16BoundOfFp32AndReallyRounded) {
