@@ -73,7 +73,8 @@ struct Breakdown {
 /// returns the mean time per step of every kernel.
 Breakdown profile_steps(const tessera::Config& config, int steps) {
   using namespace tessera;
-  bench::ProfilingBackend backend(make_cpu_backend());
+  bench::ProfilingBackend backend(make_cpu_backend(
+      config.train.precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32));
   Transformer model(config.model, backend);
   AdamW optimizer(config.train, model.parameters(), backend);
   const int batch = config.train.micro_batch;

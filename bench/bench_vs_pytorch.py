@@ -24,13 +24,19 @@ libgomp's default wait (spin, then sleep), right for a node a batch job has to i
 --tessera-wait passive makes them sleep at once, which wins on a machine shared with other work
 (doc/performance.md).
 
+With --precision bf16 both sides compute in bf16 mixed precision: tessera with train.precision =
+"bf16" (its linear layers on oneDNN's AMX / AVX512-BF16 kernels), the peer under
+torch.autocast("cpu", dtype=torch.bfloat16), which PyTorch 1.13 runs through oneDNN as well.
+
 usage: bench_vs_pytorch.py [--build DIR] [--reps N] [--steps N] [--layout ranks|threads]
                            [--tessera-wait default|passive] [--scaling] [--tune-peer N]
+                           [--precision fp32|bf16]
        bench_vs_pytorch.py --peer STEPS   (one peer run; prints one JSON line)
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -68,7 +74,7 @@ def model_flops_per_token() -> float:
 # ---- the PyTorch peer ----------------------------------------------------------------------
 
 
-def run_peer(steps: int, threads: int) -> dict:
+def run_peer(steps: int, threads: int, precision: str) -> dict:
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -121,13 +127,19 @@ def run_peer(steps: int, threads: int) -> dict:
     optimizer = torch.optim.AdamW(
         [{"params": matrices, "weight_decay": WEIGHT_DECAY}, {"params": others, "weight_decay": 0.0}],
         lr=LR, betas=BETAS, eps=EPS, foreach=True)
+    def autocast():
+        if precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     step_seconds = []
     for _ in range(steps):
         tokens = torch.randint(0, VOCAB, (BATCH, SEQ))
         targets = torch.randint(0, VOCAB, (BATCH, SEQ))
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss = model(tokens, targets)
+        with autocast():
+            loss = model(tokens, targets)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
@@ -157,9 +169,10 @@ def run_json(command: list[str], env: dict) -> dict:
 
 
 def tessera(build: str, steps: int, threads: int, ranks: int = 1, breakdown: bool = False,
-            wait_policy: str = "") -> dict:
+            wait_policy: str = "", precision: str = "fp32") -> dict:
     """One bench_train_step run; with ranks > 1, data parallel with the same global batch."""
-    command = [os.path.join(build, "bench", "bench_train_step"), "--steps", str(steps), "--json"]
+    command = [os.path.join(build, "bench", "bench_train_step"), "--steps", str(steps), "--json",
+               "--set", f'train.precision="{precision}"']
     if breakdown:
         command.append("--breakdown")
     if ranks > 1:
@@ -173,9 +186,9 @@ def tessera(build: str, steps: int, threads: int, ranks: int = 1, breakdown: boo
     return run_json(command, env)
 
 
-def peer(steps: int, threads: int, variant: str) -> dict:
+def peer(steps: int, threads: int, variant: str, precision: str = "fp32") -> dict:
     command = [SYSTEM_PYTHON, os.path.abspath(__file__), "--peer", str(steps),
-               "--peer-threads", str(threads)]
+               "--peer-threads", str(threads), "--precision", precision]
     return run_json(command, dict(PEER_BASE, **PEER_VARIANTS[variant]))
 
 
@@ -218,6 +231,8 @@ def main() -> int:
                         "with one thread each (default), or one rank with a thread per core")
     parser.add_argument("--tessera-wait", choices=sorted(WAIT_POLICIES), default="default",
                         help="OMP_WAIT_POLICY of tessera's threads: libgomp's default, or PASSIVE")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="both sides in fp32, or both in bf16 mixed precision")
     parser.add_argument("--peer", type=int, metavar="STEPS", help=argparse.SUPPRESS)
     parser.add_argument("--peer-threads", type=int, default=os.cpu_count())
     parser.add_argument("--peer-variant", choices=sorted(PEER_VARIANTS), default="default")
@@ -225,7 +240,7 @@ def main() -> int:
                         help="first measure every peer variant REPS times and use the fastest")
     args = parser.parse_args()
     if args.peer is not None:
-        print(json.dumps(run_peer(args.peer, args.peer_threads)))
+        print(json.dumps(run_peer(args.peer, args.peer_threads, args.precision)))
         return 0
 
     flops = model_flops_per_token()
@@ -239,10 +254,12 @@ def main() -> int:
     ours, theirs, fractions, peaks = [], [], [], []
     threads, ranks = (args.threads, 1) if args.layout == "threads" else (1, args.threads)
     wait = WAIT_POLICIES[args.tessera_wait]
-    print(f"tessera runs as {ranks} rank(s) x {threads} thread(s), {args.tessera_wait} OpenMP wait")
+    print(f"tessera runs as {ranks} rank(s) x {threads} thread(s), {args.tessera_wait} OpenMP wait; "
+          f"both sides in {args.precision}")
     for rep in range(args.reps):
-        last = tessera(args.build, args.steps, threads, ranks, wait_policy=wait)
-        other = peer(args.steps, args.peer_threads, variant)
+        last = tessera(args.build, args.steps, threads, ranks, wait_policy=wait,
+                       precision=args.precision)
+        other = peer(args.steps, args.peer_threads, variant, args.precision)
         fraction = last["tokens_per_s"] * flops / 1e9 / last["sgemm_peak_gflops"]
         ours.append(last["tokens_per_s"])
         theirs.append(other["tokens_per_s"])
@@ -260,7 +277,8 @@ def main() -> int:
     print(f"tessera  {100 * statistics.median(fractions):.1f}% of the dnnl_sgemm peak "
           f"(median {statistics.median(peaks):.1f} GFLOP/s, best {max(peaks):.1f}); "
           f"PyTorch {100 * median_theirs * flops / 1e9 / statistics.median(peaks):.1f}%")
-    print_breakdown(tessera(args.build, args.steps, args.threads, breakdown=True, wait_policy=wait))
+    print_breakdown(tessera(args.build, args.steps, args.threads, breakdown=True, wait_policy=wait,
+                            precision=args.precision))
     if args.scaling:
         print("\nscaling of the same step (tessera, alternating, median tok/s):")
         layouts = [("1 rank x 1 thread", 1, 1, ""),
@@ -270,7 +288,8 @@ def main() -> int:
         results = {label: [] for label, _, _, _ in layouts}
         for _ in range(max(1, args.reps // 2)):
             for label, threads, ranks, policy in layouts:
-                result = tessera(args.build, args.steps, threads, ranks, wait_policy=policy)
+                result = tessera(args.build, args.steps, threads, ranks, wait_policy=policy,
+                                 precision=args.precision)
                 results[label].append(result["tokens_per_s"])
         for label, values in results.items():
             print(f"  {label:28s} {statistics.median(values):8.0f}   "
