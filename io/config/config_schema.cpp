@@ -187,7 +187,8 @@ std::vector<KeySpec> build_schema() {
       entry("train.precision", &C::train, &T::precision,
             "what the matrix products compute in: fp32, or bf16 (operands rounded to bf16, "
             "fp32 accumulation, like PyTorch's autocast; on the cpu the linear layers only, and "
-            "it needs AMX or AVX512-BF16). Weights, optimizer state, norms, softmax and the loss "
+            "it needs AVX-512, fast with AMX or AVX512-BF16). Weights, optimizer state, norms, "
+            "softmax and the loss "
             "stay fp32"),
       entry("train.recompute", &C::train, &T::recompute,
             "activation recomputation: none; selective (the attention probabilities, recomputed "

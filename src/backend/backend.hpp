@@ -182,8 +182,8 @@ enum class GemmPrecision {
 };
 
 /// The reference CPU backend (oneDNN for GEMMs, OpenMP for element-wise work). With bf16 its
-/// linear layers run on oneDNN's bf16 kernels (AMX or AVX512-BF16); throws UsageError when this
-/// CPU has neither, since oneDNN would fall back to a reference loop hundreds of times slower.
+/// linear layers run on oneDNN's bf16 kernels (AMX or AVX512-BF16, emulated on plain AVX-512);
+/// throws UsageError on a CPU without them (see backend/cpu/bf16_linear.hpp).
 std::unique_ptr<Backend> make_cpu_backend(GemmPrecision precision = GemmPrecision::fp32);
 
 }  // namespace tessera

@@ -38,6 +38,8 @@ expect_usage_error "deadline passed" "run.deadline = 1000 is" -- train "$configs
 # This build has no CUDA (or, built with it, this machine no GPU): refused before any work.
 expect_usage_error "cuda backend unavailable" 'train.backend = "cuda"' -- train "$configs/tiny.toml" --set train.backend='"cuda"' $run
 expect_usage_error "deterministic on cuda" "parallel.deterministic" -- train "$configs/tiny.toml" --set train.backend='"cuda"' --set parallel.deterministic=true $run
+# A CPU without bf16 kernels, made so by capping oneDNN at AVX2: bf16 is refused, not run slowly.
+ONEDNN_MAX_CPU_ISA=AVX2 expect_usage_error "bf16 without bf16 kernels" "needs oneDNN's bf16 kernels" -- train "$configs/tiny.toml" --set train.precision='"bf16"' $run
 
 # A prepared dataset, then damaged copies of it.
 printf 'To be, or not to be, that is the question.\n%.0s' $(seq 200) >"$work/text.txt"

@@ -22,8 +22,9 @@ void round_to_bf16(uint16_t* out, const float* in, std::size_t count);
 
 class Bf16Linear {
  public:
-  /// Throws UsageError when oneDNN has only its reference bf16 kernel on this CPU (no AMX and
-  /// no AVX512-BF16), which would make training hundreds of times slower than fp32.
+  /// Throws UsageError when oneDNN has no bf16 matmul on this CPU (it needs AVX-512) or only its
+  /// reference loop, which would make training hundreds of times slower than fp32. Without AMX or
+  /// AVX512-BF16, oneDNN emulates the bf16 products on AVX-512 and runs, slower than with them.
   Bf16Linear();
 
   /// out[rows, out] = in[rows, in] weight[out, in]^T + bias (bias may be null).
