@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Plot a tessera run's loss curve: RUN_DIR/metrics.jsonl -> RUN_DIR/loss.png.
 
-Usage: python3 scripts/plot_metrics.py RUN_DIR
+Usage: python3 scripts/plot_metrics.py RUN_DIR [RUN_DIR ...] [-o OUT.png]
+
+With several runs (e.g. the same configuration in fp32 and in bf16) their curves share one plot,
+each labelled with its directory's name, written to OUT.png (default: loss.png in the first).
 
 Draws the training loss against the step, the validation loss as points, and a horizontal line
 at the loss floor (the data's entropy) when the first "run" record has a "loss_floor". A resumed
@@ -57,41 +60,57 @@ def first_run_floor(records):
     return None
 
 
-def plot(run_dir):
+def load(run_dir):
+    """(train, val, floor) of one run; exits with a message when it has nothing to plot."""
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         sys.exit(f"{path} not found; pass the run.dir of a tessera run")
     records = read_records(path)
     train, val = curves(records)
-    floor = first_run_floor(records)
     if not train and not val:
         sys.exit(f"{path} has no train or eval records yet")
+    return train, val, first_run_floor(records)
 
+
+def plot(run_dirs, out):
     figure, axes = plt.subplots(figsize=(8, 5))
-    if train:
-        steps = sorted(train)
-        axes.plot(steps, [train[s] for s in steps], label="train loss", linewidth=1)
-    if val:
-        steps = sorted(val)
-        axes.plot(steps, [val[s] for s in steps], "o", label="val loss", markersize=4)
+    floor = None
+    for run_dir in run_dirs:
+        train, val, run_floor = load(run_dir)
+        floor = floor if floor is not None else run_floor
+        prefix = f"{run_dir.resolve().name} " if len(run_dirs) > 1 else ""
+        if train:
+            steps = sorted(train)
+            axes.plot(steps, [train[s] for s in steps], label=prefix + "train loss", linewidth=1)
+        if val:
+            steps = sorted(val)
+            axes.plot(steps, [val[s] for s in steps], "o", label=prefix + "val loss", markersize=4)
     if floor is not None:
         floor = float(floor)
         axes.axhline(floor, color="gray", linestyle="--", label=f"loss floor {floor:.4f}")
     axes.set_xlabel("step")
     axes.set_ylabel("loss (nats/token)")
-    axes.set_title(run_dir.resolve().name)
+    axes.set_title(" vs ".join(run_dir.resolve().name for run_dir in run_dirs))
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    out = run_dir / "loss.png"
     figure.savefig(out, dpi=120)
     print(f"wrote {out}")
 
 
 def main(argv):
-    if len(argv) != 2:
+    arguments = argv[1:]
+    out = None
+    if "-o" in arguments:
+        at = arguments.index("-o")
+        if at + 1 >= len(arguments):
+            sys.exit("-o needs a file name, e.g. -o loss.png")
+        out = Path(arguments[at + 1])
+        del arguments[at:at + 2]
+    if not arguments:
         sys.exit(__doc__.strip().splitlines()[2])
-    plot(Path(argv[1]))
+    run_dirs = [Path(argument) for argument in arguments]
+    plot(run_dirs, out if out is not None else run_dirs[0] / "loss.png")
 
 
 if __name__ == "__main__":

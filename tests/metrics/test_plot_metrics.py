@@ -1,4 +1,5 @@
-"""scripts/plot_metrics.py: reads a resumed run's metrics.jsonl and writes loss.png."""
+"""scripts/plot_metrics.py: reads a resumed run's metrics.jsonl and writes loss.png; overlays
+two runs into the file named by -o."""
 import json
 import subprocess
 import sys
@@ -36,6 +37,16 @@ def main():
         subprocess.run([sys.executable, str(SCRIPT), str(run_dir)], check=True)
         png = (run_dir / "loss.png").read_bytes()
         assert png.startswith(b"\x89PNG"), "loss.png is not a PNG"
+        other = run_dir / "other"
+        other.mkdir()
+        write_run(other)
+        both = run_dir / "both.png"
+        subprocess.run([sys.executable, str(SCRIPT), str(run_dir), str(other), "-o", str(both)],
+                       check=True)
+        assert both.read_bytes().startswith(b"\x89PNG"), "both.png is not a PNG"
+        missing = subprocess.run([sys.executable, str(SCRIPT), str(run_dir), "-o"],
+                                 capture_output=True, text=True)
+        assert missing.returncode != 0 and "-o needs a file name" in missing.stderr, missing
     print("plot_metrics ok")
 
 
