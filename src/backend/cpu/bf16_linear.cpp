@@ -51,54 +51,24 @@ uint16_t* Bf16Linear::rounded(int slot, const float* values, std::size_t count) 
 
 void Bf16Linear::forward(float* out, const float* in, const float* weight, const float* bias,
                          int rows, int in_features, int out_features) {
-  const auto weight_count = static_cast<std::size_t>(out_features) * in_features;
   const uint16_t* in_bf16 = rounded(0, in, static_cast<std::size_t>(rows) * in_features);
-  const uint16_t* weight_bf16 = rounded(1, weight, weight_count);
-  // out[rows, out] = in[rows, in] @ weight[out, in]^T (+ bias)
-  matmuls_.run({.trans_a = 'N',
-                .trans_b = 'T',
-                .m = rows,
-                .n = out_features,
-                .k = in_features,
-                .lda = in_features,
-                .ldb = in_features,
-                .ldc = out_features,
-                .bf16_operands = true,
-                .with_bias = bias != nullptr},
+  const uint16_t* weight_bf16 =
+      rounded(1, weight, static_cast<std::size_t>(out_features) * in_features);
+  matmuls_.run(linear_gemm_shapes(rows, in_features, out_features, true, bias != nullptr).forward,
                in_bf16, weight_bf16, out, bias);
 }
 
 void Bf16Linear::backward(float* d_in, float* d_weight, const float* d_out, const float* in,
                           const float* weight, int rows, int in_features, int out_features) {
+  const LinearGemmShapes shapes = linear_gemm_shapes(rows, in_features, out_features, true, false);
   const uint16_t* d_out_bf16 = rounded(0, d_out, static_cast<std::size_t>(rows) * out_features);
   if (d_in != nullptr) {
     const uint16_t* weight_bf16 =
         rounded(1, weight, static_cast<std::size_t>(out_features) * in_features);
-    // d_in[rows, in] = d_out[rows, out] @ weight[out, in]
-    matmuls_.run({.trans_a = 'N',
-                  .trans_b = 'N',
-                  .m = rows,
-                  .n = in_features,
-                  .k = out_features,
-                  .lda = out_features,
-                  .ldb = in_features,
-                  .ldc = in_features,
-                  .bf16_operands = true},
-                 d_out_bf16, weight_bf16, d_in);
+    matmuls_.run(shapes.input_gradient, d_out_bf16, weight_bf16, d_in);
   }
   const uint16_t* in_bf16 = rounded(2, in, static_cast<std::size_t>(rows) * in_features);
-  // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
-  matmuls_.run({.trans_a = 'T',
-                .trans_b = 'N',
-                .m = out_features,
-                .n = in_features,
-                .k = rows,
-                .lda = out_features,
-                .ldb = in_features,
-                .ldc = in_features,
-                .beta = 1.0f,
-                .bf16_operands = true},
-               d_out_bf16, in_bf16, d_weight);
+  matmuls_.run(shapes.weight_gradient, d_out_bf16, in_bf16, d_weight);
 }
 
 }  // namespace tessera::cpu

@@ -76,16 +76,9 @@ void CpuBackend::linear_backward(float* d_in, float* d_weight, float* d_bias, co
     add_transposed(d_weight, transposed, in_features, out_features);
   } else {
     // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
-    weight_gradient_matmuls_.run({.trans_a = 'T',
-                                  .trans_b = 'N',
-                                  .m = out_features,
-                                  .n = in_features,
-                                  .k = rows,
-                                  .lda = out_features,
-                                  .ldb = in_features,
-                                  .ldc = in_features,
-                                  .beta = 1.0f},
-                                 d_out, in, d_weight);
+    weight_gradient_matmuls_.run(
+        linear_gemm_shapes(rows, in_features, out_features, false, false).weight_gradient, d_out,
+        in, d_weight);
   }
 }
 

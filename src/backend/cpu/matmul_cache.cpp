@@ -26,6 +26,44 @@ std::string describe(const MatmulShape& s) {
 
 }  // namespace
 
+LinearGemmShapes linear_gemm_shapes(int rows, int in_features, int out_features, bool bf16,
+                                    bool with_bias) {
+  LinearGemmShapes shapes;
+  // out[rows, out] = in[rows, in] @ weight[out, in]^T
+  shapes.forward = {.trans_a = 'N',
+                    .trans_b = 'T',
+                    .m = rows,
+                    .n = out_features,
+                    .k = in_features,
+                    .lda = in_features,
+                    .ldb = in_features,
+                    .ldc = out_features,
+                    .bf16_operands = bf16,
+                    .with_bias = with_bias};
+  // d_in[rows, in] = d_out[rows, out] @ weight[out, in]
+  shapes.input_gradient = {.trans_a = 'N',
+                           .trans_b = 'N',
+                           .m = rows,
+                           .n = in_features,
+                           .k = out_features,
+                           .lda = out_features,
+                           .ldb = in_features,
+                           .ldc = in_features,
+                           .bf16_operands = bf16};
+  // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
+  shapes.weight_gradient = {.trans_a = 'T',
+                            .trans_b = 'N',
+                            .m = out_features,
+                            .n = in_features,
+                            .k = rows,
+                            .lda = out_features,
+                            .ldb = in_features,
+                            .ldc = in_features,
+                            .beta = 1.0f,
+                            .bf16_operands = bf16};
+  return shapes;
+}
+
 struct MatmulCache::Engine {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};

@@ -34,6 +34,15 @@ struct MatmulShape {
   bool operator<(const MatmulShape& other) const { return key() < other.key(); }
 };
 
+/// The three GEMMs of a linear layer out[rows, out] = in[rows, in] weight[out, in]^T (+ bias):
+/// the forward, d_in = d_out weight, and d_weight += d_out^T in (beta 1). bf16 makes the
+/// operands bf16; the forward has a bias when `with_bias`.
+struct LinearGemmShapes {
+  MatmulShape forward, input_gradient, weight_gradient;
+};
+LinearGemmShapes linear_gemm_shapes(int rows, int in_features, int out_features, bool bf16,
+                                    bool with_bias);
+
 class MatmulCache {
  public:
   MatmulCache();
