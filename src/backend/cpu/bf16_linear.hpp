@@ -3,8 +3,9 @@
 // Like PyTorch's autocast and the CUDA backend's bf16 precision: each GEMM rounds its two
 // operands to bf16 (to nearest, ties to even) and accumulates in fp32 through oneDNN's bf16
 // matmul kernels, which use AMX tiles or AVX512-BF16 dot products; outputs, the bias, bias
-// gradients and everything outside the linear layers stay fp32. Attention's GEMMs stay fp32 on
-// the CPU: they are 4 % of a step and would pay a conversion per block.
+// gradients and everything outside the linear layers stay fp32. Attention's per-block GEMMs stay
+// fp32 on the CPU (8 % of an fp32 step, 18 % of a bf16 one): in bf16 they would round Q, K, V and
+// the probabilities block by block, the next gain for this precision.
 #pragma once
 
 #include <array>
