@@ -1,7 +1,9 @@
 #include "conformance_support.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -9,6 +11,7 @@
 #include <random>
 #include <sstream>
 
+#include "backend/cpu/bf16_linear.hpp"
 #include "backend/cuda/cuda_backend.hpp"
 
 namespace tessera::test {
@@ -172,12 +175,12 @@ void expect_match(const PairedBuffer& buffer, Tolerance tolerance, const std::st
 }
 
 std::vector<float> round_to_bf16(std::vector<float> values) {
-  for (float& value : values) {
-    uint32_t bits = 0;
-    std::memcpy(&bits, &value, sizeof(bits));
-    bits += 0x7fffu + ((bits >> 16) & 1u);  // ties to even; the inputs here are finite
-    bits &= 0xffff0000u;
-    std::memcpy(&value, &bits, sizeof(bits));
+  // The CPU backend's rounding, which tests/backend/test_linear_bf16.cpp checks against an
+  // independent one; the CUDA cast rounds the same way (to nearest, ties to even).
+  std::vector<uint16_t> bits(values.size());
+  cpu::round_to_bf16(bits.data(), values.data(), values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    values[i] = std::bit_cast<float>(static_cast<uint32_t>(bits[i]) << 16);
   }
   return values;
 }
