@@ -169,6 +169,7 @@ int main(int argc, char** argv) {
   tessera::Config config;
   try {
     config = tessera::load_config(config_path, overrides);
+    tessera::check_layout(config, mpi.size());  // every rank rejects the same layout
   } catch (const tessera::UsageError& error) {
     if (mpi.rank() == 0) std::fprintf(stderr, "bench_train_step: %s\n", error.what());
     return 2;
