@@ -15,7 +15,8 @@ PEER_VARIANTS (--tune-peer measures them all first).
 Prints, per repetition and as medians: tokens/s of both, their ratio, model GFLOP/s
 (6 N + attention per token, PaLM's count) and the fraction of the sgemm peak of tessera's GEMM
 library (dnnl_sgemm 2048^3, measured inside each tessera run); the per-kernel breakdown of a
-tessera step; and, with --scaling, tessera at 1 thread, 2 threads and 2 MPI ranks x 1 thread.
+tessera step; the ceiling that step's linear-layer GEMMs set (its tok/s were all other work
+free); and, with --scaling, tessera at 1 thread, 2 threads and 2 MPI ranks x 1 thread.
 
 tessera runs as one data-parallel rank per core with one thread each (--layout ranks, the
 default: fastest here over whole runs, and the least disturbed by other work) or as one rank
@@ -219,6 +220,20 @@ def print_breakdown(result: dict) -> None:
     print(f"  {'(outside kernels)':34s} {1e3 * outside:8.2f} {100 * outside / step:6.1f}%")
 
 
+def print_ceiling(result: dict, peer_tokens_per_s: float) -> None:
+    """The most any work outside the linear layers' GEMMs could still give: their time alone.
+
+    The linear layers run at the GEMM library's rate for their shapes (bench_step_gemms); a step
+    with attention, norms, the loss, AdamW and everything else taking no time at all would run
+    at BATCH * SEQ tokens per that time. Beyond it only a faster GEMM helps."""
+    linear = sum(seconds for name, seconds, _ in result["breakdown"] if name.startswith("linear_"))
+    ceiling = BATCH * SEQ / linear
+    print(f"\nceiling  the linear layers' GEMMs alone take {1e3 * linear:.0f} of "
+          f"{1e3 * result['breakdown_step_s']:.0f} ms per profiled step; with all else free, "
+          f"tessera would reach {ceiling:.0f} tok/s = {ceiling / peer_tokens_per_s:.2f}x the "
+          f"peer's median")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default="build/perf")
@@ -277,8 +292,10 @@ def main() -> int:
     print(f"tessera  {100 * statistics.median(fractions):.1f}% of the dnnl_sgemm peak "
           f"(median {statistics.median(peaks):.1f} GFLOP/s, best {max(peaks):.1f}); "
           f"PyTorch {100 * median_theirs * flops / 1e9 / statistics.median(peaks):.1f}%")
-    print_breakdown(tessera(args.build, args.steps, args.threads, breakdown=True, wait_policy=wait,
-                            precision=args.precision))
+    profiled = tessera(args.build, args.steps, args.threads, breakdown=True, wait_policy=wait,
+                       precision=args.precision)
+    print_breakdown(profiled)
+    print_ceiling(profiled, median_theirs)
     if args.scaling:
         print("\nscaling of the same step (tessera, alternating, median tok/s):")
         layouts = [("1 rank x 1 thread", 1, 1, ""),

@@ -7,6 +7,8 @@
 #include <iostream>
 #include <string>
 
+#include "parallel/mpi_session.hpp"
+
 namespace {
 
 /// Prints one line per failed assertion, naming the rank; silent otherwise.
@@ -35,12 +37,10 @@ class FailurePrinter : public testing::EmptyTestEventListener {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
+  const tessera::MpiSession mpi(argc, argv);  // MPI set up as tessera's own programs set it up
   testing::InitGoogleTest(&argc, argv);
-  int rank = 0;
-  int size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const int rank = mpi.rank();
+  const int size = mpi.size();
   if (rank != 0) {
     testing::TestEventListeners& listeners = testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());
@@ -54,6 +54,5 @@ int main(int argc, char** argv) {
               << (failed_ranks == 0 ? size : failed_ranks) << " of " << size << " ranks "
               << (failed_ranks == 0 ? "passed" : "had failures") << std::endl;
   }
-  MPI_Finalize();
   return failed_ranks == 0 ? 0 : 1;
 }

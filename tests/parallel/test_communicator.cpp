@@ -5,6 +5,8 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "parallel/mpi_communicator.hpp"
@@ -127,6 +129,31 @@ TEST(MpiCommunicator, NonBlockingCollectivesCompleteInAnyWaitOrder) {
     EXPECT_EQ(gathered[2 * r], static_cast<float>(r));
     EXPECT_EQ(gathered[2 * r + 1], 7.0f);
   }
+}
+
+/// Open MPI's setting for the nonblocking allreduce, read back through the MPI tool interface;
+/// -1 where the library has no such variable.
+int open_mpi_nonblocking_allreduce_algorithm() {
+  int provided = 0;
+  if (MPI_T_init_thread(MPI_THREAD_SINGLE, &provided) != MPI_SUCCESS) return -1;
+  int index = 0, value = -1, count = 0;
+  if (MPI_T_cvar_get_index("coll_libnbc_iallreduce_algorithm", &index) == MPI_SUCCESS) {
+    MPI_T_cvar_handle handle;
+    MPI_T_cvar_handle_alloc(index, nullptr, &handle, &count);
+    MPI_T_cvar_read(handle, &value);
+    MPI_T_cvar_handle_free(&handle);
+  }
+  MPI_T_finalize();
+  return value;
+}
+
+// MpiSession (which this binary's main starts MPI through) asks Open MPI for Rabenseifner's
+// allreduce on the gradient buckets; the default would reduce them in place over a binomial tree.
+TEST(MpiSession, NonBlockingAllreduceIsBandwidthOptimalUnlessTheUserChoseOne) {
+  const int algorithm = open_mpi_nonblocking_allreduce_algorithm();
+  if (algorithm < 0) GTEST_SKIP() << "not Open MPI: its libnbc variable does not exist";
+  const char* expected = std::getenv("EXPECTED_IALLREDUCE_ALGORITHM");
+  EXPECT_EQ(algorithm, expected != nullptr ? std::stoi(expected) : 3);
 }
 
 TEST(MpiCommunicator, RequestsAreMovableAndDefaultComplete) {
