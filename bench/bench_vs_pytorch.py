@@ -12,7 +12,8 @@ The peer gets its best settings on this machine: torch.set_num_threads(cores),
 OPENBLAS_CORETYPE=SKYLAKEX so OpenBLAS takes its AVX-512 kernels, and the fastest of the
 PEER_VARIANTS (--tune-peer measures them all first).
 
-Prints, per repetition and as medians: tokens/s of both, their ratio, model GFLOP/s
+Prints, per repetition and as medians: tokens/s of both, their ratio (with a bootstrap interval
+of the median of the per-repetition ratios), model GFLOP/s
 (6 N + attention per token, PaLM's count) and the fraction of the sgemm peak of tessera's GEMM
 library (dnnl_sgemm 2048^3, measured inside each tessera run); the per-kernel breakdown of a
 tessera step; the ceiling that step's linear-layer GEMMs set (its tok/s were all other work
@@ -41,6 +42,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -208,6 +210,17 @@ def tune_peer(steps: int, threads: int, reps: int) -> str:
     return best
 
 
+def bootstrap_interval(values: list[float], level: float = 0.9,
+                       resamples: int = 4000) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median of `values` (a fixed seed: the same numbers
+    give the same interval). On a noisy host it says how far the median itself may be off."""
+    rng = random.Random(12345)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values)))
+                     for _ in range(resamples))
+    tail = (1.0 - level) / 2.0
+    return medians[int(tail * resamples)], medians[int((1.0 - tail) * resamples) - 1]
+
+
 def print_breakdown(result: dict) -> None:
     step = result["breakdown_step_s"]
     print(f"\nper-kernel time of one tessera step (profiled, {1e3 * step:.0f} ms wall per step)")
@@ -287,8 +300,10 @@ def main() -> int:
           f"   PyTorch {other['torch']} {median_theirs:.0f} tok/s "
           f"({median_theirs * flops / 1e9:.1f} GFLOP/s, {other['threads']} threads, '{variant}', "
           f"OpenBLAS mm 2048^3 {other['mm_peak_gflops']:.0f} GFLOP/s)")
+    ratios = [o / t for o, t in zip(ours, theirs)]
+    low, high = bootstrap_interval(ratios)
     print(f"ratio    {median_ours / median_theirs:.2f} (median of ratios "
-          f"{statistics.median(o / t for o, t in zip(ours, theirs)):.2f})")
+          f"{statistics.median(ratios):.2f}, 90 % bootstrap interval {low:.2f}-{high:.2f})")
     print(f"tessera  {100 * statistics.median(fractions):.1f}% of the dnnl_sgemm peak "
           f"(median {statistics.median(peaks):.1f} GFLOP/s, best {max(peaks):.1f}); "
           f"PyTorch {100 * median_theirs * flops / 1e9 / statistics.median(peaks):.1f}%")
