@@ -1,5 +1,7 @@
 // Rotary embedding and causal attention: forward vs. the double reference, backward vs. finite
 // differences (rotary_backward must be the transpose, hence the inverse, of rotary_forward).
+#include <omp.h>
+
 #include "core/error.hpp"
 #include "kernel_test_support.hpp"
 
@@ -149,6 +151,51 @@ TEST_P(AttentionTest, ForwardMatchesReferenceAcrossBlocks) {
 
 TEST_P(AttentionTest, BackwardMatchesFiniteDifferencesAcrossBlocks) {
   check_backward(backend(), AttentionShape{1, 70, 1, 4}, 69, kGradient);
+}
+
+// head_dim 64 and 128, the GPT-2 and OpenLM head sizes, across query blocks and with sequences
+// shorter than one; both ways the CPU backend schedules heads: one per thread (single-threaded
+// GEMMs), and one after the other with the GEMMs on every thread.
+class ScopedThreads {
+ public:
+  explicit ScopedThreads(int threads) : saved_(omp_get_max_threads()) {
+    omp_set_num_threads(threads);
+  }
+  ~ScopedThreads() { omp_set_num_threads(saved_); }
+  ScopedThreads(const ScopedThreads&) = delete;
+  ScopedThreads& operator=(const ScopedThreads&) = delete;
+
+ private:
+  int saved_;
+};
+
+const AttentionShape kHeadSizedShapes[] = {{2, 150, 2, 64}, {1, 5, 3, 64}, {2, 70, 1, 128}};
+// Scores are dot products of 64 or 128 terms of inputs in [-2, 2].
+constexpr Tolerance kHeadSizedForward{2e-5, 64.0};
+constexpr Tolerance kHeadSizedGradient{1e-4, 64.0};
+
+TEST_P(AttentionTest, HeadSizedForwardMatchesReferenceOneThreadPerHead) {
+  const ScopedThreads one(1);  // as many heads as threads: each thread takes whole heads
+  for (const AttentionShape& s : kHeadSizedShapes) {
+    SCOPED_TRACE(describe(s));
+    check_forward(backend(), s, 70, kHeadSizedForward);
+  }
+}
+
+TEST_P(AttentionTest, HeadSizedForwardMatchesReferenceWithThreadsToSpare) {
+  const ScopedThreads two(2);  // one head, two threads: the GEMMs get both
+  check_forward(backend(), AttentionShape{1, 50, 1, 64}, 71, kHeadSizedForward);
+}
+
+TEST_P(AttentionTest, HeadSizedBackwardMatchesFiniteDifferencesOneThreadPerHead) {
+  const ScopedThreads one(1);
+  check_backward(backend(), AttentionShape{1, 29, 2, 64}, 72, kHeadSizedGradient);
+  check_backward(backend(), AttentionShape{1, 7, 1, 128}, 73, kHeadSizedGradient);
+}
+
+TEST_P(AttentionTest, HeadSizedBackwardMatchesFiniteDifferencesWithThreadsToSpare) {
+  const ScopedThreads two(2);
+  check_backward(backend(), AttentionShape{1, 29, 1, 64}, 74, kHeadSizedGradient);
 }
 
 }  // namespace
