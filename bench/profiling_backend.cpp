@@ -128,6 +128,13 @@ void ProfilingBackend::linear_backward(float* d_in, float* d_weight, float* d_bi
                           out_features);
 }
 
+void ProfilingBackend::linear_gelu_forward(float* pre, float* act, const float* in,
+                                           const float* weight, const float* bias, int rows,
+                                           int in_features, int out_features) {
+  Scope scope(*this, linear_name("gelu_forward", in_features, out_features));
+  inner_->linear_gelu_forward(pre, act, in, weight, bias, rows, in_features, out_features);
+}
+
 void ProfilingBackend::gelu_forward(float* out, const float* in, std::size_t count) {
   Scope scope(*this, "gelu_forward");
   inner_->gelu_forward(out, in, count);

@@ -65,6 +65,8 @@ class ProfilingBackend final : public Backend {
                        const float* in, const float* weight, int rows, int in_features,
                        int out_features) override;
 
+  void linear_gelu_forward(float* pre, float* act, const float* in, const float* weight,
+                           const float* bias, int rows, int in_features, int out_features) override;
   void gelu_forward(float* out, const float* in, std::size_t count) override;
   void gelu_backward(float* d_in, const float* d_out, const float* in, std::size_t count) override;
   void swiglu_forward(float* out, const float* gate, const float* up, std::size_t count) override;

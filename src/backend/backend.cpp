@@ -22,6 +22,12 @@ void Backend::copy_device(float* dst, const float* src, std::size_t count) {
   copy_from_host(dst, host.data(), count);
 }
 
+void Backend::linear_gelu_forward(float* pre, float* act, const float* in, const float* weight,
+                                  const float* bias, int rows, int in_features, int out_features) {
+  linear_forward(pre, in, weight, bias, rows, in_features, out_features);
+  gelu_forward(act, pre, static_cast<std::size_t>(rows) * static_cast<std::size_t>(out_features));
+}
+
 std::size_t Backend::attention_state_count(const AttentionShape& shape) const {
   return static_cast<std::size_t>(shape.batch) * static_cast<std::size_t>(shape.n_heads) *
          static_cast<std::size_t>(shape.seq) * static_cast<std::size_t>(shape.seq);

@@ -95,6 +95,12 @@ class Backend {
   virtual void linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
                                const float* in, const float* weight, int rows, int in_features,
                                int out_features) = 0;
+  /// The MLP's first layer and its activation: pre = in @ weight^T + bias (bias may be null) and
+  /// act = gelu(pre), both [rows, out_features] and both kept (gelu_backward reads pre). The
+  /// default is linear_forward then gelu_forward; a backend may add the bias in the GELU pass
+  /// (the CPU backend) or fuse both into the GEMM's epilogue.
+  virtual void linear_gelu_forward(float* pre, float* act, const float* in, const float* weight,
+                                   const float* bias, int rows, int in_features, int out_features);
 
   // ---- activations ---------------------------------------------------------------------------
   /// GELU with the tanh approximation (GPT-2's): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).

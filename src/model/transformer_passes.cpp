@@ -162,14 +162,16 @@ void Transformer::block_forward(int layer, MicrobatchActivations& acts, float* o
   norm_forward(mlp_norm_block, a.mlp_norm_mean, a.mlp_norm_rstd, a.mid, lp.mlp_norm_gain, local);
   gather_rows(mlp_norm_block, a.mlp_norm_out, rows);  // f
   const std::size_t hidden = static_cast<std::size_t>(rows) * ffn;
-  backend_.linear_forward(a.mlp_hidden, a.mlp_norm_out, parameters_.value(lp.fc_weight),
-                          bias_or_null(lp.fc_bias), rows, d, ffn);
   if (config_.swiglu()) {
+    backend_.linear_forward(a.mlp_hidden, a.mlp_norm_out, parameters_.value(lp.fc_weight),
+                            bias_or_null(lp.fc_bias), rows, d, ffn);
     backend_.linear_forward(a.mlp_up, a.mlp_norm_out, parameters_.value(lp.up_weight), nullptr,
                             rows, d, ffn);
     backend_.swiglu_forward(a.mlp_act, a.mlp_hidden, a.mlp_up, hidden);
   } else {
-    backend_.gelu_forward(a.mlp_act, a.mlp_hidden, hidden);
+    backend_.linear_gelu_forward(a.mlp_hidden, a.mlp_act, a.mlp_norm_out,
+                                 parameters_.value(lp.fc_weight), bias_or_null(lp.fc_bias), rows, d,
+                                 ffn);
   }
   float* mlp_partial = row_parallel_output(out);
   backend_.linear_forward(mlp_partial, a.mlp_act, parameters_.value(lp.proj_weight),

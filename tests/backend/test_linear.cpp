@@ -56,6 +56,31 @@ TEST_P(LinearTest, ForwardMatchesReference) {
   }
 }
 
+// The MLP's first layer with its GELU: pre must be the linear layer's output (gelu_backward reads
+// it) and act its GELU, with and without a bias; the last shape crosses the parallel threshold.
+TEST_P(LinearTest, LinearGeluForwardKeepsThePreActivationAndAppliesGelu) {
+  std::vector<LinearShape> shapes(std::begin(kShapes), std::end(kShapes));
+  shapes.push_back({300, 16, 160});
+  for (const LinearShape& s : shapes) {
+    SCOPED_TRACE(describe(s));
+    const LinearInputs x = make_inputs(s);
+    DeviceBuffer in(backend(), x.in), weight(backend(), x.weight), bias(backend(), x.bias);
+    DeviceBuffer pre(backend(), constant_floats(x.d_out.size(), kGarbage));
+    DeviceBuffer act(backend(), constant_floats(x.d_out.size(), kGarbage));
+    for (const bool with_bias : {true, false}) {
+      backend().linear_gelu_forward(pre.get(), act.get(), in.get(), weight.get(),
+                                    with_bias ? bias.get() : nullptr, s.rows, s.in_features,
+                                    s.out_features);
+      const Vector expected_pre = reference::linear(to_double(x.in), to_double(x.weight),
+                                                    with_bias ? to_double(x.bias) : Vector{},
+                                                    s.rows, s.in_features, s.out_features);
+      expect_close(pre.to_host(), expected_pre, kTolerance, "linear_gelu_forward pre");
+      expect_close(act.to_host(), reference::gelu(expected_pre), kTolerance,
+                   "linear_gelu_forward act");
+    }
+  }
+}
+
 TEST_P(LinearTest, BackwardMatchesFiniteDifferences) {
   for (const LinearShape& s : kShapes) {
     SCOPED_TRACE(describe(s));
