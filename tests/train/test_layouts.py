@@ -46,6 +46,11 @@ CASES = {
         (2, 2, 2, ["parallel.zero=1"]),
         (8, 1, 1, ["parallel.zero=1"]),
     ]),
+    # dp not a power of two: the gradient all-reduce (Rabenseifner's, parallel/mpi_session.cpp)
+    # and ZeRO's reduce-scatter first fold the ranks beyond the largest power of two in.
+    "uneven_dp": ("gpt2", ["train.global_batch=12"], [
+        (3, 1, 1, []), (3, 2, 1, []), (6, 1, 1, ["parallel.zero=1"]),
+    ]),
     # Megatron sequence parallelism: norm regions split by rows over tp.
     "sequence_parallel": ("gpt2", ["parallel.sequence_parallel=true"], [
         (1, 2, 1, []), (2, 2, 1, []), (1, 2, 2, []), (1, 4, 2, []), (2, 2, 2, ["parallel.zero=1"]),
