@@ -12,8 +12,9 @@ namespace {
 /// all the additions, and the sum travels back, log2(p) times over. Rabenseifner's
 /// reduce-scatter + allgather moves each byte twice whatever p and shares the additions (ring
 /// where a bucket is shorter than the power of two below p). On 2 ranks of one node the 56 MB
-/// of bench-cpu's gradients took 37-43 ms the first way and 20-22 ms the second. A choice the
-/// user made (the variable, or mpirun --mca) stands; other MPI libraries ignore the variable.
+/// of bench-cpu's gradients took 46-71 ms the first way and 23-29 ms the second (alternating). A
+/// choice the user made (the variable, or mpirun --mca) stands; other MPI libraries ignore the
+/// variable.
 void prefer_bandwidth_optimal_nonblocking_allreduce() {
   setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", /*overwrite=*/0);
 }
