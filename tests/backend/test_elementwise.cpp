@@ -26,11 +26,16 @@ TEST_P(ElementwiseTest, AllocateIsZeroedAndAligned) {
 }
 
 TEST_P(ElementwiseTest, CopyRoundTripAndFillZero) {
-  const std::vector<float> host = random_floats(77, 1);
-  DeviceBuffer buffer(backend(), host);
-  EXPECT_EQ(buffer.to_host(), host);
-  backend().fill_zero(buffer.get(), host.size());
-  EXPECT_EQ(buffer.to_host(), constant_floats(host.size(), 0.0f));
+  // The second size is split over threads in chunks, with a partial last chunk.
+  for (std::size_t count : {std::size_t{77}, std::size_t{3 << 18} + 5}) {
+    const std::vector<float> host = random_floats(count, 1);
+    DeviceBuffer buffer(backend(), host);
+    EXPECT_EQ(buffer.to_host(), host);
+    backend().fill_zero(buffer.get(), count - 1);
+    std::vector<float> expected = constant_floats(count, 0.0f);
+    expected.back() = host.back();  // past the count: untouched
+    EXPECT_EQ(buffer.to_host(), expected);
+  }
 }
 
 TEST_P(ElementwiseTest, AddMatchesReferenceAndOverwrites) {

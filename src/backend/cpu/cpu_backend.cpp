@@ -4,6 +4,7 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -91,7 +92,15 @@ void CpuBackend::copy_tokens_from_host(int32_t* device, const int32_t* host, std
 }
 
 void CpuBackend::fill_zero(float* buffer, std::size_t count) {
-  if (count > 0) std::memset(buffer, 0, count * sizeof(float));
+  // In chunks over the threads: one thread's stores reach about half of what two do here
+  // (zeroing bench-cpu's 56 MB of gradients: 6.2 ms on one thread, 3.4 on two).
+  constexpr std::size_t kChunk = std::size_t{1} << 18;  // 1 MiB of floats
+  const std::size_t chunks = (count + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (count >= kParallelThreshold)
+  for (std::size_t chunk = 0; chunk < chunks; ++chunk) {
+    const std::size_t begin = chunk * kChunk;
+    std::memset(buffer + begin, 0, std::min(kChunk, count - begin) * sizeof(float));
+  }
 }
 
 void CpuBackend::copy_device(float* dst, const float* src, std::size_t count) {
