@@ -1,6 +1,6 @@
 // Where the CPU backend puts its buffers: every one zeroed and cache-line aligned, and those of a
 // 2 MiB page or more on a page boundary with transparent huge pages asked for (Debian's default
-// THP mode gives them only to memory that asks; the step's GEMMs lose 2 % without them).
+// THP mode gives them only to memory that asks; see src/backend/cpu/host_memory.hpp).
 #include <gtest/gtest.h>
 
 #include <cstdint>

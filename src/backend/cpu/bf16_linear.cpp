@@ -43,10 +43,9 @@ Bf16Linear::Bf16Linear() {
 }
 
 uint16_t* Bf16Linear::rounded(int slot, const float* values, std::size_t count) {
-  std::vector<uint16_t>& buffer = staging_[static_cast<std::size_t>(slot)];
-  if (buffer.size() < count) buffer.resize(count);
-  round_to_bf16(buffer.data(), values, count);
-  return buffer.data();
+  uint16_t* buffer = staging_[static_cast<std::size_t>(slot)].reserve(count);
+  round_to_bf16(buffer, values, count);
+  return buffer;
 }
 
 void Bf16Linear::forward(float* out, const float* in, const float* weight, const float* bias,

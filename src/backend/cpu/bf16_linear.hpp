@@ -11,8 +11,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
+#include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
 
 namespace tessera::cpu {
@@ -42,7 +42,7 @@ class Bf16Linear {
   uint16_t* rounded(int slot, const float* values, std::size_t count);
 
   MatmulCache matmuls_;
-  std::array<std::vector<uint16_t>, 3> staging_;
+  std::array<HostArray<uint16_t>, 3> staging_;
 };
 
 }  // namespace tessera::cpu

@@ -2,42 +2,17 @@
 #include "backend/cpu/cpu_backend.hpp"
 
 #include <oneapi/dnnl/dnnl.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <new>
 #include <string>
 
+#include "backend/cpu/host_memory.hpp"
 #include "core/error.hpp"
 
 namespace tessera::cpu {
 namespace {
-
-constexpr std::size_t kAlignment = 64;  // one cache line; enough for AVX-512 loads
-
-/// Buffers of at least one 2 MiB page start on a page boundary and ask the kernel for
-/// transparent huge pages. Debian's default THP mode is "madvise", so without asking every
-/// activation, weight and gradient sits on 4 KiB pages, and in a virtual machine each TLB miss
-/// costs a two-level page walk: the step's GEMMs ran 2 % slower on 4 KiB pages (bench-cpu's
-/// shapes, alternating, both thread counts). Only a hint: where THP is off, nothing changes.
-constexpr std::size_t kHugePage = std::size_t{2} << 20;
-
-/// Zeroed block of `bytes` bytes (at least one cache line, so count 0 works), 64-byte aligned,
-/// or on huge pages from 2 MiB up.
-void* allocate_zeroed(std::size_t bytes) {
-  const std::size_t alignment = bytes >= kHugePage ? kHugePage : kAlignment;
-  const std::size_t rounded = (bytes + alignment - 1) / alignment * alignment;
-  const std::size_t size = rounded == 0 ? alignment : rounded;
-  void* block = std::aligned_alloc(alignment, size);
-  if (block == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-  if (alignment == kHugePage) madvise(block, size, MADV_HUGEPAGE);  // before the first touch
-#endif
-  std::memset(block, 0, size);
-  return block;
-}
 
 /// Only built when a call failed (TESSERA_CHECK evaluates its detail lazily).
 std::string describe_sgemm_failure(char trans_a, char trans_b, int m, int n, int k,
@@ -65,16 +40,16 @@ CpuBackend::CpuBackend(GemmPrecision precision) {
   if (precision == GemmPrecision::bf16) bf16_linear_ = std::make_unique<Bf16Linear>();
 }
 
-CpuBackend::~CpuBackend() { std::free(scratch_); }
+CpuBackend::~CpuBackend() = default;
 
 float* CpuBackend::allocate(std::size_t count) {
-  return static_cast<float*>(allocate_zeroed(count * sizeof(float)));
+  return static_cast<float*>(allocate_host(count * sizeof(float)));
 }
 
 void CpuBackend::release(float* buffer) { std::free(buffer); }
 
 int32_t* CpuBackend::allocate_tokens(std::size_t count) {
-  return static_cast<int32_t*>(allocate_zeroed(count * sizeof(int32_t)));
+  return static_cast<int32_t*>(allocate_host(count * sizeof(int32_t)));
 }
 
 void CpuBackend::release_tokens(int32_t* buffer) { std::free(buffer); }
@@ -107,16 +82,7 @@ void CpuBackend::copy_device(float* dst, const float* src, std::size_t count) {
   if (count > 0) std::memcpy(dst, src, count * sizeof(float));
 }
 
-float* CpuBackend::scratch(std::size_t count) {
-  if (count > scratch_count_) {
-    std::free(scratch_);
-    scratch_ = nullptr;  // stays consistent if the allocation below throws
-    scratch_count_ = 0;
-    scratch_ = allocate(count);
-    scratch_count_ = count;
-  }
-  return scratch_;
-}
+float* CpuBackend::scratch(std::size_t count) { return scratch_.reserve(count); }
 
 }  // namespace tessera::cpu
 

@@ -14,6 +14,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/cpu/bf16_linear.hpp"
+#include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
 
 namespace tessera::cpu {
@@ -120,8 +121,7 @@ class CpuBackend final : public Backend {
   /// Fills scratch with cos and sin of every (position, pair) angle: [seq, head_dim/2] each.
   const float* rotary_table(const AttentionShape& shape, float base);
 
-  float* scratch_ = nullptr;
-  std::size_t scratch_count_ = 0;
+  HostArray<float> scratch_;
   MatmulCache weight_gradient_matmuls_;
   std::unique_ptr<Bf16Linear> bf16_linear_;  ///< set in bf16 precision: the linear layers' GEMMs
 };
