@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
 #include "backend/cpu/transposed_weight_gradient.hpp"
 #include "core/error.hpp"
@@ -41,6 +42,19 @@ double best_seconds(int reps, const std::function<void()>& call) {
   }
   return best;
 }
+
+/// `count` floats set to `value` on the CPU backend's host memory.
+class HostBuffer {
+ public:
+  explicit HostBuffer(std::size_t count, float value = 0.0f) : data_(memory_.reserve(count)) {
+    std::fill_n(data_, count, value);
+  }
+  float* data() { return data_; }
+
+ private:
+  tessera::cpu::HostArray<float> memory_;
+  float* data_;
+};
 
 struct Layer {
   std::string name;
@@ -122,7 +136,7 @@ int main(int argc, char** argv) {
                                      {"mlp down", model.ffn_hidden, d, model.n_layers},
                                      {"vocabulary head", d, model.vocab_size, 1}};
 
-  std::vector<float> peak_a(2048 * 2048, 0.5f), peak_b(peak_a.size(), 0.25f), peak_c(peak_a.size());
+  HostBuffer peak_a(2048 * 2048, 0.5f), peak_b(2048 * 2048, 0.25f), peak_c(2048 * 2048);
   // Measured before and after the shapes, the better of the two kept: on a busy machine one
   // unlucky moment must not make the shapes look faster than the peak.
   const auto measure_peak = [&] {
@@ -145,9 +159,10 @@ int main(int argc, char** argv) {
   for (const Layer& layer : layers) {
     const std::size_t in_count = static_cast<std::size_t>(rows) * layer.in;
     const std::size_t out_count = static_cast<std::size_t>(rows) * layer.out;
-    std::vector<float> x(in_count, 0.02f), y(out_count), dy(out_count, 0.01f), dx(in_count);
-    std::vector<float> w(static_cast<std::size_t>(layer.out) * layer.in, 0.1f), dw(w.size());
-    std::vector<float> dw_transposed(w.size());
+    // On the backend's own (huge-page) memory, so that the rates are the ones a step sees.
+    const std::size_t weight_count = static_cast<std::size_t>(layer.out) * layer.in;
+    HostBuffer x(in_count, 0.02f), y(out_count), dy(out_count, 0.01f), dx(in_count);
+    HostBuffer w(weight_count, 0.1f), dw(weight_count), dw_transposed(weight_count);
     const int m = rows, in = layer.in, out = layer.out;
     enum class Path { sgemm, matmul, transposed };
     struct Gemm {
