@@ -1,13 +1,11 @@
 // The linear layers' GEMMs of one training step of a config, shape by shape, through both oneDNN
-// paths (dnnl_sgemm and the matmul primitive), and each weight gradient also as its transpose
-// (dnnl_sgemm, then added transposed), next to the 2048^3 sgemm peak of the same run.
+// paths (dnnl_sgemm and the matmul primitive), next to the 2048^3 sgemm peak of the same run.
 //
-// It shows why the CPU backend computes the weight gradients through matmul, or transposed for a
-// layer much wider than its input, and the rest through dnnl_sgemm
-// (src/backend/cpu/matmul_cache.hpp, transposed_weight_gradient.hpp), and it gives the ceiling the
-// step cannot pass: the time of these GEMMs alone at the rates the library reaches on these shapes.
-// Dividing the step's model FLOPs by that time bounds the fraction of peak any implementation on
-// top of this library can reach.
+// It shows why the CPU backend computes the weight gradients through matmul and the rest through
+// dnnl_sgemm (src/backend/cpu/matmul_cache.hpp), and it gives the ceiling the step cannot pass: the
+// time of these GEMMs alone at the rates the library reaches on these shapes. Dividing the step's
+// model FLOPs by that time bounds the fraction of peak any implementation on top of this library
+// can reach.
 //
 // Usage: bench_step_gemms [CONFIG.toml] [--rows N] [--reps N] [--set key=value ...]
 //   --rows: rows of one microbatch on one rank (default train.micro_batch * model.seq_len).
@@ -24,7 +22,6 @@
 
 #include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
-#include "backend/cpu/transposed_weight_gradient.hpp"
 #include "core/error.hpp"
 #include "io/config/config.hpp"
 
@@ -63,7 +60,6 @@ struct Layer {
 
 struct Rates {
   double sgemm = 0.0, matmul = 0.0;  ///< seconds of one call
-  double transposed = 0.0;           ///< weight gradients only: the transposed path
 };
 
 /// One GEMM of a linear layer: forward (NT), input gradient (NN) or weight gradient (TN).
@@ -84,16 +80,6 @@ Rates measure(char trans_a, char trans_b, int m, int n, int k, const float* a, i
   rates.sgemm = sgemm;
   rates.matmul = matmul;
   return rates;
-}
-
-/// The transposed path of a weight gradient d_w[out, in] += dy[m, out]^T x[m, in]: dnnl_sgemm of
-/// x^T dy into `scratch` [in, out], then added transposed into d_w.
-double measure_transposed(int m, int in, int out, const float* dy, const float* x, float* d_w,
-                          float* scratch, int reps) {
-  return best_seconds(reps, [&] {
-    dnnl_sgemm('T', 'N', in, out, m, 1.0f, x, in, dy, out, 0.0f, scratch, out);
-    tessera::cpu::add_transposed(d_w, scratch, in, out);
-  });
 }
 
 }  // namespace
@@ -152,8 +138,8 @@ int main(int argc, char** argv) {
 
   std::printf("config %s, %d rows per microbatch, best of %d alternating calls\n",
               config_path.c_str(), rows, reps);
-  std::printf("%-16s %-6s %5s %6s %6s  %9s %9s %10s  %s\n", "layer", "gemm", "calls", "in", "out",
-              "sgemm", "matmul", "transposed", "(GFLOP/s)");
+  std::printf("%-16s %-6s %5s %6s %6s  %9s %9s  %s\n", "layer", "gemm", "calls", "in", "out",
+              "sgemm", "matmul", "(GFLOP/s)");
   tessera::cpu::MatmulCache matmuls;
   double used_seconds = 0.0, best_path_seconds = 0.0, flops = 0.0;
   for (const Layer& layer : layers) {
@@ -162,16 +148,14 @@ int main(int argc, char** argv) {
     // On the backend's own (huge-page) memory, so that the rates are the ones a step sees.
     const std::size_t weight_count = static_cast<std::size_t>(layer.out) * layer.in;
     HostBuffer x(in_count, 0.02f), y(out_count), dy(out_count, 0.01f), dx(in_count);
-    HostBuffer w(weight_count, 0.1f), dw(weight_count), dw_transposed(weight_count);
+    HostBuffer w(weight_count, 0.1f), dw(weight_count);
     const int m = rows, in = layer.in, out = layer.out;
-    enum class Path { sgemm, matmul, transposed };
+    enum class Path { sgemm, matmul };
     struct Gemm {
       const char* name;
       Rates rates;
       Path used;  // what the CPU backend does (linear.cpp)
     };
-    const Path wgrad_path =
-        tessera::cpu::weight_gradient_goes_transposed(in, out) ? Path::transposed : Path::matmul;
     Gemm gemms[] = {{"fwd",
                      measure('N', 'T', m, out, in, x.data(), in, w.data(), in, 0.0f, y.data(), out,
                              matmuls, reps),
@@ -183,25 +167,16 @@ int main(int argc, char** argv) {
                     {"wgrad",
                      measure('T', 'N', out, in, m, dy.data(), out, x.data(), in, 1.0f, dw.data(),
                              in, matmuls, reps),
-                     wgrad_path}};
-    gemms[2].rates.transposed =
-        measure_transposed(m, in, out, dy.data(), x.data(), dw.data(), dw_transposed.data(), reps);
+                     Path::matmul}};
     const double gemm_flops = 2.0 * m * in * out;
     for (const Gemm& gemm : gemms) {
       const Rates& r = gemm.rates;
-      const double used = gemm.used == Path::sgemm    ? r.sgemm
-                          : gemm.used == Path::matmul ? r.matmul
-                                                      : r.transposed;
-      double best = std::min(r.sgemm, r.matmul);
-      if (r.transposed > 0.0) best = std::min(best, r.transposed);
-      char transposed[16] = "";
-      if (r.transposed > 0.0) {
-        std::snprintf(transposed, sizeof transposed, "%.1f", gemm_flops / r.transposed / 1e9);
-      }
-      static constexpr const char* kPathNames[] = {"sgemm", "matmul", "transposed"};
-      std::printf("%-16s %-6s %5d %6d %6d  %9.1f %9.1f %10s  tessera: %s\n", layer.name.c_str(),
+      const double used = gemm.used == Path::sgemm ? r.sgemm : r.matmul;
+      const double best = std::min(r.sgemm, r.matmul);
+      static constexpr const char* kPathNames[] = {"sgemm", "matmul"};
+      std::printf("%-16s %-6s %5d %6d %6d  %9.1f %9.1f  tessera: %s\n", layer.name.c_str(),
                   gemm.name, layer.calls, in, out, gemm_flops / r.sgemm / 1e9,
-                  gemm_flops / r.matmul / 1e9, transposed, kPathNames[static_cast<int>(gemm.used)]);
+                  gemm_flops / r.matmul / 1e9, kPathNames[static_cast<int>(gemm.used)]);
       used_seconds += layer.calls * used;
       best_path_seconds += layer.calls * best;
       flops += layer.calls * gemm_flops;

@@ -11,8 +11,7 @@ TESSERA_INSTANTIATE_BACKENDS(LinearTest);
 struct LinearShape {
   int rows, in_features, out_features;
 };
-// The last two are 8x or more wider than their input: the CPU backend computes their weight
-// gradient transposed (transposed_weight_gradient.hpp), partial 16 x 16 tiles included.
+// Narrow and wide layers, single rows and rows that fill no vector or block evenly.
 const LinearShape kShapes[] = {{1, 5, 3}, {7, 17, 5}, {33, 64, 17}, {33, 5, 64}, {5, 7, 300}};
 
 // Dot products of <= 64 terms of magnitude <= 1 in fp32 (blocked, possibly FMA): absolute error

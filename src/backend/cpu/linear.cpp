@@ -1,14 +1,11 @@
 // Linear layer of the CPU backend. In bf16 precision Bf16Linear runs its GEMMs. In fp32 the
-// forward and input-gradient GEMMs go through dnnl_sgemm,
-// the weight gradient through a cached oneDNN matmul primitive (the faster path for its
-// transposed, long-k shape), or for a layer much wider than its input (the vocabulary head) as
-// its transpose through dnnl_sgemm; only the bias broadcast, the bias-gradient column sums and
-// that transpose are loops here.
+// forward and input-gradient GEMMs go through dnnl_sgemm, the weight gradient through a cached
+// oneDNN matmul primitive (the faster path for its transposed, long-k shape; see
+// matmul_cache.hpp); only the bias broadcast and the bias-gradient column sums are loops here.
 #include <algorithm>
 #include <cstring>
 
 #include "backend/cpu/cpu_backend.hpp"
-#include "backend/cpu/transposed_weight_gradient.hpp"
 
 namespace tessera::cpu {
 namespace {
@@ -68,18 +65,10 @@ void CpuBackend::linear_backward(float* d_in, float* d_weight, float* d_bias, co
     sgemm('N', 'N', rows, in_features, out_features, 1.0f, d_out, out_features, weight, in_features,
           0.0f, d_in, in_features);
   }
-  if (weight_gradient_goes_transposed(in_features, out_features)) {
-    // d_weight^T[in, out] = in[rows, in]^T @ d_out[rows, out], then added transposed.
-    float* transposed = scratch(static_cast<std::size_t>(in_features) * out_features);
-    sgemm('T', 'N', in_features, out_features, rows, 1.0f, in, in_features, d_out, out_features,
-          0.0f, transposed, out_features);
-    add_transposed(d_weight, transposed, in_features, out_features);
-  } else {
-    // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
-    weight_gradient_matmuls_.run(
-        linear_gemm_shapes(rows, in_features, out_features, false, false).weight_gradient, d_out,
-        in, d_weight);
-  }
+  // d_weight[out, in] += d_out[rows, out]^T @ in[rows, in]
+  weight_gradient_matmuls_.run(
+      linear_gemm_shapes(rows, in_features, out_features, false, false).weight_gradient, d_out, in,
+      d_weight);
 }
 
 }  // namespace tessera::cpu
