@@ -34,6 +34,11 @@ usage: bench_vs_pytorch.py [--build DIR] [--reps N] [--steps N] [--layout ranks|
                            [--tessera-wait default|passive] [--scaling] [--tune-peer N]
                            [--precision fp32|bf16]
        bench_vs_pytorch.py --peer STEPS   (one peer run; prints one JSON line)
+       bench_vs_pytorch.py --pool FILE...  (the paired ratios of saved runs, pooled)
+
+--pool reads the per-repetition lines of earlier outputs of this script (doc/measurements/) and
+prints the median of all their paired ratios with its bootstrap interval: one run of 9 pairs on
+a noisy host cannot tell 2.4 from 2.6, several runs of the same code together can.
 """
 from __future__ import annotations
 
@@ -221,6 +226,33 @@ def bootstrap_interval(values: list[float], level: float = 0.9,
     return medians[int(tail * resamples)], medians[int((1.0 - tail) * resamples) - 1]
 
 
+def pooled_ratios(paths: list[str]) -> list[float]:
+    """tessera / peer tokens/s of every repetition line ("rep tessera peer ratio % ...") in the
+    saved outputs `paths`, recomputed from the two tokens/s columns."""
+    ratios = []
+    for path in paths:
+        with open(path, encoding="utf-8") as output:
+            for line in output:
+                fields = line.split()
+                if len(fields) == 7 and fields[0].isdigit() and fields[4].endswith("%"):
+                    ratios.append(float(fields[1]) / float(fields[2]))
+    return ratios
+
+
+def print_pooled(paths: list[str]) -> int:
+    ratios = pooled_ratios(paths)
+    if not ratios:
+        print(f"bench_vs_pytorch: no repetition lines in {' '.join(paths)}; pass outputs of this "
+              "script", file=sys.stderr)
+        return 2
+    low, high = bootstrap_interval(ratios)
+    reached = sum(ratio >= 2.5 for ratio in ratios)
+    print(f"{len(ratios)} pairs from {len(paths)} run(s): median of paired ratios "
+          f"{statistics.median(ratios):.2f}, 90 % bootstrap interval {low:.2f}-{high:.2f}; "
+          f"{reached} of {len(ratios)} pairs at 2.5 or more")
+    return 0
+
+
 def print_breakdown(result: dict) -> None:
     step = result["breakdown_step_s"]
     print(f"\nper-kernel time of one tessera step (profiled, {1e3 * step:.0f} ms wall per step)")
@@ -268,7 +300,11 @@ def main() -> int:
     parser.add_argument("--peer-variant", choices=sorted(PEER_VARIANTS), default="default")
     parser.add_argument("--tune-peer", type=int, default=0, metavar="REPS",
                         help="first measure every peer variant REPS times and use the fastest")
+    parser.add_argument("--pool", nargs="+", metavar="FILE",
+                        help="pool the paired ratios of saved outputs of this script; runs nothing")
     args = parser.parse_args()
+    if args.pool:
+        return print_pooled(args.pool)
     if args.peer is not None:
         print(json.dumps(run_peer(args.peer, args.peer_threads, args.precision)))
         return 0
