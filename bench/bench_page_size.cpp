@@ -16,16 +16,13 @@
 #include <vector>
 
 #include "backend/backend.hpp"
-#include "core/error.hpp"
-#include "io/config/config.hpp"
+#include "bench/bench_command_line.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct Layer {
-  int in = 0, out = 0, calls = 0;
-};
+using tessera::bench::LinearLayer;
 
 /// The buffers of one linear layer: activations, weights and their gradients.
 struct LayerBuffers {
@@ -33,11 +30,11 @@ struct LayerBuffers {
 };
 
 /// Seconds of one step's worth of the layers' GEMMs on `buffers`.
-double step_seconds(tessera::Backend& backend, const std::vector<Layer>& layers,
+double step_seconds(tessera::Backend& backend, const std::vector<LinearLayer>& layers,
                     const std::vector<LayerBuffers>& buffers, int rows) {
   const auto start = Clock::now();
   for (std::size_t i = 0; i < layers.size(); ++i) {
-    const Layer& l = layers[i];
+    const LinearLayer& l = layers[i];
     const LayerBuffers& t = buffers[i];
     for (int call = 0; call < l.calls; ++call) {
       backend.linear_forward(t.y, t.x, t.w, t.b, rows, l.in, l.out);
@@ -56,40 +53,13 @@ double median(std::vector<double> values) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path = std::string(TESSERA_CONFIG_DIR) + "/bench-cpu.toml";
-  std::vector<std::string> overrides;
+  CLI::App app{"The step's linear layers on huge pages against 4 KiB pages", "bench_page_size"};
   int rounds = 11;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--rounds" && i + 1 < argc) {
-      rounds = std::stoi(argv[++i]);
-    } else if (arg == "--set" && i + 1 < argc) {
-      overrides.emplace_back(argv[++i]);
-    } else if (!arg.empty() && arg[0] != '-') {
-      config_path = arg;
-    } else {
-      std::fprintf(stderr,
-                   "bench_page_size: unknown argument '%s'; usage: bench_page_size [CONFIG.toml] "
-                   "[--rounds N] [--set key=value ...]\n",
-                   arg.c_str());
-      return 2;
-    }
-  }
-  tessera::Config config;
-  try {
-    config = tessera::load_config(config_path, overrides);
-  } catch (const tessera::UsageError& error) {
-    std::fprintf(stderr, "bench_page_size: %s\n", error.what());
-    return 2;
-  }
-  const tessera::ModelConfig& model = config.model;
-  const int rows = config.train.micro_batch * model.seq_len;
-  const int d = model.d_model;
-  const std::vector<Layer> layers = {{d, 3 * d, model.n_layers},
-                                     {d, d, model.n_layers},
-                                     {d, model.ffn_hidden, model.n_layers},
-                                     {model.ffn_hidden, d, model.n_layers},
-                                     {d, model.vocab_size, 1}};
+  app.add_option("--rounds", rounds, "Alternating rounds of both (default 11)")
+      ->check(CLI::Range(1, 1 << 20));
+  const tessera::Config config = tessera::bench::parse_config_command_line(app, argc, argv);
+  const int rows = config.train.micro_batch * config.model.seq_len;
+  const std::vector<LinearLayer> layers = tessera::bench::step_linear_layers(config.model);
 
   const std::unique_ptr<tessera::Backend> backend = tessera::make_cpu_backend();
   // The same layers twice: once from the backend's allocator, once from std::vector.
@@ -107,7 +77,7 @@ int main(int argc, char** argv) {
   };
   std::vector<LayerBuffers> huge, small;
   ordinary.reserve(8 * layers.size());
-  for (const Layer& l : layers) {
+  for (const LinearLayer& l : layers) {
     const std::size_t in = static_cast<std::size_t>(rows) * l.in;
     const std::size_t out = static_cast<std::size_t>(rows) * l.out;
     const std::size_t weights = static_cast<std::size_t>(l.in) * l.out;
@@ -123,7 +93,8 @@ int main(int argc, char** argv) {
   step_seconds(*backend, layers, huge, rows);  // builds the cached primitives, warms up
   step_seconds(*backend, layers, small, rows);
   std::vector<double> huge_seconds, small_seconds, ratios;
-  std::printf("config %s, %d rows, %d alternating rounds\n", config_path.c_str(), rows, rounds);
+  std::printf("%s\n%d rows, %d alternating rounds\n",
+              tessera::bench::describe_model(config.model).c_str(), rows, rounds);
   std::printf("round  huge pages (ms)  4 KiB pages (ms)  4 KiB / huge\n");
   for (int round = 0; round < rounds; ++round) {
     huge_seconds.push_back(step_seconds(*backend, layers, huge, rows));

@@ -22,8 +22,8 @@
 
 #include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
+#include "bench/bench_command_line.hpp"
 #include "core/error.hpp"
-#include "io/config/config.hpp"
 
 namespace {
 
@@ -53,10 +53,7 @@ class HostBuffer {
   float* data_;
 };
 
-struct Layer {
-  std::string name;
-  int in = 0, out = 0, calls = 0;
-};
+using tessera::bench::LinearLayer;
 
 struct Rates {
   double sgemm = 0.0, matmul = 0.0;  ///< seconds of one call
@@ -85,42 +82,16 @@ Rates measure(char trans_a, char trans_b, int m, int n, int k, const float* a, i
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string config_path = std::string(TESSERA_CONFIG_DIR) + "/bench-cpu.toml";
-  std::vector<std::string> overrides;
+  CLI::App app{"The linear layers' GEMMs of one step through dnnl_sgemm and oneDNN matmul",
+               "bench_step_gemms"};
   int rows = 0, reps = 15;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--rows" && i + 1 < argc) {
-      rows = std::stoi(argv[++i]);
-    } else if (arg == "--reps" && i + 1 < argc) {
-      reps = std::stoi(argv[++i]);
-    } else if (arg == "--set" && i + 1 < argc) {
-      overrides.emplace_back(argv[++i]);
-    } else if (!arg.empty() && arg[0] != '-') {
-      config_path = arg;
-    } else {
-      std::fprintf(stderr,
-                   "bench_step_gemms: unknown argument '%s'; usage: bench_step_gemms "
-                   "[CONFIG.toml] [--rows N] [--reps N] [--set key=value ...]\n",
-                   arg.c_str());
-      return 2;
-    }
-  }
-  tessera::Config config;
-  try {
-    config = tessera::load_config(config_path, overrides);
-  } catch (const tessera::UsageError& error) {
-    std::fprintf(stderr, "bench_step_gemms: %s\n", error.what());
-    return 2;
-  }
-  const tessera::ModelConfig& model = config.model;
-  if (rows == 0) rows = config.train.micro_batch * model.seq_len;
-  const int d = model.d_model;
-  const std::vector<Layer> layers = {{"qkv", d, 3 * d, model.n_layers},
-                                     {"attention out", d, d, model.n_layers},
-                                     {"mlp up", d, model.ffn_hidden, model.n_layers},
-                                     {"mlp down", model.ffn_hidden, d, model.n_layers},
-                                     {"vocabulary head", d, model.vocab_size, 1}};
+  app.add_option("--rows", rows, "Rows of one microbatch on one rank (default micro_batch * seq)")
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--reps", reps, "Alternating calls of each path per GEMM (default 15)")
+      ->check(CLI::Range(1, 1 << 20));
+  const tessera::Config config = tessera::bench::parse_config_command_line(app, argc, argv);
+  if (rows == 0) rows = config.train.micro_batch * config.model.seq_len;
+  const std::vector<LinearLayer> layers = tessera::bench::step_linear_layers(config.model);
 
   HostBuffer peak_a(2048 * 2048, 0.5f), peak_b(2048 * 2048, 0.25f), peak_c(2048 * 2048);
   // Measured before and after the shapes, the better of the two kept: on a busy machine one
@@ -136,13 +107,13 @@ int main(int argc, char** argv) {
   };
   double peak = measure_peak();
 
-  std::printf("config %s, %d rows per microbatch, best of %d alternating calls\n",
-              config_path.c_str(), rows, reps);
+  std::printf("%s\n%d rows per microbatch, best of %d alternating calls\n",
+              tessera::bench::describe_model(config.model).c_str(), rows, reps);
   std::printf("%-16s %-6s %5s %6s %6s  %9s %9s  %s\n", "layer", "gemm", "calls", "in", "out",
               "sgemm", "matmul", "(GFLOP/s)");
   tessera::cpu::MatmulCache matmuls;
   double used_seconds = 0.0, best_path_seconds = 0.0, flops = 0.0;
-  for (const Layer& layer : layers) {
+  for (const LinearLayer& layer : layers) {
     const std::size_t in_count = static_cast<std::size_t>(rows) * layer.in;
     const std::size_t out_count = static_cast<std::size_t>(rows) * layer.out;
     // On the backend's own (huge-page) memory, so that the rates are the ones a step sees.
