@@ -3,9 +3,10 @@
 // Buffers of at least one 2 MiB page start on a page boundary and ask the kernel for transparent
 // huge pages. Debian's default THP mode is "madvise", so without asking, every activation,
 // weight, gradient and bf16 operand copy sits on 4 KiB pages, and in a virtual machine each TLB
-// miss costs a two-level page walk. The step's linear layers ran 7-9 % slower on 4 KiB pages
-// (bench/bench_page_size, alternating in one process; the weight gradients' strided reads most
-// of all). Only a hint: where THP is off, nothing changes.
+// miss costs a two-level page walk. The step's linear layers ran 5-10 % slower on 4 KiB pages
+// (bench/bench_page_size, alternating in one process); the vocabulary head's weight gradient,
+// whose transposed operand is read a new 4 KiB page per row, went from 72 to 88-113 GFLOP/s on
+// one thread. Only a hint: where THP is off, nothing changes.
 #pragma once
 
 #include <cstddef>
