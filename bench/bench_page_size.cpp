@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,23 +70,23 @@ int main(int argc, char** argv) {
     backend->copy_from_host(owned.back(), values.data(), count);
     return owned.back();
   };
-  const auto from_vector = [&](std::size_t count) {
+  const auto from_vector = [&](std::size_t count) {  // moves keep each buffer as ordinary grows
     ordinary.emplace_back(count, 0.01f);
     return ordinary.back().data();
   };
-  std::vector<LayerBuffers> huge, small;
-  ordinary.reserve(8 * layers.size());
-  for (const LinearLayer& l : layers) {
+  // One layer's buffers, each from `make` (either allocator above).
+  const auto layer_buffers = [rows](const LinearLayer& l, const auto& make) -> LayerBuffers {
     const std::size_t in = static_cast<std::size_t>(rows) * l.in;
     const std::size_t out = static_cast<std::size_t>(rows) * l.out;
     const std::size_t weights = static_cast<std::size_t>(l.in) * l.out;
-    for (auto* set : {&huge, &small}) {
-      const auto make = set == &huge ? std::function<float*(std::size_t)>(from_backend)
-                                     : std::function<float*(std::size_t)>(from_vector);
-      set->push_back({make(in), make(out), make(out), make(in), make(weights), make(weights),
-                      make(static_cast<std::size_t>(l.out)),
-                      make(static_cast<std::size_t>(l.out))});
-    }
+    const std::size_t bias = static_cast<std::size_t>(l.out);
+    return {make(in),      make(out),     make(out),  make(in),
+            make(weights), make(weights), make(bias), make(bias)};
+  };
+  std::vector<LayerBuffers> huge, small;
+  for (const LinearLayer& l : layers) {
+    huge.push_back(layer_buffers(l, from_backend));
+    small.push_back(layer_buffers(l, from_vector));
   }
 
   step_seconds(*backend, layers, huge, rows);  // builds the cached primitives, warms up
