@@ -26,6 +26,8 @@ class ProfilingBackend final : public Backend {
   void reset() { totals_.clear(); }
 
   std::string_view name() const override { return inner_->name(); }
+  DeviceDescription describe_device() const override { return inner_->describe_device(); }
+  MemoryUse memory_use() const override { return inner_->memory_use(); }
 
   float* allocate(std::size_t count) override { return inner_->allocate(count); }
   void release(float* buffer) override { inner_->release(buffer); }

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace tessera {
@@ -27,10 +28,33 @@ struct AttentionShape {
   int head_dim = 0;
 };
 
+/// The memory a backend's buffers take, for reports and for checking a memory plan.
+struct MemoryUse {
+  /// Held now in buffers the backend allocated: `allocate`, `allocate_tokens`, its scratch and
+  /// the library workspaces it allocates itself.
+  std::size_t buffer_bytes = 0;
+  /// The most buffer_bytes has been since the backend was made (the allocator's high-water mark).
+  std::size_t peak_buffer_bytes = 0;
+  /// Everything in use where the buffers live, as the system reports it: on a GPU the device's
+  /// used memory (every process's, with the runtime's and libraries' own); on the host this
+  /// process's peak resident set.
+  std::size_t system_bytes = 0;
+};
+
+/// What a backend computes on, for hardware profiles and run records.
+struct DeviceDescription {
+  std::string kind;    ///< "cpu" or "gpu"
+  std::string name;    ///< e.g. "NVIDIA H200", or the CPU's model name
+  std::string driver;  ///< driver and runtime versions, or "" where there is none
+  std::size_t memory_bytes = 0;  ///< the device's memory (the host's, for a CPU)
+  int compute_units = 0;         ///< multiprocessors of a GPU; threads a CPU backend uses
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
+  virtual DeviceDescription describe_device() const = 0;
 
   // ---- memory --------------------------------------------------------------------------------
   /// Zero-initialised buffer of `count` floats, aligned for vector loads; released by `release`.
@@ -44,6 +68,7 @@ class Backend {
   virtual void fill_zero(float* buffer, std::size_t count) = 0;
   /// dst = src, both backend buffers. The default goes through the host; backends override it.
   virtual void copy_device(float* dst, const float* src, std::size_t count);
+  virtual MemoryUse memory_use() const = 0;
 
   // ---- element-wise --------------------------------------------------------------------------
   /// out = a + b. `out` may alias `a` or `b`.

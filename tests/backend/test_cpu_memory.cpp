@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/memory_ledger.hpp"
 
 namespace tessera::test {
 namespace {
@@ -60,6 +61,45 @@ TEST(CpuMemory, SmallBuffersStayOnOrdinaryPages) {
   EXPECT_EQ(mapping_flags(buffer).find(" hg"), std::string::npos)
       << "a 4 KB buffer need not pin a 2 MiB page";
   backend->release(buffer);
+}
+
+TEST(MemoryLedger, TracksLiveBlocksGrowthAndThePeak) {
+  MemoryLedger ledger;
+  int a = 0, b = 0;
+  ledger.set(&a, 100);
+  ledger.set(&b, 50);
+  EXPECT_EQ(ledger.current_bytes(), 150u);
+  ledger.set(&a, 300);  // grown in place of the old size, not added to it
+  EXPECT_EQ(ledger.current_bytes(), 350u);
+  ledger.erase(&b);
+  ledger.erase(&b);       // a second release of the same block changes nothing
+  ledger.erase(nullptr);  // nor does one the ledger never saw
+  EXPECT_EQ(ledger.current_bytes(), 300u);
+  EXPECT_EQ(ledger.peak_bytes(), 350u);
+}
+
+TEST(CpuMemory, MemoryUseCountsBuffersAndKeepsTheirPeak) {
+  const auto backend = make_cpu_backend();
+  const MemoryUse before = backend->memory_use();
+  float* big = backend->allocate(1 << 20);
+  int32_t* tokens = backend->allocate_tokens(1000);
+  const MemoryUse held = backend->memory_use();
+  EXPECT_EQ(held.buffer_bytes - before.buffer_bytes, (4u << 20) + 4000u);
+  backend->release(big);
+  backend->release_tokens(tokens);
+  const MemoryUse after = backend->memory_use();
+  EXPECT_EQ(after.buffer_bytes, before.buffer_bytes);
+  EXPECT_EQ(after.peak_buffer_bytes, held.buffer_bytes);
+  // The process's peak resident set holds at least the 4 MiB buffer, which was zeroed (touched).
+  EXPECT_GE(after.system_bytes, 4u << 20);
+}
+
+TEST(CpuMemory, DescribesTheProcessor) {
+  const DeviceDescription device = make_cpu_backend()->describe_device();
+  EXPECT_EQ(device.kind, "cpu");
+  EXPECT_FALSE(device.name.empty());
+  EXPECT_GT(device.memory_bytes, 0u);
+  EXPECT_GE(device.compute_units, 1);
 }
 
 }  // namespace

@@ -25,6 +25,25 @@ TEST_F(ElementwiseConformance, CopiesRoundTripAndAllocationIsZeroed) {
   }
 }
 
+TEST_F(ElementwiseConformance, MemoryUseCountsBuffersAndKeepsTheirPeak) {
+  Backend& cuda = cuda_backend();
+  const MemoryUse before = cuda.memory_use();
+  float* big = cuda.allocate(std::size_t{64} << 20);  // 256 MiB
+  const MemoryUse held = cuda.memory_use();
+  EXPECT_EQ(held.buffer_bytes - before.buffer_bytes, std::size_t{256} << 20);
+  // The device's used memory holds the new buffer (and whatever else runs there).
+  EXPECT_GE(held.system_bytes, std::size_t{256} << 20);
+  cuda.release(big);
+  const MemoryUse after = cuda.memory_use();
+  EXPECT_EQ(after.buffer_bytes, before.buffer_bytes);
+  EXPECT_GE(after.peak_buffer_bytes, held.buffer_bytes);
+  const DeviceDescription device = cuda.describe_device();
+  EXPECT_EQ(device.kind, "gpu");
+  EXPECT_FALSE(device.name.empty());
+  EXPECT_GE(device.memory_bytes, held.system_bytes);
+  EXPECT_GT(device.compute_units, 0);
+}
+
 // One correctly rounded add or multiply per element on both sides: results agree exactly.
 TEST_F(ElementwiseConformance, AddAccumulateScale) {
   for (std::size_t count : kCounts) {

@@ -1,11 +1,15 @@
 // Memory, scratch, the GEMM wrapper and the factory of the CPU backend.
 #include "backend/cpu/cpu_backend.hpp"
 
+#include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "backend/cpu/host_memory.hpp"
@@ -43,16 +47,47 @@ CpuBackend::CpuBackend(GemmPrecision precision) {
 CpuBackend::~CpuBackend() = default;
 
 float* CpuBackend::allocate(std::size_t count) {
-  return static_cast<float*>(allocate_host(count * sizeof(float)));
+  void* buffer = allocate_host(count * sizeof(float));
+  ledger_.set(buffer, count * sizeof(float));
+  return static_cast<float*>(buffer);
 }
 
-void CpuBackend::release(float* buffer) { std::free(buffer); }
+void CpuBackend::release(float* buffer) {
+  ledger_.erase(buffer);
+  std::free(buffer);
+}
 
 int32_t* CpuBackend::allocate_tokens(std::size_t count) {
-  return static_cast<int32_t*>(allocate_host(count * sizeof(int32_t)));
+  void* buffer = allocate_host(count * sizeof(int32_t));
+  ledger_.set(buffer, count * sizeof(int32_t));
+  return static_cast<int32_t*>(buffer);
 }
 
-void CpuBackend::release_tokens(int32_t* buffer) { std::free(buffer); }
+void CpuBackend::release_tokens(int32_t* buffer) {
+  ledger_.erase(buffer);
+  std::free(buffer);
+}
+
+MemoryUse CpuBackend::memory_use() const {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return {ledger_.current_bytes(), ledger_.peak_bytes(),
+          static_cast<std::size_t>(usage.ru_maxrss) * 1024};  // ru_maxrss is in KiB on Linux
+}
+
+DeviceDescription CpuBackend::describe_device() const {
+  DeviceDescription device;
+  device.kind = "cpu";
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; device.name.empty() && std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) == 0) device.name = line.substr(line.find(':') + 2);
+  }
+  if (device.name.empty()) device.name = "unknown CPU";
+  device.memory_bytes = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) *
+                        static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  device.compute_units = omp_get_max_threads();
+  return device;
+}
 
 void CpuBackend::copy_from_host(float* device, const float* host, std::size_t count) {
   if (count > 0) std::memcpy(device, host, count * sizeof(float));
@@ -82,7 +117,11 @@ void CpuBackend::copy_device(float* dst, const float* src, std::size_t count) {
   if (count > 0) std::memcpy(dst, src, count * sizeof(float));
 }
 
-float* CpuBackend::scratch(std::size_t count) { return scratch_.reserve(count); }
+float* CpuBackend::scratch(std::size_t count) {
+  float* data = scratch_.reserve(count);
+  ledger_.set(&scratch_, scratch_.size() * sizeof(float));
+  return data;
+}
 
 }  // namespace tessera::cpu
 

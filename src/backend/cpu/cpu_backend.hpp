@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "backend/backend.hpp"
+#include "backend/memory_ledger.hpp"
 #include "backend/cpu/bf16_linear.hpp"
 #include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
@@ -40,6 +41,7 @@ class CpuBackend final : public Backend {
   CpuBackend& operator=(const CpuBackend&) = delete;
 
   std::string_view name() const override { return "cpu"; }
+  DeviceDescription describe_device() const override;
 
   float* allocate(std::size_t count) override;
   void release(float* buffer) override;
@@ -50,6 +52,7 @@ class CpuBackend final : public Backend {
   void copy_tokens_from_host(int32_t* device, const int32_t* host, std::size_t count) override;
   void fill_zero(float* buffer, std::size_t count) override;
   void copy_device(float* dst, const float* src, std::size_t count) override;
+  MemoryUse memory_use() const override;
 
   void add(float* out, const float* a, const float* b, std::size_t count) override;
   void accumulate(float* out, const float* in, std::size_t count) override;
@@ -122,6 +125,7 @@ class CpuBackend final : public Backend {
   const float* rotary_table(const AttentionShape& shape, float base);
 
   HostArray<float> scratch_;
+  MemoryLedger ledger_;  ///< allocate's buffers and the scratch
   MatmulCache weight_gradient_matmuls_;
   std::unique_ptr<Bf16Linear> bf16_linear_;  ///< set in bf16 precision: the linear layers' GEMMs
 };

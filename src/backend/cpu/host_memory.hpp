@@ -39,6 +39,8 @@ class HostArray {
     }
     return data_;
   }
+  /// Elements held (what reserve last allocated).
+  std::size_t size() const { return count_; }
 
  private:
   T* data_ = nullptr;

@@ -9,18 +9,6 @@
 #include "core/error.hpp"
 
 namespace tessera::cuda {
-namespace {
-
-/// cudaMalloc'ed and zeroed on `stream`; at least one byte so count 0 still yields a pointer.
-void* allocate_zeroed(std::size_t bytes, cudaStream_t stream) {
-  const std::size_t size = bytes == 0 ? 1 : bytes;
-  void* block = nullptr;
-  TESSERA_CUDA_CHECK(cudaMalloc(&block, size));
-  TESSERA_CUDA_CHECK(cudaMemsetAsync(block, 0, size, stream));
-  return block;
-}
-
-}  // namespace
 
 int blocks_for(std::size_t count, int threads) {
   const std::size_t blocks = (count + static_cast<std::size_t>(threads) - 1) / threads;
@@ -33,8 +21,11 @@ CudaBackend::CudaBackend(GemmPrecision precision) {
   TESSERA_CUDA_CHECK(cublasSetStream(cublas_, stream_));
   // FP32 compute without TF32, so results stay within a few ulps of the CPU backend.
   TESSERA_CUDA_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
-  error_flag_ = static_cast<int*>(allocate_zeroed(sizeof(int), stream_));
-  if (precision == GemmPrecision::bf16) lt_ = std::make_unique<LtMatmul>(stream_);
+  error_flag_ = static_cast<int*>(allocate_zeroed(sizeof(int)));
+  if (precision == GemmPrecision::bf16) {
+    lt_ = std::make_unique<LtMatmul>(stream_);
+    ledger_.set(lt_.get(), lt_->workspace_bytes());
+  }
 }
 
 CudaBackend::~CudaBackend() {
@@ -47,17 +38,59 @@ CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
-float* CudaBackend::allocate(std::size_t count) {
-  return static_cast<float*>(allocate_zeroed(count * sizeof(float), stream_));
+void* CudaBackend::allocate_zeroed(std::size_t bytes) {
+  const std::size_t size = bytes == 0 ? 1 : bytes;
+  void* block = nullptr;
+  TESSERA_CUDA_CHECK(cudaMalloc(&block, size));
+  ledger_.set(block, size);
+  TESSERA_CUDA_CHECK(cudaMemsetAsync(block, 0, size, stream_));
+  return block;
 }
 
-void CudaBackend::release(float* buffer) { TESSERA_CUDA_CHECK(cudaFree(buffer)); }
+void CudaBackend::free_block(void* block) {
+  ledger_.erase(block);
+  TESSERA_CUDA_CHECK(cudaFree(block));
+}
+
+float* CudaBackend::allocate(std::size_t count) {
+  return static_cast<float*>(allocate_zeroed(count * sizeof(float)));
+}
+
+void CudaBackend::release(float* buffer) { free_block(buffer); }
 
 int32_t* CudaBackend::allocate_tokens(std::size_t count) {
-  return static_cast<int32_t*>(allocate_zeroed(count * sizeof(int32_t), stream_));
+  return static_cast<int32_t*>(allocate_zeroed(count * sizeof(int32_t)));
 }
 
-void CudaBackend::release_tokens(int32_t* buffer) { TESSERA_CUDA_CHECK(cudaFree(buffer)); }
+void CudaBackend::release_tokens(int32_t* buffer) { free_block(buffer); }
+
+MemoryUse CudaBackend::memory_use() const {
+  std::size_t free_bytes = 0, total = 0;
+  TESSERA_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total));
+  return {ledger_.current_bytes(), ledger_.peak_bytes(), total - free_bytes};
+}
+
+DeviceDescription CudaBackend::describe_device() const {
+  int device = 0, driver = 0, runtime = 0;
+  TESSERA_CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp properties{};
+  TESSERA_CUDA_CHECK(cudaGetDeviceProperties(&properties, device));
+  TESSERA_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  TESSERA_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  // Versions come as 1000 major + 10 minor (13000 is 13.0).
+  auto version = [](int code) {
+    return std::to_string(code / 1000) + "." + std::to_string(code % 1000 / 10);
+  };
+  DeviceDescription description;
+  description.kind = "gpu";
+  description.name = properties.name;
+  description.driver = "CUDA driver API " + version(driver) + ", runtime " + version(runtime) +
+                       ", compute capability " + std::to_string(properties.major) + "." +
+                       std::to_string(properties.minor);
+  description.memory_bytes = properties.totalGlobalMem;
+  description.compute_units = properties.multiProcessorCount;
+  return description;
+}
 
 void CudaBackend::copy_from_host(float* device, const float* host, std::size_t count) {
   // Pageable sources are staged before the call returns, so the caller may reuse `host` at once.
@@ -94,9 +127,10 @@ void* CudaBackend::scratch(std::size_t bytes) { return grow(scratch_, bytes); }
 
 void* CudaBackend::grow(DeviceBlock& block, std::size_t bytes) {
   if (bytes > block.bytes) {
-    TESSERA_CUDA_CHECK(cudaFree(block.data));  // synchronises: no queued kernel still reads it
-    block = {};                                // stays consistent if the allocation below throws
+    free_block(block.data);  // cudaFree synchronises: no queued kernel still reads it
+    block = {};              // stays consistent if the allocation below throws
     TESSERA_CUDA_CHECK(cudaMalloc(&block.data, bytes));
+    ledger_.set(block.data, bytes);
     block.bytes = bytes;
   }
   return block.data;

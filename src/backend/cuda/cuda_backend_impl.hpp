@@ -14,6 +14,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/cuda/cuda_backend.hpp"
+#include "backend/memory_ledger.hpp"
 
 namespace tessera::cuda {
 
@@ -144,10 +145,12 @@ class CudaBackend final : public Backend {
   CudaBackend& operator=(const CudaBackend&) = delete;
 
   std::string_view name() const override { return "cuda"; }
+  DeviceDescription describe_device() const override;
 
   float* allocate(std::size_t count) override;
   void release(float* buffer) override;
   int32_t* allocate_tokens(std::size_t count) override;
+  MemoryUse memory_use() const override;
   void release_tokens(int32_t* buffer) override;
   void copy_from_host(float* device, const float* host, std::size_t count) override;
   void copy_to_host(float* host, const float* device, std::size_t count) override;
@@ -227,7 +230,12 @@ class CudaBackend final : public Backend {
   void* scratch(std::size_t bytes);
   /// `block` holding at least `bytes` bytes: reallocated (after the stream's queued work, which
   /// cudaFree waits for) only when it is too small.
-  static void* grow(DeviceBlock& block, std::size_t bytes);
+  void* grow(DeviceBlock& block, std::size_t bytes);
+  /// cudaMalloc'ed, recorded in the ledger and zeroed on the stream; at least one byte, so that a
+  /// count of 0 still yields a pointer.
+  void* allocate_zeroed(std::size_t bytes);
+  /// cudaFree, and out of the ledger.
+  void free_block(void* block);
   /// The operand a GEMM reads for this fp32 matrix of `count` elements: in bf16 mode, a bf16 copy
   /// made now in `slot` (valid until the next cast into that slot); in fp32 mode the matrix itself.
   Operand operand(CastSlot slot, const float* matrix, std::size_t count);
@@ -255,6 +263,7 @@ class CudaBackend final : public Backend {
   std::array<DeviceBlock, kCastSlots> cast_buffers_;  ///< bf16 operand copies, by CastSlot
   std::unique_ptr<LtMatmul> lt_;                      ///< cuBLASLt plans; set exactly in bf16 mode
   int* error_flag_ = nullptr;  ///< device int set by kernels that find invalid input
+  MemoryLedger ledger_;        ///< every block above, with cuBLASLt's workspace
 };
 
 }  // namespace tessera::cuda

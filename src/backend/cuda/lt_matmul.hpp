@@ -30,6 +30,8 @@ class LtMatmul {
   /// Enqueues `job` on the stream and returns true; or returns false, with nothing enqueued, when
   /// cuBLASLt has no algorithm for this shape, alignment and epilogue.
   bool try_run(const Bf16Gemm& job);
+  /// Device memory of the workspace every plan shares.
+  std::size_t workspace_bytes() const { return workspace_.bytes; }
 
  private:
   /// What the heuristic's answer depends on: the layouts, the epilogue and the pointers'
