@@ -151,6 +151,8 @@ class TrainingRun {
   void stop_early(int step, const StopDecision& stop);
   /// Logs finished saves: the time training was blocked next to the whole write's.
   void report_saves(const std::vector<SaveReport>& saves);
+  /// Logs the memory the run took, the largest of any rank, and records it in metrics.jsonl.
+  void report_memory(int step);
 
   const Config& config_;
   ParallelContext& parallel_;
@@ -366,6 +368,27 @@ double TrainingRun::evaluate() {
          (static_cast<double>(batches) * batch * config_.model.seq_len);
 }
 
+void TrainingRun::report_memory(int step) {
+  const MemoryUse use = backend_->memory_use();
+  Communicator& world = parallel_.world();
+  const double peak = world.all_reduce_max_double(static_cast<double>(use.peak_buffer_bytes));
+  const double system = world.all_reduce_max_double(static_cast<double>(use.system_bytes));
+  const bool gpu = backend_->describe_device().kind == "gpu";
+  if (metrics_) {
+    metrics_->write({{"kind", "memory"},
+                     {"step", step},
+                     {"backend", std::string(backend_->name())},
+                     {"peak_buffer_bytes", peak},
+                     {"system_bytes", system}});
+  }
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  progress_->message(fmt::format(
+      "memory: at most {:.3f} GiB in the {} backend's buffers on a rank; {:.3f} GiB {}",
+      peak / kGiB, backend_->name(), system / kGiB,
+      gpu ? "in use on the GPU at the end (every process's, the CUDA context's included)"
+          : "peak resident set of a rank's process"));
+}
+
 void TrainingRun::report_saves(const std::vector<SaveReport>& saves) {
   for (const SaveReport& save : saves) {
     stop_monitor_->save_took(save.write_s);
@@ -460,6 +483,7 @@ TrainResult TrainingRun::run() {
     if (end_step(step, last_step, step_timer.seconds())) break;
   }
   report_saves(with_context(done_step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  report_memory(done_step);
   const int timed_steps = done_step - first_step_;
   result_.tokens_per_s = timed_steps > 0 ? tokens_per_step_ * timed_steps / timed_seconds : 0;
   if (metrics_ && result_.stopped_early == StopReason::none) {
