@@ -1,5 +1,5 @@
 // The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
-// `tessera reproduce`, `tessera slurm`.
+// `tessera reproduce`, `tessera slurm`, `tessera calibrate`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
@@ -9,6 +9,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "cli/calibrate_command.hpp"
 #include "cli/reproduce_command.hpp"
 #include "cli/slurm_command.hpp"
 #include "core/error.hpp"
@@ -114,6 +115,7 @@ int main(int argc, char** argv) {
   add_inspect_command(app, action);
   tessera::add_reproduce_command(app, action, exit_status);
   tessera::add_slurm_command(app, action);
+  tessera::add_calibrate_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

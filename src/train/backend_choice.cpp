@@ -20,6 +20,15 @@ GemmPrecision gemm_precision(Precision precision) {
   return precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32;
 }
 
+#ifndef TESSERA_WITH_CUDA
+[[noreturn]] void throw_cuda_not_built() {
+  throw UsageError(
+      "train.backend = \"cuda\" (or calibrate --backend cuda) needs a tessera built with CUDA, "
+      "and this one was built without; rebuild with cmake -DTESSERA_CUDA=ON, or use the cpu "
+      "backend");
+}
+#endif
+
 #ifdef TESSERA_WITH_CUDA
 
 /// This rank's index among the ranks on its node, and their number.
@@ -75,9 +84,16 @@ std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelCon
   return make_cuda_training_backend(config, parallel);
 #else
   static_cast<void>(parallel);
-  throw UsageError(
-      "train.backend = \"cuda\", but this tessera was built without CUDA; rebuild with "
-      "cmake -DTESSERA_CUDA=ON, or set train.backend = \"cpu\"");
+  throw_cuda_not_built();
+#endif
+}
+
+std::unique_ptr<Backend> make_device_backend(BackendKind kind, Precision precision) {
+  if (kind == BackendKind::cpu) return make_cpu_backend(gemm_precision(precision));
+#ifdef TESSERA_WITH_CUDA
+  return make_cuda_backend(gemm_precision(precision));
+#else
+  throw_cuda_not_built();
 #endif
 }
 

@@ -19,4 +19,8 @@ bool cuda_backend_built();
 /// node has fewer GPUs than ranks, or bf16 is asked of a CPU without bf16 kernels.
 std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel);
 
+/// A backend of `kind` computing in `precision` for a tool of one process that measures one
+/// device (the CPU, or the first GPU), with no communicators. Throws UsageError as above.
+std::unique_ptr<Backend> make_device_backend(BackendKind kind, Precision precision);
+
 }  // namespace tessera

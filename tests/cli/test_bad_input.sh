@@ -37,6 +37,11 @@ expect_usage_error "missing data" "$work/nodata" -- train "$configs/tiny.toml" -
 expect_usage_error "deadline passed" "run.deadline = 1000 is" -- train "$configs/tiny.toml" --set run.deadline=1000 $run
 # This build has no CUDA (or, built with it, this machine no GPU): refused before any work.
 expect_usage_error "cuda backend unavailable" 'train.backend = "cuda"' -- train "$configs/tiny.toml" --set train.backend='"cuda"' $run
+small="--d-models 16 --vocab 32 --attention 16x2x8 --copy-mib 1 --min-seconds 0.001"
+expect_usage_error "calibrate: attention class" "SEQxHEADSxHEAD_DIM" -- calibrate --attention 12x64 -o "$work/p.json"
+expect_usage_error "calibrate: no heads" "positive sizes" -- calibrate $small --tokens 16 --attention 16x0x8 -o "$work/p.json"
+expect_usage_error "calibrate: no tokens" "positive --tokens" -- calibrate $small --tokens 0 -o "$work/p.json"
+expect_usage_error "calibrate: unwritable output" "$work/none/p.json" -- calibrate $small --tokens 16 -o "$work/none/p.json"
 expect_usage_error "deterministic on cuda" "parallel.deterministic" -- train "$configs/tiny.toml" --set train.backend='"cuda"' --set parallel.deterministic=true $run
 # A CPU without bf16 kernels, made so by capping oneDNN at AVX2: bf16 is refused, not run slowly.
 ONEDNN_MAX_CPU_ISA=AVX2 expect_usage_error "bf16 without bf16 kernels" "needs oneDNN's bf16 kernels" -- train "$configs/tiny.toml" --set train.precision='"bf16"' $run
