@@ -5,17 +5,22 @@
 #   conformance   test_cuda_backend: every CUDA op against the CPU backend
 #   cuda_mpi      test_cuda_mpi: NCCL communicator and the check macro under MPI
 #   training      tests/train/test_backend_training.py cuda: the trainer on cuda against cpu
+#   calibration   tessera calibrate: the card's hardware profile (GEMMs, attention, copies)
+#   system        tests/train/test_backend_system.py cuda: checkpoints, resume (sync, async),
+#                 checkpoints carried between cuda and cpu, SIGUSR1 mid-step and mid-checkpoint
 #   benchmark     bench/gpu/bench_gpu.py: tessera and PyTorch, tokens/s and MFU
-# Each step has its own timeout, and the benchmark's budget is what is left of TOTAL_S (at most
-# 240 s), so the whole script ends within about TOTAL_S seconds (default 400; some 6 minutes is
-# usual on an H100); a failing step does not stop the ones after it. Sets TESSERA_REQUIRE_GPU=1:
-# no usable GPU is a failure there, not a skip. Writes into $OUT: device_checks.log (all output,
-# a summary of the steps at its end), cuda_conformance.xml, cuda_mpi.xml, bench_gpu.json and
-# bench_gpu.md. Exits with the number of failed steps.
+# STEPS (comma-separated names, default all of them in this order) picks which run. Each step has
+# its own timeout, and the benchmark's budget is what is left of TOTAL_S (at most 240 s), so the
+# whole script ends within about TOTAL_S seconds (default 700); a failing step does not stop the
+# ones after it. Sets TESSERA_REQUIRE_GPU=1: no usable GPU is a failure there, not a skip. Writes
+# into $OUT: device_checks.log (all output, a summary of the steps at its end),
+# cuda_conformance.xml, cuda_mpi.xml, backend_system.json, hardware_profile.json, bench_gpu.json
+# and bench_gpu.md. Exits with the number of failed steps.
 set -uo pipefail
 
 OUT=${OUT:-$PWD/device-out}
-TOTAL_S=${TOTAL_S:-400}
+TOTAL_S=${TOTAL_S:-700}
+STEPS=${STEPS:-mpi_runtime,conformance,cuda_mpi,training,calibration,system,benchmark}
 # Which models the benchmark trains (a short lease can afford gpt2-124m alone).
 BENCH_MODELS=${BENCH_MODELS:-gpt2-124m,openlm-1b}
 mkdir -p "$OUT"
@@ -26,10 +31,12 @@ export TESSERA_REQUIRE_GPU=1 PYTHONUNBUFFERED=1
 summary=()
 failed=0
 
-# run_step NAME TIMEOUT_S COMMAND...: runs it with its output in the log, records its status.
+# run_step NAME TIMEOUT_S COMMAND...: runs it with its output in the log, records its status;
+# a step STEPS does not name is left out.
 run_step() {
   local name=$1 limit=$2 start=$SECONDS status
   shift 2
+  case ",$STEPS," in *",$name,"*) ;; *) return 0 ;; esac
   echo "== $name (timeout ${limit} s): $*" | tee -a "$log"
   timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$log"
   status=${PIPESTATUS[0]}
@@ -69,9 +76,15 @@ run_step mpi_runtime 30 sh -c "'$bin/tessera' --version && '$bin/mpirun' -np 2 '
 run_step conformance 120 "$bin/test_cuda_backend" --gtest_output="xml:$OUT/cuda_conformance.xml"
 run_step cuda_mpi 60 "$bin/test_cuda_mpi" --gtest_output="xml:$OUT/cuda_mpi.xml"
 run_step training 150 python3 tests/train/test_backend_training.py "$bin/tessera" "$PWD/configs" cuda
+run_step calibration 150 "$bin/tessera" calibrate --backend cuda --precision fp32,bf16 \
+  --min-seconds 0.1 -o "$OUT/hardware_profile.json"
+run_step system 420 python3 tests/train/test_backend_system.py "$bin/tessera" "$PWD/configs" cuda \
+  resume,cross,preempt --report "$OUT/backend_system.json"
 budget=$((TOTAL_S - SECONDS - 15))
 [ "$budget" -le 240 ] || budget=240  # the benchmark's share: about 4 minutes on an H100
-if [ "$budget" -gt 60 ]; then
+if [[ ",$STEPS," != *",benchmark,"* ]]; then
+  :
+elif [ "$budget" -gt 60 ]; then
   run_step benchmark $((budget + 30)) python3 bench/gpu/bench_gpu.py --tessera "$bin/tessera" \
     --configs "$PWD/configs" --out "$OUT" --budget-s "$budget" --models "$BENCH_MODELS"
 else
