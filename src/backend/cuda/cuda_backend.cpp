@@ -3,6 +3,10 @@
 
 #include <cublas_v2.h>
 
+#include <fstream>
+#include <regex>
+#include <string>
+
 #include "backend/cuda/cuda_backend_impl.hpp"
 #include "backend/cuda/cuda_check.hpp"
 #include "backend/cuda/lt_matmul.hpp"
@@ -70,6 +74,21 @@ MemoryUse CudaBackend::memory_use() const {
   return {ledger_.current_bytes(), ledger_.peak_bytes(), total - free_bytes};
 }
 
+namespace {
+
+/// The NVIDIA kernel driver's version ("580.159.04") from /proc/driver/nvidia/version, or "" where
+/// that file is missing (a container without it, another vendor's driver).
+std::string kernel_driver_version() {
+  std::ifstream in("/proc/driver/nvidia/version");
+  std::string line;
+  std::getline(in, line);
+  static const std::regex version(R"(Kernel Module.*?\s(\d+\.\d+(\.\d+)?)\s)");
+  std::smatch match;
+  return std::regex_search(line, match, version) ? match[1].str() : "";
+}
+
+}  // namespace
+
 DeviceDescription CudaBackend::describe_device() const {
   int device = 0, driver = 0, runtime = 0;
   TESSERA_CUDA_CHECK(cudaGetDevice(&device));
@@ -84,7 +103,9 @@ DeviceDescription CudaBackend::describe_device() const {
   DeviceDescription description;
   description.kind = "gpu";
   description.name = properties.name;
-  description.driver = "CUDA driver API " + version(driver) + ", runtime " + version(runtime) +
+  const std::string kernel_driver = kernel_driver_version();
+  description.driver = (kernel_driver.empty() ? "" : "driver " + kernel_driver + ", ") +
+                       "CUDA driver API " + version(driver) + ", runtime " + version(runtime) +
                        ", compute capability " + std::to_string(properties.major) + "." +
                        std::to_string(properties.minor);
   description.memory_bytes = properties.totalGlobalMem;
