@@ -46,27 +46,28 @@ CpuBackend::CpuBackend(GemmPrecision precision) {
 
 CpuBackend::~CpuBackend() = default;
 
-float* CpuBackend::allocate(std::size_t count) {
-  void* buffer = allocate_host(count * sizeof(float));
-  ledger_.set(buffer, count * sizeof(float));
-  return static_cast<float*>(buffer);
+void* CpuBackend::allocate_recorded(std::size_t bytes) {
+  void* buffer = allocate_host(bytes);
+  ledger_.set(buffer, bytes);
+  return buffer;
 }
 
-void CpuBackend::release(float* buffer) {
+void CpuBackend::release_recorded(void* buffer) {
   ledger_.erase(buffer);
   std::free(buffer);
 }
+
+float* CpuBackend::allocate(std::size_t count) {
+  return static_cast<float*>(allocate_recorded(count * sizeof(float)));
+}
+
+void CpuBackend::release(float* buffer) { release_recorded(buffer); }
 
 int32_t* CpuBackend::allocate_tokens(std::size_t count) {
-  void* buffer = allocate_host(count * sizeof(int32_t));
-  ledger_.set(buffer, count * sizeof(int32_t));
-  return static_cast<int32_t*>(buffer);
+  return static_cast<int32_t*>(allocate_recorded(count * sizeof(int32_t)));
 }
 
-void CpuBackend::release_tokens(int32_t* buffer) {
-  ledger_.erase(buffer);
-  std::free(buffer);
-}
+void CpuBackend::release_tokens(int32_t* buffer) { release_recorded(buffer); }
 
 MemoryUse CpuBackend::memory_use() const {
   rusage usage{};

@@ -116,6 +116,9 @@ class CpuBackend final : public Backend {
                     int step) override;
 
  private:
+  /// allocate_host's zeroed block, recorded in the ledger; released by release_recorded.
+  void* allocate_recorded(std::size_t bytes);
+  void release_recorded(void* buffer);
   /// Scratch of at least `count` floats, owned by the backend and grown (never shrunk) on demand,
   /// so kernels allocate only the first time they see a larger shape. Not safe for concurrent
   /// calls on one backend object (none of the kernels are).
