@@ -66,8 +66,13 @@ void MetricsWriter::write(const nlohmann::json& record) {
   TESSERA_CHECK(record.is_object(), "a metrics record is a JSON object, got " + record.dump());
   // dump() without indent has no newline; invalid UTF-8 is replaced rather than thrown on.
   std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  // Whole or not at all: a write cut short (a full disk, a quota) is cut back to the end of the
+  // last whole record, so readers never meet half a record.
+  const off_t end = ::lseek(fd_, 0, SEEK_END);
   if (!write_all(fd_, line)) {
-    throw UsageError("cannot append to '" + path_.string() + "' (" + std::strerror(errno) +
+    const int error = errno;
+    if (end >= 0) static_cast<void>(::ftruncate(fd_, end));
+    throw UsageError("cannot append to '" + path_.string() + "' (" + std::strerror(error) +
                      "); check free space and quota of run.dir");
   }
 }

@@ -1,6 +1,9 @@
 // io/metrics: metrics.jsonl holds whole JSON lines and a second writer appends to the first's.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
+#include <csignal>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -70,6 +73,47 @@ TEST_F(MetricsWriterTest, RejectsNonObjectsAndUnwritableDirectories) {
   EXPECT_THROW(writer.write(nlohmann::json::array({1, 2})), InternalError);
   std::ofstream(dir_ / "file") << "x";
   EXPECT_THROW(MetricsWriter(dir_ / "file"), UsageError);  // run.dir is a regular file
+}
+
+/// Caps the size of files this process writes (RLIMIT_FSIZE) for its lifetime, as a full disk or
+/// a quota would: a write past the cap is cut short, the next fails with EFBIG (SIGXFSZ ignored).
+class FileSizeCap {
+ public:
+  explicit FileSizeCap(rlim_t bytes) {
+    getrlimit(RLIMIT_FSIZE, &saved_);
+    previous_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit capped = saved_;
+    capped.rlim_cur = bytes;
+    setrlimit(RLIMIT_FSIZE, &capped);
+  }
+  ~FileSizeCap() {
+    setrlimit(RLIMIT_FSIZE, &saved_);
+    std::signal(SIGXFSZ, previous_handler_);
+  }
+  FileSizeCap(const FileSizeCap&) = delete;
+  FileSizeCap& operator=(const FileSizeCap&) = delete;
+
+ private:
+  rlimit saved_{};
+  void (*previous_handler_)(int) = SIG_DFL;
+};
+
+TEST_F(MetricsWriterTest, ARecordThatDoesNotFitIsLeftOutWholeNotTorn) {
+  MetricsWriter writer(dir_);
+  const nlohmann::json record = {{"kind", "train"}, {"step", 1}, {"loss", 2.5}};
+  const std::size_t line_bytes = record.dump().size() + 1;
+  {
+    // Room for three records and half of a fourth.
+    FileSizeCap cap(static_cast<rlim_t>(3 * line_bytes + line_bytes / 2));
+    for (int i = 0; i < 3; ++i) writer.write(record);
+    EXPECT_THROW(writer.write(record), UsageError);
+    EXPECT_THROW(writer.write(record), UsageError);  // and again: nothing half-written piles up
+  }
+  EXPECT_EQ(std::filesystem::file_size(dir_ / "metrics.jsonl"), 3 * line_bytes);
+  writer.write(record);  // room again (space freed): the file goes on with whole records
+  const std::vector<std::string> all = lines();
+  ASSERT_EQ(all.size(), 4u);
+  for (const std::string& line : all) EXPECT_EQ(nlohmann::json::parse(line), record);
 }
 
 }  // namespace
