@@ -84,6 +84,11 @@ std::string read_checkpoint_manifest(const std::filesystem::path& file);
 /// Serial: opens the file with the default driver on the calling process only.
 std::string describe_checkpoint(const std::filesystem::path& file);
 
+/// Whether this process can do in `directory` what a save does: create it (and its parents),
+/// write a file, fsync it, rename it into place and fsync the directory. The probe file is
+/// removed again. Returns the step that failed with the system's reason, or nullopt.
+std::optional<std::string> probe_writable_directory(const std::filesystem::path& directory);
+
 /// A directory of checkpoints "step_000000123.h5" with a `latest` text file naming the newest
 /// complete one, and keep-last-N retention. All members are collective over the communicator.
 class CheckpointDirectory {

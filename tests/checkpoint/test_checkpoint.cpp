@@ -306,5 +306,20 @@ TEST_F(CheckpointTest, DescribeListsDatasetsShapesAndAttributes) {
   });
 }
 
+// What a save needs of a directory, tried before a run's first step; the read-only and full
+// file systems are tried for real in tests/train/test_unwritable_dirs.sh (they need mounts).
+TEST(DirectoryProbe, CreatesTheDirectoryAndLeavesNothingBehind) {
+  const auto base = std::filesystem::temp_directory_path() /
+                    ("tessera-probe-" + std::to_string(getpid()) + "-" + std::to_string(rank_of()));
+  EXPECT_EQ(probe_writable_directory(base / "a" / "b"), std::nullopt);
+  EXPECT_TRUE(std::filesystem::is_directory(base / "a" / "b"));
+  EXPECT_TRUE(std::filesystem::is_empty(base / "a" / "b"));
+  std::ofstream(base / "file") << "x";
+  const std::optional<std::string> problem = probe_writable_directory(base / "file" / "c");
+  ASSERT_TRUE(problem.has_value());
+  EXPECT_NE(problem->find((base / "file" / "c").string()), std::string::npos) << *problem;
+  std::filesystem::remove_all(base);
+}
+
 }  // namespace
 }  // namespace tessera
