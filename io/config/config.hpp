@@ -24,6 +24,9 @@ enum class Precision { fp32, bf16 };
 /// What backward recomputes instead of keeping from forward: nothing; the attention core (its
 /// softmax probabilities, the largest activation); or each whole block from its input.
 enum class Recompute { none, selective, full };
+/// When the token shards' payload checksums are checked: as the run opens them, or never (for
+/// data verified some other way; the manifest records which).
+enum class DataVerify { open, off };
 
 struct ModelConfig {
   ModelFamily family = ModelFamily::gpt2;
@@ -85,6 +88,7 @@ struct DataConfig {
   /// "byte" or "sentencepiece" (only meaningful for prepared data; recorded in the shards).
   std::string tokenizer = "byte";
   uint64_t seed = 1234;  ///< seed of the synthetic source and of the sample order
+  DataVerify verify = DataVerify::open;
 
   bool operator==(const DataConfig&) const = default;
 };

@@ -38,6 +38,10 @@ struct EnumNames<Precision> {
   static constexpr std::array<std::string_view, 2> names{"fp32", "bf16"};
 };
 template <>
+struct EnumNames<DataVerify> {
+  static constexpr std::array<std::string_view, 2> names{"open", "off"};
+};
+template <>
 struct EnumNames<Recompute> {
   static constexpr std::array<std::string_view, 3> names{"none", "selective", "full"};
 };
@@ -208,6 +212,9 @@ std::vector<KeySpec> build_schema() {
             "tokenizer of prepared data: byte or sentencepiece"),
       entry("data.seed", &C::data, &DataConfig::seed, at_least(0),
             "seed of the synthetic source and of the sample order"),
+      entry("data.verify", &C::data, &DataConfig::verify,
+            "check every token shard's payload checksum before the first step (open), the work "
+            "split over the ranks, or not at all (off: for data verified another way)"),
 
       entry("eval.every", &C::eval, &EvalConfig::every, at_least(0),
             "evaluate every N steps and at the end; 0 disables evaluation"),

@@ -1,11 +1,13 @@
 #include "io/data/data_loader.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <thread>
 #include <vector>
 
 #include "core/error.hpp"
@@ -304,12 +306,47 @@ std::vector<ShardChecksum> DataLoader::shard_checksums() const {
   return checksums;
 }
 
-std::vector<std::string> DataLoader::damaged_shards() const {
+namespace {
+
+/// The shards of `all` with index % parts == part.
+std::vector<const ShardReader*> share_of(
+    const std::vector<std::pair<std::string, const ShardReader*>>& all, int part, int parts) {
+  TESSERA_CHECK(parts >= 1 && part >= 0 && part < parts,
+                "part " + std::to_string(part) + " of " + std::to_string(parts));
+  std::vector<const ShardReader*> mine;
+  for (std::size_t i = static_cast<std::size_t>(part); i < all.size();
+       i += static_cast<std::size_t>(parts)) {
+    mine.push_back(all[i].second);
+  }
+  return mine;
+}
+
+}  // namespace
+
+std::vector<std::string> DataLoader::damaged_shards(int part, int parts, int threads) const {
+  const std::vector<const ShardReader*> mine = share_of(source_->shards(), part, parts);
+  std::vector<char> bad(mine.size(), 0);
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i = next++; i < mine.size(); i = next++) bad[i] = !mine[i]->verify_payload();
+  };
+  std::vector<std::thread> helpers;
+  for (int t = 1; t < std::min<int>(threads, static_cast<int>(mine.size())); ++t)
+    helpers.emplace_back(work);
+  work();
+  for (std::thread& helper : helpers) helper.join();
   std::vector<std::string> damaged;
-  for (const auto& [split, shard] : source_->shards()) {
-    if (!shard->verify_payload()) damaged.push_back(shard->path().filename().string());
+  for (std::size_t i = 0; i < mine.size(); ++i) {
+    if (bad[i]) damaged.push_back(mine[i]->path().filename().string());
   }
   return damaged;
+}
+
+uint64_t DataLoader::payload_bytes(int part, int parts) const {
+  uint64_t bytes = 0;
+  for (const ShardReader* shard : share_of(source_->shards(), part, parts))
+    bytes += shard->size() * static_cast<uint64_t>(shard->dtype());
+  return bytes;
 }
 
 }  // namespace tessera

@@ -63,9 +63,13 @@ class DataLoader {
   /// Every shard of a prepared dataset, train then validation, with the checksum its header
   /// records (cheap: nothing is read); empty for the synthetic source.
   std::vector<ShardChecksum> shard_checksums() const;
-  /// Names of the shards whose tokens no longer hash to their header's checksum (reads every
-  /// token once).
-  std::vector<std::string> damaged_shards() const;
+  /// Names of the shards whose tokens no longer hash to their header's checksum, among shard
+  /// i of shard_checksums() for every i % parts == part (so `parts` ranks share the work), hashed
+  /// `threads` shards at a time. Streams each shard once through its memory map: memory stays
+  /// bounded by the page cache, which may evict what was read.
+  std::vector<std::string> damaged_shards(int part = 0, int parts = 1, int threads = 1) const;
+  /// Bytes of token payload damaged_shards(part, parts) reads.
+  uint64_t payload_bytes(int part = 0, int parts = 1) const;
 
  private:
   DataLoader(std::shared_ptr<const DataSource> source, int seq_len);

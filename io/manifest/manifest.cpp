@@ -105,7 +105,10 @@ nlohmann::json describe_data(const DataConfig& data, const DataLoader& loader) {
                       {"tokens", shard.tokens},
                       {"fnv1a64", to_hex16(shard.fnv1a64)}});
   }
-  return {{"source", data.source}, {"tokenizer", loader.tokenizer_id()}, {"shards", shards}};
+  return {{"source", data.source},
+          {"tokenizer", loader.tokenizer_id()},
+          {"verify", data.verify == DataVerify::open ? "open" : "off"},
+          {"shards", shards}};
 }
 
 nlohmann::json describe_slurm_job(const EnvironmentReader& environment) {

@@ -10,9 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
+#include <thread>
 
 #include "backend/backend.hpp"
 #include "core/error.hpp"
+#include "io/checkpoint/checkpoint.hpp"
 #include "io/data/data_loader.hpp"
 #include "io/manifest/manifest.hpp"
 #include "io/metrics/metrics.hpp"
@@ -130,6 +132,12 @@ class TrainingRun {
 
  private:
   void open_data_and_run_dir();
+  /// UsageError naming `setting` and this rank when this process cannot save into `directory`.
+  void check_writable(const std::filesystem::path& directory, const char* setting,
+                      const char* fix) const;
+  /// Checks this rank's share of the token shards against their checksums (data.verify); a
+  /// damaged shard stops every rank before any step.
+  void verify_data();
   void announce();
   /// Trains optimizer step `step`; returns the loss and records its timings.
   double train_step(int step, UpdateResult& update, PipelineTimings& pipeline);
@@ -177,6 +185,7 @@ class TrainingRun {
   const bool loss_holder_;  // last pipeline stage, tensor-parallel rank 0
   StepTokens tokens_, eval_tokens_;
   TrainResult result_;
+  std::string data_check_;  // the log line of verify_data, "" when nothing was checked
 };
 
 TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelContext& parallel)
@@ -288,12 +297,51 @@ void TrainingRun::open_data_and_run_dir() {
     }
     if (reporter_) {
       check_deadline(config_.run.deadline);
+      check_writable(config_.run.dir, "run.dir", "pick a writable directory with --set run.dir=PATH");
       write_resolved_config(config_);
       metrics_.emplace(config_.run.dir);
     }
+    // Every rank writes its part of each checkpoint file (parallel HDF5).
+    check_writable(checkpoint_directory(config_), "checkpoint.dir",
+                   "point checkpoint.dir (default run.dir/checkpoints) at a directory every rank "
+                   "can write, with free space");
   });
   result_.loss_floor = data_->loss_floor();
   result_.unigram_entropy = data_->unigram_entropy();
+  verify_data();
+}
+
+void TrainingRun::check_writable(const std::filesystem::path& directory, const char* setting,
+                                 const char* fix) const {
+  const std::optional<std::string> problem = probe_writable_directory(directory);
+  if (problem) {
+    throw UsageError(fmt::format("{} {} cannot be written on rank {} ({}); {}", setting,
+                                 directory.string(), parallel_.world_rank(), *problem, fix));
+  }
+}
+
+void TrainingRun::verify_data() {
+  if (config_.data.verify == DataVerify::off || data_->shard_checksums().empty()) return;
+  Communicator& world = parallel_.world();
+  const int threads =
+      std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.size());
+  StepTimer timer;
+  run_agreed(world, [&] {
+    const std::vector<std::string> damaged =
+        data_->damaged_shards(world.rank(), world.size(), threads);
+    if (!damaged.empty()) {
+      throw UsageError(fmt::format(
+          "token shard {}{} of data.source {} no longer matches the checksum tessera prepare "
+          "recorded: the data changed since it was prepared; re-run tessera prepare, or set "
+          "data.verify = \"off\" to train on it as it is",
+          damaged.front(), damaged.size() > 1 ? fmt::format(" (and {} more)", damaged.size() - 1) : "",
+          config_.data.source));
+    }
+  });
+  data_check_ = fmt::format(
+      "data: checked the payload checksums of {} shards ({:.2f} GB) in {:.2f} s over {} ranks",
+      data_->shard_checksums().size(), static_cast<double>(data_->payload_bytes()) / 1e9,
+      world.all_reduce_max_double(timer.seconds()), world.size());
 }
 
 void TrainingRun::announce() {
@@ -301,6 +349,7 @@ void TrainingRun::announce() {
   const double flops_per_token = model_flops_per_token(config_.model);
   out_ << "# tessera " << TESSERA_VERSION << ": resolved configuration\n"
        << to_toml(config_) << "# data: " << data_->describe() << "\n";
+  if (!data_check_.empty()) progress_->message(data_check_);
   if (metrics_) {
     const double floor = result_.loss_floor;
     const std::optional<double> end = stop_monitor_->end_time();  // UNIX seconds, or none

@@ -7,23 +7,26 @@ configs=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
+launcher=()  # set to run a case under mpiexec
 
 # expect_usage_error NAME WORD -- ARGS...: runs tessera ARGS, checks status 2, one stderr line
 # containing WORD, and no step lines on stdout.
 expect_usage_error() {
   local name=$1 word=$2
   shift 3
-  "$tessera" "$@" >"$work/out" 2>"$work/err"
+  "${launcher[@]}" "$tessera" "$@" >"$work/out" 2>"$work/err"
   local status=$?
   local lines
   lines=$(wc -l <"$work/err")
+  # Under mpiexec only tessera's lines count: the launcher adds its own report of the exit.
+  [ ${#launcher[@]} -eq 0 ] || lines=$(grep -c "^tessera: error:" "$work/err")
   if [ "$status" -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$word" "$work/err" ||
      grep -q '^step ' "$work/out"; then
     echo "FAIL $name: status $status, $lines stderr lines, expected 2 and one line with '$word':"
     cat "$work/err"
     failures=$((failures + 1))
   else
-    echo "ok   $name: $(cat "$work/err")"
+    echo "ok   $name: $(grep -m1 "^tessera: error:" "$work/err" || cat "$work/err")"
   fi
 }
 
@@ -55,6 +58,34 @@ expect_usage_error "empty shard" "$shard" -- train "$configs/tiny.toml" --set da
 cp -r "$work/good" "$work/truncated" && truncate -s -7 "$work/truncated/$shard"
 expect_usage_error "truncated shard" "$shard" -- train "$configs/tiny.toml" --set data.source="$work/truncated" $run
 expect_usage_error "missing input text" "missing.txt" -- prepare "$work/missing.txt" -o "$work/out"
+
+# One token's lowest bit flipped (it stays inside the vocabulary; the header is intact): only the
+# payload checksum tells, and the run refuses the shard before any step, on 1 rank and on 2.
+flip_low_bit_of_last_token() {  # uint16 little-endian tokens: the last token's low byte
+  local file=$1 offset byte
+  offset=$(($(stat -c %s "$file") - 2))
+  byte=$(od -An -tu1 -j "$offset" -N1 "$file" | tr -d ' ')
+  printf "\\$(printf %o $((byte ^ 1)))" | dd of="$file" bs=1 seek="$offset" conv=notrunc 2>/dev/null
+}
+for split in train val; do
+  cp -r "$work/good" "$work/flipped-$split"
+  damaged=$(ls "$work/flipped-$split"/${split}_*.bin | head -1)
+  flip_low_bit_of_last_token "$damaged"
+  expect_usage_error "flipped token in a $split shard" "$(basename "$damaged")" -- train "$configs/tiny.toml" --set data.source="$work/flipped-$split" $run
+done
+launcher=(mpiexec -n 2 --oversubscribe)
+expect_usage_error "flipped token, 2 ranks" "$(basename "$damaged")" -- train "$configs/tiny.toml" --set data.source="$work/flipped-val" --set train.micro_batch=4 $run
+launcher=()
+# data.verify = "off" trains on it as it is, and the manifest says so.
+if "$tessera" train "$configs/tiny.toml" --set data.source="$work/flipped-train" --set data.verify='"off"' \
+     --set train.steps=2 --set train.warmup_steps=1 --set eval.every=0 --set run.dir="$work/unverified" \
+     >"$work/out" 2>&1 &&
+   grep -q '"verify": "off"' "$work/unverified/manifest.json"; then
+  echo "ok   data.verify = \"off\" trains on the flipped shard and the manifest records it"
+else
+  echo "FAIL data.verify = \"off\": $(tail -3 "$work/out")"
+  failures=$((failures + 1))
+fi
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures bad-input case(s) failed"

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <set>
 
 #include "data_test_util.hpp"
@@ -197,6 +198,40 @@ TEST(LoaderErrors, DamagedShardsAreNamed) {
   expect_open_fails(prepared.data, prepared.model, "train_000001.bin");
   std::filesystem::remove(shard);
   expect_open_fails(prepared.data, prepared.model, "train_000001.bin");
+}
+
+/// Flips the lowest bit of the last token of `shard` (uint16, little-endian: its first byte): the
+/// token changes by one and stays inside the vocabulary, which only the payload checksum notices.
+void flip_last_token_bit(const std::filesystem::path& shard) {
+  std::fstream file(shard, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(-2, std::ios::end);
+  const char byte = static_cast<char>(file.get() ^ 1);
+  file.seekp(-2, std::ios::end);
+  file.put(byte);
+}
+
+TEST(ShardVerification, AFlippedTokenIsFoundByTheRankThatOwnsTheShard) {
+  PreparedDir prepared;
+  const DataLoader intact = DataLoader::open(prepared.data, prepared.model);
+  EXPECT_TRUE(intact.damaged_shards().empty());
+  const std::vector<ShardChecksum> shards = intact.shard_checksums();
+  ASSERT_GE(shards.size(), 4u);
+  flip_last_token_bit(prepared.dir / "data" / shards[2].file);
+  const DataLoader loader = DataLoader::open(prepared.data, prepared.model);  // opens: header intact
+  EXPECT_EQ(loader.damaged_shards(), std::vector<std::string>{shards[2].file});
+  // Shared over 3 "ranks": shard 2 is part 2's, and only it reports it; threads change nothing.
+  uint64_t bytes = 0;
+  for (int part = 0; part < 3; ++part) {
+    for (int threads : {1, 3}) {
+      const auto damaged = loader.damaged_shards(part, 3, threads);
+      EXPECT_EQ(damaged, part == 2 ? std::vector<std::string>{shards[2].file}
+                                   : std::vector<std::string>{})
+          << "part " << part << ", " << threads << " threads";
+    }
+    bytes += loader.payload_bytes(part, 3);
+  }
+  EXPECT_EQ(bytes, loader.payload_bytes());
+  EXPECT_EQ(loader.payload_bytes(), 2 * (prepared.train_tokens() + prepared.validation_tokens()));
 }
 
 TEST(LoaderErrors, SequencesLongerThanTheData) {
