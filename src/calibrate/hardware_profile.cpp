@@ -51,8 +51,11 @@ struct LinearClass {
 
 /// The linear layers of one block of width d, and the vocabulary head.
 std::vector<LinearClass> linear_classes(int d, int vocab) {
-  return {{"qkv", d, 3 * d}, {"attn_out", d, d}, {"mlp_up", d, 4 * d},
-          {"mlp_down", 4 * d, d}, {"head", d, vocab}};
+  return {{"qkv", d, 3 * d},
+          {"attn_out", d, d},
+          {"mlp_up", d, 4 * d},
+          {"mlp_down", 4 * d, d},
+          {"head", d, vocab}};
 }
 
 nlohmann::json measure_linear(Backend& backend, const std::string& precision, int d,
@@ -115,8 +118,9 @@ nlohmann::json measure_copies(Backend& backend, const CalibrationOptions& option
   const std::size_t count = options.copy_bytes / sizeof(float);
   RandomBuffer device(backend, count);
   std::vector<float> host(count, 1.0f);
-  const double to_host_s = seconds_per_call(backend, device.get(), options.min_seconds,
-                                            [&] { backend.copy_to_host(host.data(), device.get(), count); });
+  const double to_host_s = seconds_per_call(backend, device.get(), options.min_seconds, [&] {
+    backend.copy_to_host(host.data(), device.get(), count);
+  });
   const double from_host_s = seconds_per_call(backend, device.get(), options.min_seconds, [&] {
     backend.copy_from_host(device.get(), host.data(), count);
   });
@@ -145,8 +149,9 @@ void check_options(const CalibrationOptions& options) {
   auto positive = [](int value) { return value > 0; };
   if (options.tokens <= 0 || options.vocab <= 0 || options.d_models.empty() ||
       !std::all_of(options.d_models.begin(), options.d_models.end(), positive)) {
-    throw UsageError("calibration needs positive --tokens, --vocab and --d-models; pass e.g. "
-                     "--tokens 8192 --vocab 50304 --d-models 768,2048");
+    throw UsageError(
+        "calibration needs positive --tokens, --vocab and --d-models; pass e.g. "
+        "--tokens 8192 --vocab 50304 --d-models 768,2048");
   }
   for (const AttentionClass& problem : options.attention) {
     if (problem.seq <= 0 || problem.n_heads <= 0 || problem.head_dim <= 0) {
@@ -168,22 +173,21 @@ nlohmann::json calibrate_device(const std::vector<std::pair<std::string, Backend
   const auto start = std::chrono::steady_clock::now();
   Backend& first = *backends.front().second;
   const DeviceDescription device = first.describe_device();
-  nlohmann::json profile = {
-      {"format", "tessera-hardware-profile"},
-      {"version", 1},
-      {"created", utc_now()},
-      {"tessera", TESSERA_VERSION},
-      {"host", host_name()},
-      {"device",
-       {{"backend", std::string(first.name())},
-        {"kind", device.kind},
-        {"name", device.name},
-        {"driver", device.driver},
-        {"memory_bytes", device.memory_bytes},
-        {"compute_units", device.compute_units}}},
-      {"tokens", options.tokens},
-      {"gemm", nlohmann::json::array()},
-      {"attention", nlohmann::json::array()}};
+  nlohmann::json profile = {{"format", "tessera-hardware-profile"},
+                            {"version", 1},
+                            {"created", utc_now()},
+                            {"tessera", TESSERA_VERSION},
+                            {"host", host_name()},
+                            {"device",
+                             {{"backend", std::string(first.name())},
+                              {"kind", device.kind},
+                              {"name", device.name},
+                              {"driver", device.driver},
+                              {"memory_bytes", device.memory_bytes},
+                              {"compute_units", device.compute_units}}},
+                            {"tokens", options.tokens},
+                            {"gemm", nlohmann::json::array()},
+                            {"attention", nlohmann::json::array()}};
   for (const auto& [precision, backend] : backends) {
     for (int d : options.d_models) {
       for (const LinearClass& layer : linear_classes(d, options.vocab)) {
@@ -197,20 +201,21 @@ nlohmann::json calibrate_device(const std::vector<std::pair<std::string, Backend
     }
     for (const AttentionClass& problem : options.attention) {
       nlohmann::json row = measure_attention(*backend, precision, problem, options);
-      progress(fmt::format("attention seq {} heads {} head_dim {} {}: forward {:.3g} TFLOP/s, "
-                           "backward {:.3g} TFLOP/s",
-                           problem.seq, problem.n_heads, problem.head_dim, precision,
-                           row["forward_tflops"].get<double>(),
-                           row["backward_tflops"].get<double>()));
+      progress(
+          fmt::format("attention seq {} heads {} head_dim {} {}: forward {:.3g} TFLOP/s, "
+                      "backward {:.3g} TFLOP/s",
+                      problem.seq, problem.n_heads, problem.head_dim, precision,
+                      row["forward_tflops"].get<double>(), row["backward_tflops"].get<double>()));
       profile["attention"].push_back(std::move(row));
     }
   }
   profile["copy"] = measure_copies(first, options);
-  progress(fmt::format("copies of {:.0f} MiB, pageable host memory: device to host {:.1f} GB/s, "
-                       "host to device {:.1f} GB/s",
-                       profile["copy"]["bytes"].get<double>() / (1 << 20),
-                       profile["copy"]["device_to_host_gb_s"].get<double>(),
-                       profile["copy"]["host_to_device_gb_s"].get<double>()));
+  progress(
+      fmt::format("copies of {:.0f} MiB, pageable host memory: device to host {:.1f} GB/s, "
+                  "host to device {:.1f} GB/s",
+                  profile["copy"]["bytes"].get<double>() / (1 << 20),
+                  profile["copy"]["device_to_host_gb_s"].get<double>(),
+                  profile["copy"]["host_to_device_gb_s"].get<double>()));
   profile["elapsed_s"] =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return profile;
@@ -218,17 +223,16 @@ nlohmann::json calibrate_device(const std::vector<std::pair<std::string, Backend
 
 std::string describe_profile(const nlohmann::json& profile) {
   const nlohmann::json& device = profile.at("device");
-  std::string text = fmt::format("{} ({}; {} compute units, {:.1f} GiB), tessera {}, {}\n\n",
-                                 device.at("name").get<std::string>(),
-                                 device.at("driver").get<std::string>().empty()
-                                     ? device.at("backend").get<std::string>()
-                                     : device.at("driver").get<std::string>(),
-                                 device.at("compute_units").get<int>(),
-                                 device.at("memory_bytes").get<double>() / (1 << 30),
-                                 profile.at("tessera").get<std::string>(),
-                                 profile.at("created").get<std::string>());
-  text += "| GEMM class | precision | rows x in -> out | forward TFLOP/s | backward TFLOP/s |\n"
-          "|---|---|---|---|---|\n";
+  std::string text = fmt::format(
+      "{} ({}; {} compute units, {:.1f} GiB), tessera {}, {}\n\n",
+      device.at("name").get<std::string>(),
+      device.at("driver").get<std::string>().empty() ? device.at("backend").get<std::string>()
+                                                     : device.at("driver").get<std::string>(),
+      device.at("compute_units").get<int>(), device.at("memory_bytes").get<double>() / (1 << 30),
+      profile.at("tessera").get<std::string>(), profile.at("created").get<std::string>());
+  text +=
+      "| GEMM class | precision | rows x in -> out | forward TFLOP/s | backward TFLOP/s |\n"
+      "|---|---|---|---|---|\n";
   for (const nlohmann::json& row : profile.at("gemm")) {
     text += fmt::format("| {} | {} | {} x {} -> {} | {:.3g} | {:.3g} |\n",
                         row.at("class").get<std::string>(), row.at("precision").get<std::string>(),
@@ -236,15 +240,15 @@ std::string describe_profile(const nlohmann::json& profile) {
                         row.at("out_features").get<int>(), row.at("forward_tflops").get<double>(),
                         row.at("backward_tflops").get<double>());
   }
-  text += "\n| attention (causal) | precision | batch x seq, heads x head_dim | forward TFLOP/s | "
-          "backward TFLOP/s |\n|---|---|---|---|---|\n";
+  text +=
+      "\n| attention (causal) | precision | batch x seq, heads x head_dim | forward TFLOP/s | "
+      "backward TFLOP/s |\n|---|---|---|---|---|\n";
   for (const nlohmann::json& row : profile.at("attention")) {
-    text += fmt::format("| seq {} | {} | {} x {}, {} x {} | {:.3g} | {:.3g} |\n",
-                        row.at("seq").get<int>(), row.at("precision").get<std::string>(),
-                        row.at("batch").get<int>(), row.at("seq").get<int>(),
-                        row.at("n_heads").get<int>(), row.at("head_dim").get<int>(),
-                        row.at("forward_tflops").get<double>(),
-                        row.at("backward_tflops").get<double>());
+    text += fmt::format(
+        "| seq {} | {} | {} x {}, {} x {} | {:.3g} | {:.3g} |\n", row.at("seq").get<int>(),
+        row.at("precision").get<std::string>(), row.at("batch").get<int>(),
+        row.at("seq").get<int>(), row.at("n_heads").get<int>(), row.at("head_dim").get<int>(),
+        row.at("forward_tflops").get<double>(), row.at("backward_tflops").get<double>());
   }
   const nlohmann::json& copy = profile.at("copy");
   text += fmt::format(

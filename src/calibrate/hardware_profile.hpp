@@ -32,9 +32,9 @@ struct CalibrationOptions {
 /// Measures `backends` (one per precision, each labelled by its GemmPrecision name, e.g. "fp32",
 /// "bf16"), all on one device; copies are measured once, on the first. `progress` receives one
 /// line per figure. Returns the profile's JSON (format in doc/hardware-profiles.md).
-nlohmann::json calibrate_device(
-    const std::vector<std::pair<std::string, Backend*>>& backends,
-    const CalibrationOptions& options, const std::function<void(const std::string&)>& progress);
+nlohmann::json calibrate_device(const std::vector<std::pair<std::string, Backend*>>& backends,
+                                const CalibrationOptions& options,
+                                const std::function<void(const std::string&)>& progress);
 
 /// The profile as a Markdown table, for a log or a proposal.
 std::string describe_profile(const nlohmann::json& profile);

@@ -18,7 +18,8 @@ inline void finish(Backend& backend, const float* any_buffer) {
 /// Seconds per call of `work`: one warm-up call, then repetitions doubled until one timed batch
 /// lasts `min_seconds`; the batch's mean.
 template <class Work>
-double seconds_per_call(Backend& backend, const float* any_buffer, double min_seconds, Work&& work) {
+double seconds_per_call(Backend& backend, const float* any_buffer, double min_seconds,
+                        Work&& work) {
   work();
   finish(backend, any_buffer);
   for (int repeats = 1;; repeats *= 2) {

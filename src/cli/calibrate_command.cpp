@@ -52,8 +52,8 @@ void run(CalibrateOptions& options) {
   std::vector<std::unique_ptr<Backend>> owned;
   std::vector<std::pair<std::string, Backend*>> backends;
   for (const std::string& precision : options.precisions) {
-    owned.push_back(make_device_backend(
-        kind, precision == "bf16" ? Precision::bf16 : Precision::fp32));
+    owned.push_back(
+        make_device_backend(kind, precision == "bf16" ? Precision::bf16 : Precision::fp32));
     backends.emplace_back(precision, owned.back().get());
   }
   std::ofstream out(options.output);  // opened first: a bad path fails before minutes of work
@@ -65,8 +65,9 @@ void run(CalibrateOptions& options) {
   out << profile.dump(2) << "\n";
   out.close();
   if (!out) throw UsageError("cannot write " + options.output + "; check space and permissions");
-  std::cout << "\n" << describe_profile(profile) << "\nhardware profile written to "
-            << options.output << "\n";
+  std::cout << "\n"
+            << describe_profile(profile) << "\nhardware profile written to " << options.output
+            << "\n";
 }
 
 }  // namespace

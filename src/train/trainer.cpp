@@ -10,11 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
-#include <thread>
 
 #include "backend/backend.hpp"
 #include "core/error.hpp"
-#include "io/checkpoint/checkpoint.hpp"
 #include "io/data/data_loader.hpp"
 #include "io/manifest/manifest.hpp"
 #include "io/metrics/metrics.hpp"
@@ -25,6 +23,7 @@
 #include "train/checkpointing.hpp"
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
+#include "train/preflight_checks.hpp"
 #include "train/stage_layout.hpp"
 #include "train/step_accounting.hpp"
 #include "train/step_timer.hpp"
@@ -132,12 +131,6 @@ class TrainingRun {
 
  private:
   void open_data_and_run_dir();
-  /// UsageError naming `setting` and this rank when this process cannot save into `directory`.
-  void check_writable(const std::filesystem::path& directory, const char* setting,
-                      const char* fix) const;
-  /// Checks this rank's share of the token shards against their checksums (data.verify); a
-  /// damaged shard stops every rank before any step.
-  void verify_data();
   void announce();
   /// Trains optimizer step `step`; returns the loss and records its timings.
   double train_step(int step, UpdateResult& update, PipelineTimings& pipeline);
@@ -185,7 +178,7 @@ class TrainingRun {
   const bool loss_holder_;  // last pipeline stage, tensor-parallel rank 0
   StepTokens tokens_, eval_tokens_;
   TrainResult result_;
-  std::string data_check_;  // the log line of verify_data, "" when nothing was checked
+  std::string data_check_;  // the log line of verify_token_shards, "" when nothing was checked
 };
 
 TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelContext& parallel)
@@ -297,51 +290,19 @@ void TrainingRun::open_data_and_run_dir() {
     }
     if (reporter_) {
       check_deadline(config_.run.deadline);
-      check_writable(config_.run.dir, "run.dir", "pick a writable directory with --set run.dir=PATH");
+      check_writable(config_.run.dir, "run.dir", 0,
+                     "pick a writable directory with --set run.dir=PATH");
       write_resolved_config(config_);
       metrics_.emplace(config_.run.dir);
     }
     // Every rank writes its part of each checkpoint file (parallel HDF5).
-    check_writable(checkpoint_directory(config_), "checkpoint.dir",
+    check_writable(checkpoint_directory(config_), "checkpoint.dir", parallel_.world_rank(),
                    "point checkpoint.dir (default run.dir/checkpoints) at a directory every rank "
                    "can write, with free space");
   });
   result_.loss_floor = data_->loss_floor();
   result_.unigram_entropy = data_->unigram_entropy();
-  verify_data();
-}
-
-void TrainingRun::check_writable(const std::filesystem::path& directory, const char* setting,
-                                 const char* fix) const {
-  const std::optional<std::string> problem = probe_writable_directory(directory);
-  if (problem) {
-    throw UsageError(fmt::format("{} {} cannot be written on rank {} ({}); {}", setting,
-                                 directory.string(), parallel_.world_rank(), *problem, fix));
-  }
-}
-
-void TrainingRun::verify_data() {
-  if (config_.data.verify == DataVerify::off || data_->shard_checksums().empty()) return;
-  Communicator& world = parallel_.world();
-  const int threads =
-      std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world.size());
-  StepTimer timer;
-  run_agreed(world, [&] {
-    const std::vector<std::string> damaged =
-        data_->damaged_shards(world.rank(), world.size(), threads);
-    if (!damaged.empty()) {
-      throw UsageError(fmt::format(
-          "token shard {}{} of data.source {} no longer matches the checksum tessera prepare "
-          "recorded: the data changed since it was prepared; re-run tessera prepare, or set "
-          "data.verify = \"off\" to train on it as it is",
-          damaged.front(), damaged.size() > 1 ? fmt::format(" (and {} more)", damaged.size() - 1) : "",
-          config_.data.source));
-    }
-  });
-  data_check_ = fmt::format(
-      "data: checked the payload checksums of {} shards ({:.2f} GB) in {:.2f} s over {} ranks",
-      data_->shard_checksums().size(), static_cast<double>(data_->payload_bytes()) / 1e9,
-      world.all_reduce_max_double(timer.seconds()), world.size());
+  data_check_ = verify_token_shards(*data_, config_.data, parallel_.world());
 }
 
 void TrainingRun::announce() {

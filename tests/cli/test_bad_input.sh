@@ -8,6 +8,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
 launcher=()  # set to run a case under mpiexec
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 # expect_usage_error NAME WORD -- ARGS...: runs tessera ARGS, checks status 2, one stderr line
 # containing WORD, and no step lines on stdout.

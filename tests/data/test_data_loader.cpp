@@ -217,15 +217,16 @@ TEST(ShardVerification, AFlippedTokenIsFoundByTheRankThatOwnsTheShard) {
   const std::vector<ShardChecksum> shards = intact.shard_checksums();
   ASSERT_GE(shards.size(), 4u);
   flip_last_token_bit(prepared.dir / "data" / shards[2].file);
-  const DataLoader loader = DataLoader::open(prepared.data, prepared.model);  // opens: header intact
+  const DataLoader loader =
+      DataLoader::open(prepared.data, prepared.model);  // opens: header intact
   EXPECT_EQ(loader.damaged_shards(), std::vector<std::string>{shards[2].file});
   // Shared over 3 "ranks": shard 2 is part 2's, and only it reports it; threads change nothing.
   uint64_t bytes = 0;
   for (int part = 0; part < 3; ++part) {
     for (int threads : {1, 3}) {
       const auto damaged = loader.damaged_shards(part, 3, threads);
-      EXPECT_EQ(damaged, part == 2 ? std::vector<std::string>{shards[2].file}
-                                   : std::vector<std::string>{})
+      EXPECT_EQ(damaged,
+                part == 2 ? std::vector<std::string>{shards[2].file} : std::vector<std::string>{})
           << "part " << part << ", " << threads << " threads";
     }
     bytes += loader.payload_bytes(part, 3);

@@ -1,6 +1,5 @@
 // io/metrics: metrics.jsonl holds whole JSON lines and a second writer appends to the first's.
 #include <gtest/gtest.h>
-
 #include <sys/resource.h>
 
 #include <csignal>
