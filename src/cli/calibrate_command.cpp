@@ -4,6 +4,7 @@
 
 #include <mpi.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -56,15 +57,26 @@ void run(CalibrateOptions& options) {
         make_device_backend(kind, precision == "bf16" ? Precision::bf16 : Precision::fp32));
     backends.emplace_back(precision, owned.back().get());
   }
-  std::ofstream out(options.output);  // opened first: a bad path fails before minutes of work
+  // Written beside the output and renamed over it at the end, so that a calibration that fails
+  // leaves an earlier profile alone; opened first, so that a bad path fails before the work.
+  const std::filesystem::path output = options.output, temp = options.output + ".tmp";
+  std::ofstream out(temp);
   if (!out) {
-    throw UsageError("cannot write " + options.output + "; pick a writable path with -o");
+    throw UsageError("cannot write " + output.string() + "; pick a writable path with -o");
   }
-  const nlohmann::json profile = calibrate_device(
-      backends, options.measure, [](const std::string& line) { std::cout << line << std::endl; });
-  out << profile.dump(2) << "\n";
-  out.close();
-  if (!out) throw UsageError("cannot write " + options.output + "; check space and permissions");
+  nlohmann::json profile;
+  std::error_code ignored;
+  try {
+    profile = calibrate_device(backends, options.measure,
+                               [](const std::string& line) { std::cout << line << std::endl; });
+    out << profile.dump(2) << "\n";
+    out.close();
+    if (!out) throw UsageError("cannot write " + temp.string() + "; check space and permissions");
+    std::filesystem::rename(temp, output);
+  } catch (...) {
+    std::filesystem::remove(temp, ignored);
+    throw;
+  }
   std::cout << "\n"
             << describe_profile(profile) << "\nhardware profile written to " << options.output
             << "\n";

@@ -1,6 +1,7 @@
 """`tessera calibrate` on the CPU backend at small sizes: the hardware profile's JSON has every
 class asked for, with finite positive rates, the device described, and the Markdown table
-printed; the format is the one doc/hardware-profiles.md documents.
+printed; the format is the one doc/hardware-profiles.md documents. A calibration that fails
+leaves an earlier profile alone.
 
 usage: test_calibrate.py TESSERA
 """
@@ -56,6 +57,15 @@ def main():
     expect(copy["bytes"] == 4 << 20 and rate(copy["device_to_host_gb_s"]) and
            rate(copy["host_to_device_gb_s"]), "copies %s" % copy)
     expect("| d32.mlp_down | fp32 | 64 x 128 -> 32 |" in result.stdout, "the Markdown table")
+    # A calibration that fails leaves an earlier profile as it was, and no temporary file.
+    with tempfile.TemporaryDirectory() as work:
+        earlier = os.path.join(work, "profile.json")
+        open(earlier, "w").write("earlier")
+        failed = subprocess.run(command[:-1] + [earlier, "--tokens", "0"], capture_output=True,
+                                text=True, timeout=300, env=env)
+        expect(failed.returncode == 2 and open(earlier).read() == "earlier" and
+               os.listdir(work) == ["profile.json"],
+               "a failed calibration: exit %d, files %s" % (failed.returncode, os.listdir(work)))
     for problem in problems:
         print("FAIL %s" % problem)
     if problems:
