@@ -43,9 +43,9 @@ struct MemoryUse {
 
 /// What a backend computes on, for hardware profiles and run records.
 struct DeviceDescription {
-  std::string kind;    ///< "cpu" or "gpu"
-  std::string name;    ///< e.g. "NVIDIA H200", or the CPU's model name
-  std::string driver;  ///< driver and runtime versions, or "" where there is none
+  std::string kind;              ///< "cpu" or "gpu"
+  std::string name;              ///< e.g. "NVIDIA H200", or the CPU's model name
+  std::string driver;            ///< driver and runtime versions, or "" where there is none
   std::size_t memory_bytes = 0;  ///< the device's memory (the host's, for a CPU)
   int compute_units = 0;         ///< multiprocessors of a GPU; threads a CPU backend uses
 };

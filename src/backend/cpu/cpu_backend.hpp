@@ -13,10 +13,10 @@
 #include <memory>
 
 #include "backend/backend.hpp"
-#include "backend/memory_ledger.hpp"
 #include "backend/cpu/bf16_linear.hpp"
 #include "backend/cpu/host_memory.hpp"
 #include "backend/cpu/matmul_cache.hpp"
+#include "backend/memory_ledger.hpp"
 
 namespace tessera::cpu {
 
