@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/host_facts.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/checkpoint/checkpoint_internal.hpp"
 
@@ -42,9 +43,7 @@ std::optional<std::string> probe_writable_directory(const std::filesystem::path&
   std::error_code error;
   std::filesystem::create_directories(directory, error);
   if (error) return "cannot create " + directory.string() + ": " + error.message();
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  const std::string name = ".tessera-probe-" + std::string(host) + "-" + std::to_string(getpid());
+  const std::string name = ".tessera-probe-" + host_name() + "-" + std::to_string(getpid());
   const auto temp = directory / (name + ".tmp"), file = directory / name;
   std::optional<std::string> problem = write_probe(temp);
   if (!problem) problem = checkpoint_detail::publish_file(temp, file);

@@ -1,30 +1,19 @@
 #include "io/manifest/manifest.hpp"
 
-#include <unistd.h>
-
 #include <array>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
+#include "core/host_facts.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 
 namespace tessera {
 namespace {
 
 constexpr const char* kManifestFile = "manifest.json";
-
-std::string utc_text(double unix_time) {
-  const auto seconds = static_cast<std::time_t>(unix_time);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  std::array<char, 32> text{};
-  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text.data();
-}
 
 std::string text_hash(const std::string& text) {
   return to_hex16(fnv1a64(std::as_bytes(std::span(text.data(), text.size()))));
@@ -85,8 +74,9 @@ bool is_hdf5(const std::filesystem::path& file) {
 }  // namespace
 
 std::vector<std::string> gather_hostnames(MPI_Comm world) {
-  std::array<char, 256> mine{};
-  if (gethostname(mine.data(), mine.size() - 1) != 0) mine = {'?'};
+  std::array<char, 256> mine{};  // a fixed width, so that one all-gather moves every name
+  const std::string name = host_name();
+  name.copy(mine.data(), mine.size() - 1);
   int size = 1;
   MPI_Comm_size(world, &size);
   std::vector<char> all(mine.size() * static_cast<std::size_t>(size));

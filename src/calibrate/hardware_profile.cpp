@@ -1,7 +1,6 @@
 #include "calibrate/hardware_profile.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +9,7 @@
 
 #include "calibrate/timing.hpp"
 #include "core/error.hpp"
+#include "core/host_facts.hpp"
 
 namespace tessera {
 namespace {
@@ -20,7 +20,7 @@ using calibration::seconds_per_call;
 /// some GPUs' tensor cores draw less power and clock higher than on real data.
 class RandomBuffer {
  public:
-  RandomBuffer(Backend& backend, std::size_t count) : backend_(backend), count_(count) {
+  RandomBuffer(Backend& backend, std::size_t count) : backend_(backend) {
     data_ = backend.allocate(count);
     std::vector<float> block(std::min<std::size_t>(count, std::size_t{1} << 20));
     uint32_t state = 12345;
@@ -36,11 +36,9 @@ class RandomBuffer {
   RandomBuffer(const RandomBuffer&) = delete;
   RandomBuffer& operator=(const RandomBuffer&) = delete;
   float* get() const { return data_; }
-  std::size_t count() const { return count_; }
 
  private:
   Backend& backend_;
-  std::size_t count_;
   float* data_;
 };
 
@@ -131,20 +129,6 @@ nlohmann::json measure_copies(Backend& backend, const CalibrationOptions& option
           {"host_to_device_gb_s", bytes / from_host_s / 1e9}};
 }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm utc{};
-  gmtime_r(&now, &utc);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return text;
-}
-
-std::string host_name() {
-  char name[256] = {};
-  return gethostname(name, sizeof(name) - 1) == 0 ? name : "unknown";
-}
-
 void check_options(const CalibrationOptions& options) {
   auto positive = [](int value) { return value > 0; };
   if (options.tokens <= 0 || options.vocab <= 0 || options.d_models.empty() ||
@@ -175,7 +159,7 @@ nlohmann::json calibrate_device(const std::vector<std::pair<std::string, Backend
   const DeviceDescription device = first.describe_device();
   nlohmann::json profile = {{"format", "tessera-hardware-profile"},
                             {"version", 1},
-                            {"created", utc_now()},
+                            {"created", utc_text(static_cast<double>(std::time(nullptr)))},
                             {"tessera", TESSERA_VERSION},
                             {"host", host_name()},
                             {"device",

@@ -10,19 +10,11 @@
 #include <ctime>
 #include <memory>
 
+#include "core/host_facts.hpp"
 #include "train/stop_signals.hpp"
 
 namespace tessera {
 namespace {
-
-std::string utc_text(double unix_time) {
-  const auto seconds = static_cast<std::time_t>(unix_time);
-  std::tm parts{};
-  gmtime_r(&seconds, &parts);
-  std::array<char, 32> text{};
-  std::strftime(text.data(), text.size(), "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text.data();
-}
 
 std::optional<double> parse_unix_seconds(const std::string& text) {
   int64_t value = 0;
