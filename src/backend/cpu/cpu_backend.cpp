@@ -119,8 +119,10 @@ void CpuBackend::copy_device(float* dst, const float* src, std::size_t count) {
 }
 
 float* CpuBackend::scratch(std::size_t count) {
+  const std::size_t held = scratch_.size();
   float* data = scratch_.reserve(count);
-  ledger_.set(&scratch_, scratch_.size() * sizeof(float));
+  // Every kernel asks for scratch: the ledger hears only of growth, not of each call.
+  if (scratch_.size() != held) ledger_.set(&scratch_, scratch_.size() * sizeof(float));
   return data;
 }
 
