@@ -3,6 +3,8 @@
 # working tree that carries .gpu-carry/ (made by bench/gpu/prepare_carry.sh). In order:
 #   mpi_runtime   the packed Open MPI: tessera --version as a singleton and under mpirun -np 2
 #   conformance   test_cuda_backend: every CUDA op against the CPU backend
+#   attention_timing  one attention layer at gpt2-124m's shape: fp32, bf16 through cuDNN, bf16
+#                 with tessera's own kernel (test_cuda_backend's DISABLED_Timing case)
 #   cuda_mpi      test_cuda_mpi: NCCL communicator and the check macro under MPI
 #   training      tests/train/test_backend_training.py cuda: the trainer on cuda against cpu
 #   calibration   tessera calibrate: the card's hardware profile (GEMMs, attention, copies)
@@ -20,9 +22,10 @@ set -uo pipefail
 
 OUT=${OUT:-$PWD/device-out}
 TOTAL_S=${TOTAL_S:-700}
-STEPS=${STEPS:-mpi_runtime,conformance,cuda_mpi,training,calibration,system,benchmark}
-# Which models the benchmark trains (a short lease can afford gpt2-124m alone).
+STEPS=${STEPS:-mpi_runtime,conformance,attention_timing,cuda_mpi,training,calibration,system,benchmark}
+# Which models and precisions the benchmark trains (a short lease can afford gpt2-124m alone).
 BENCH_MODELS=${BENCH_MODELS:-gpt2-124m,openlm-1b}
+BENCH_PRECISIONS=${BENCH_PRECISIONS:-bf16,fp32}
 mkdir -p "$OUT"
 log="$OUT/device_checks.log"
 work=$(mktemp -d)
@@ -74,6 +77,8 @@ echo "== libraries of the packed tessera" | tee -a "$log"
 
 run_step mpi_runtime 30 sh -c "'$bin/tessera' --version && '$bin/mpirun' -np 2 '$bin/tessera' --version"
 run_step conformance 120 "$bin/test_cuda_backend" --gtest_output="xml:$OUT/cuda_conformance.xml"
+run_step attention_timing 60 "$bin/test_cuda_backend" --gtest_also_run_disabled_tests \
+  --gtest_filter='*DISABLED_Timing*'
 run_step cuda_mpi 60 "$bin/test_cuda_mpi" --gtest_output="xml:$OUT/cuda_mpi.xml"
 run_step training 150 python3 tests/train/test_backend_training.py "$bin/tessera" "$PWD/configs" cuda
 run_step calibration 150 "$bin/tessera" calibrate --backend cuda --precision fp32,bf16 \
@@ -86,7 +91,8 @@ if [[ ",$STEPS," != *",benchmark,"* ]]; then
   :
 elif [ "$budget" -gt 60 ]; then
   run_step benchmark $((budget + 30)) python3 bench/gpu/bench_gpu.py --tessera "$bin/tessera" \
-    --configs "$PWD/configs" --out "$OUT" --budget-s "$budget" --models "$BENCH_MODELS"
+    --configs "$PWD/configs" --out "$OUT" --budget-s "$budget" --models "$BENCH_MODELS" \
+    --precisions "$BENCH_PRECISIONS"
 else
   summary+=("SKIPPED benchmark (only $budget s left of TOTAL_S=$TOTAL_S)")
 fi

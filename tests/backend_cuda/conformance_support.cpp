@@ -21,6 +21,8 @@ struct Backends {
   std::unique_ptr<Backend> cpu = make_cpu_backend();
   std::unique_ptr<Backend> cuda = make_cuda_backend();
   std::unique_ptr<Backend> cuda_bf16 = make_cuda_backend(GemmPrecision::bf16);
+  std::unique_ptr<Backend> cuda_bf16_native =
+      make_cuda_backend(GemmPrecision::bf16, CudaAttention::native);
 };
 
 double norm(const std::vector<float>& x) {
@@ -53,6 +55,7 @@ Tolerance reduction_tolerance(double n, double m) { return {4.0 * n * kFloatEps 
 Backend& cpu_backend() { return *backends().cpu; }
 Backend& cuda_backend() { return *backends().cuda; }
 Backend& cuda_bf16_backend() { return *backends().cuda_bf16; }
+Backend& cuda_bf16_native_backend() { return *backends().cuda_bf16_native; }
 
 void for_each_backend(const std::function<void(Backend&)>& op) {
   for_each_backend(cuda_backend(), op);

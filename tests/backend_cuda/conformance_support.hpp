@@ -38,10 +38,13 @@ Tolerance reduction_tolerance(double n, double m);
 inline constexpr double kBf16UnitRoundoff = 1.0 / 256.0;
 
 /// The CPU and CUDA backends of this process, created on first use (only with a GPU present):
-/// the CUDA backend computes its GEMMs in fp32, the bf16 one in bf16 mixed precision.
+/// the CUDA backend computes its GEMMs in fp32, the bf16 ones in bf16 mixed precision, with
+/// cuDNN's attention where it runs the shape (cuda_bf16_backend) or tessera's own bf16 attention
+/// kernel always (cuda_bf16_native_backend).
 Backend& cpu_backend();
 Backend& cuda_backend();
 Backend& cuda_bf16_backend();
+Backend& cuda_bf16_native_backend();
 
 /// Runs `op` on the CPU backend, then on `device` (by default the fp32 CUDA backend).
 void for_each_backend(const std::function<void(Backend&)>& op);

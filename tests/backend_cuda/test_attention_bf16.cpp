@@ -24,10 +24,14 @@
 // out and d_qkv of RoundsToBf16's shape). A deliberately wrong kernel, each tile product skipping
 // its last 16-wide step, failed both tests by 4.4x to 24x (forward) and 4.2x to 29x (backward) of
 // the bounds on every shape whose head_dim or tile reaches that step.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <memory>
+#include <string>
 
+#include "backend/cuda/cuda_backend.hpp"
 #include "conformance_support.hpp"
 
 namespace tessera::test {
@@ -69,41 +73,76 @@ double norm(const std::vector<float>& x) {
   return std::sqrt(sum);
 }
 
+/// Both implementations of the bf16 precision's attention, with their names for messages.
+struct Bf16Attention {
+  const char* name;
+  Backend& (*backend)();
+};
+const Bf16Attention kImplementations[] = {{"cuDNN", cuda_bf16_backend},
+                                          {"native", cuda_bf16_native_backend}};
+
 TEST_F(AttentionBf16Conformance, ForwardCloseToTheFp32Result) {
-  for (const AttentionShape& s : kShapes) {
-    SCOPED_TRACE(describe(s));
-    Backend& device = cuda_bf16_backend();
-    PairedBuffer qkv(random_floats(qkv_count(s), 173), device);
-    PairedBuffer out(out_count(s), device);
-    for_each_backend(device, [&](Backend& b) {
-      AttentionState state(b, s);
-      b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
-    });
-    expect_relative_error_within(out.cuda_values(), out.cpu_values(), kForwardBound, 0.0,
-                                 "bf16 attention_forward out");
+  for (const Bf16Attention& implementation : kImplementations) {
+    for (const AttentionShape& s : kShapes) {
+      SCOPED_TRACE(describe(s) << " " << implementation.name);
+      Backend& device = implementation.backend();
+      PairedBuffer qkv(random_floats(qkv_count(s), 173), device);
+      PairedBuffer out(out_count(s), device);
+      for_each_backend(device, [&](Backend& b) {
+        AttentionState state(b, s);
+        b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
+      });
+      expect_relative_error_within(out.cuda_values(), out.cpu_values(), kForwardBound, 0.0,
+                                   "bf16 attention_forward out");
+    }
   }
 }
 
 TEST_F(AttentionBf16Conformance, BackwardCloseToTheFp32Result) {
+  for (const Bf16Attention& implementation : kImplementations) {
+    for (const AttentionShape& s : kShapes) {
+      SCOPED_TRACE(describe(s) << " " << implementation.name);
+      Backend& device = implementation.backend();
+      PairedBuffer qkv(random_floats(qkv_count(s), 176), device);
+      PairedBuffer out(out_count(s), device);
+      PairedBuffer d_out(random_floats(out_count(s), 177), device);
+      PairedBuffer d_qkv(random_floats(qkv_count(s), 178), device);  // garbage, overwritten
+      for_each_backend(device, [&](Backend& b) {
+        AttentionState state(b, s);
+        b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
+        b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), out.on(b), state.get(), s);
+      });
+      const std::vector<float> cuda = d_qkv.cuda_values(), cpu = d_qkv.cpu_values();
+      const double floor = 4.0 * kFloatEps * norm(cpu);
+      const char* names[] = {"bf16 attention_backward d_q", "bf16 attention_backward d_k",
+                             "bf16 attention_backward d_v"};
+      for (int part = 0; part < 3; ++part) {
+        expect_relative_error_within(qkv_part(cuda, s, part), qkv_part(cpu, s, part),
+                                     kBackwardBound, floor, names[part]);
+      }
+    }
+  }
+}
+
+// cuDNN runs every shape its engines take (head_dim a multiple of 8, at most 128) instead of
+// falling back silently, and names each shape it does not run, once, with the reason.
+TEST_F(AttentionBf16Conformance, CudnnRunsTheShapesItTakesAndNamesTheOthers) {
+  const std::unique_ptr<Backend> device = make_cuda_backend(GemmPrecision::bf16);
   for (const AttentionShape& s : kShapes) {
     SCOPED_TRACE(describe(s));
-    Backend& device = cuda_bf16_backend();
-    PairedBuffer qkv(random_floats(qkv_count(s), 176), device);
-    PairedBuffer out(out_count(s), device);
-    PairedBuffer d_out(random_floats(out_count(s), 177), device);
-    PairedBuffer d_qkv(random_floats(qkv_count(s), 178), device);  // garbage, overwritten
-    for_each_backend(device, [&](Backend& b) {
-      AttentionState state(b, s);
-      b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
-      b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), out.on(b), state.get(), s);
-    });
-    const std::vector<float> cuda = d_qkv.cuda_values(), cpu = d_qkv.cpu_values();
-    const double floor = 4.0 * kFloatEps * norm(cpu);
-    const char* names[] = {"bf16 attention_backward d_q", "bf16 attention_backward d_k",
-                           "bf16 attention_backward d_v"};
-    for (int part = 0; part < 3; ++part) {
-      expect_relative_error_within(qkv_part(cuda, s, part), qkv_part(cpu, s, part), kBackwardBound,
-                                   floor, names[part]);
+    PairedBuffer qkv(random_floats(qkv_count(s), 181), *device), out(out_count(s), *device);
+    AttentionState state(*device, s);
+    testing::internal::CaptureStderr();
+    for (int repeat = 0; repeat < 2; ++repeat)
+      device->attention_forward(out.on(*device), state.get(), qkv.on(*device), s);
+    out.cuda_values();  // waits for the device
+    const std::string notes = testing::internal::GetCapturedStderr();
+    if (s.head_dim % 8 == 0 && s.head_dim <= 128) {
+      EXPECT_EQ(notes, "");
+    } else {
+      EXPECT_EQ(std::count(notes.begin(), notes.end(), '\n'), 1) << notes;
+      EXPECT_NE(notes.find("cuDNN attention does not run"), std::string::npos) << notes;
+      EXPECT_NE(notes.find("head_dim a multiple of 8"), std::string::npos) << notes;
     }
   }
 }
@@ -135,7 +174,11 @@ TEST_F(AttentionBf16Conformance, RoundsToBf16) {
 TEST_F(AttentionBf16Conformance, DISABLED_TimingGpt2Shape) {
   const AttentionShape s{8, 1024, 12, 64};
   constexpr int kRepeats = 20;
-  for (Backend* b : {&cuda_backend(), &cuda_bf16_backend()}) {
+  const std::pair<const char*, Backend*> implementations[] = {
+      {"fp32", &cuda_backend()},
+      {"bf16 cuDNN", &cuda_bf16_backend()},
+      {"bf16 native", &cuda_bf16_native_backend()}};
+  for (const auto& [name, b] : implementations) {
     PairedBuffer qkv(random_floats(qkv_count(s), 181), *b), out(out_count(s), *b);
     PairedBuffer d_out(random_floats(out_count(s), 182), *b), d_qkv(qkv_count(s), *b);
     AttentionState state(*b, s);
@@ -159,7 +202,7 @@ TEST_F(AttentionBf16Conformance, DISABLED_TimingGpt2Shape) {
     std::printf(
         "attention %s, batch 8 seq 1024 heads 12 head_dim 64: forward %.3f ms, backward "
         "%.3f ms, forward + backward %.3f ms\n",
-        b == &cuda_backend() ? "fp32" : "bf16", forward_ms, backward_ms, forward_ms + backward_ms);
+        name, forward_ms, backward_ms, forward_ms + backward_ms);
   }
 }
 

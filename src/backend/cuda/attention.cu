@@ -107,7 +107,8 @@ std::size_t CudaBackend::attention_state_count(const AttentionShape& shape) cons
 void CudaBackend::attention_forward(float* out, float* state, const float* qkv,
                                     const AttentionShape& shape) {
   if (shape.batch == 0 || shape.n_heads == 0 || shape.seq == 0) return;
-  if (lt_ != nullptr) {  // bf16 precision: tensor cores (attention_bf16.cu)
+  if (lt_ != nullptr) {  // bf16 precision: cuDNN, else tensor cores (attention_bf16.cu)
+    if (attention_forward_cudnn(out, state, qkv, shape)) return;
     attention_forward_bf16(out, state, qkv, shape, stream_);
     check_launch();
     return;

@@ -175,6 +175,7 @@ void CudaBackend::attention_backward(float* d_qkv, const float* d_out, const flo
                                      const float* out, const float* state,
                                      const AttentionShape& shape) {
   if (shape.batch == 0 || shape.n_heads == 0 || shape.seq == 0) return;
+  if (attention_backward_cudnn(d_qkv, d_out, qkv, out, state, shape)) return;
   const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
   float* d_rowsum = static_cast<float*>(scratch(attention_state_count(shape) * sizeof(float)));
   if (lt_ != nullptr) {  // bf16 precision: tensor cores (attention_bf16.cu)

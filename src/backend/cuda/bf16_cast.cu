@@ -1,4 +1,5 @@
-// fp32 -> bf16 copies of GEMM operands for the bf16 precision mode. A pure bandwidth kernel: each
+// fp32 -> bf16 copies of GEMM operands for the bf16 precision mode, and bf16 -> fp32 for results
+// computed in bf16 (cuDNN attention). A pure bandwidth kernel: each
 // thread reads one float4 (16 bytes) and writes four bf16 (8 bytes) in one store, and a
 // grid-stride loop lets a fixed grid cover any count.
 #include <algorithm>
@@ -30,6 +31,12 @@ __global__ void cast_kernel(__nv_bfloat16* out, const float* in, std::size_t cou
     out[i] = __float2bfloat16_rn(in[i]);
 }
 
+__global__ void widen_kernel(float* out, const __nv_bfloat16* in, std::size_t count) {
+  const std::size_t stride = std::size_t{gridDim.x} * blockDim.x;
+  for (std::size_t i = blockIdx.x * std::size_t{blockDim.x} + threadIdx.x; i < count; i += stride)
+    out[i] = __bfloat162float(in[i]);
+}
+
 int cast_blocks(std::size_t count) { return std::min(blocks_for(count), kMaxCastBlocks); }
 
 }  // namespace
@@ -47,6 +54,10 @@ void cast_to_bf16(__nv_bfloat16* out, const float* in, std::size_t count, cudaSt
   if (rest > 0)
     cast_kernel<<<cast_blocks(rest), kBlockThreads, 0, stream>>>(out + 4 * quads, in + 4 * quads,
                                                                  rest);
+}
+
+void cast_from_bf16(float* out, const __nv_bfloat16* in, std::size_t count, cudaStream_t stream) {
+  if (count > 0) widen_kernel<<<cast_blocks(count), kBlockThreads, 0, stream>>>(out, in, count);
 }
 
 }  // namespace tessera::cuda

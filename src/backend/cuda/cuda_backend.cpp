@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_backend_impl.hpp"
 #include "backend/cuda/cuda_check.hpp"
+#include "backend/cuda/cudnn_attention.hpp"
 #include "backend/cuda/lt_matmul.hpp"
 #include "core/error.hpp"
 
@@ -19,7 +20,7 @@ int blocks_for(std::size_t count, int threads) {
   return blocks == 0 ? 1 : static_cast<int>(blocks);
 }
 
-CudaBackend::CudaBackend(GemmPrecision precision) {
+CudaBackend::CudaBackend(GemmPrecision precision, CudaAttention attention) {
   TESSERA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   TESSERA_CUDA_CHECK(cublasCreate(&cublas_));
   TESSERA_CUDA_CHECK(cublasSetStream(cublas_, stream_));
@@ -29,12 +30,15 @@ CudaBackend::CudaBackend(GemmPrecision precision) {
   if (precision == GemmPrecision::bf16) {
     lt_ = std::make_unique<LtMatmul>(stream_);
     ledger_.set(lt_.get(), lt_->workspace_bytes());
+    if (attention == CudaAttention::cudnn)
+      cudnn_attention_ = std::make_unique<CudnnAttention>(stream_);
   }
 }
 
 CudaBackend::~CudaBackend() {
   // Destructors must not throw: release what was acquired and ignore late failures.
   lt_.reset();
+  cudnn_attention_.reset();
   cudaFree(scratch_.data);
   for (DeviceBlock& block : cast_buffers_) cudaFree(block.data);
   cudaFree(error_flag_);
@@ -179,13 +183,13 @@ bool cuda_device_available() {
   return count > 0;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision) {
+std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision, CudaAttention attention) {
   if (!cuda_device_available()) {
     throw UsageError(
         "the cuda backend needs a CUDA device and driver, and none is usable here; run on a GPU "
         "node or choose the cpu backend");
   }
-  return std::make_unique<cuda::CudaBackend>(precision);
+  return std::make_unique<cuda::CudaBackend>(precision, attention);
 }
 
 cudaStream_t cuda_compute_stream(Backend& backend) {

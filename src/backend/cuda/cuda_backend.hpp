@@ -22,8 +22,15 @@ namespace tessera {
 /// machine without a GPU or without the driver library.
 bool cuda_device_available();
 
+/// Which attention the bf16 precision runs (fp32 always runs tessera's own fp32 kernels).
+enum class CudaAttention {
+  cudnn,   ///< cuDNN's fused flash attention for every shape it takes, tessera's kernel otherwise
+  native,  ///< tessera's own kernel with bf16 tensor-core tiles (attention_bf16.cu)
+};
+
 /// The CUDA backend on the current device; throws UsageError when no device is usable.
-std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision = GemmPrecision::fp32);
+std::unique_ptr<Backend> make_cuda_backend(GemmPrecision precision = GemmPrecision::fp32,
+                                           CudaAttention attention = CudaAttention::cudnn);
 
 /// The stream a CUDA backend computes on, for communication that must be ordered with it
 /// (parallel/nccl_communicator.hpp). Throws InternalError when `backend` is not a CUDA backend.

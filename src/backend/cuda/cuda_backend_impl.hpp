@@ -70,6 +70,8 @@ void attention_backward_bf16(float* d_qkv, float* d_rowsum, const float* d_out, 
 /// out[i] = bf16(in[i]), rounded to nearest even; four elements per thread where both pointers
 /// allow 16-byte loads and 8-byte stores.
 void cast_to_bf16(__nv_bfloat16* out, const float* in, std::size_t count, cudaStream_t stream);
+/// out[i] = float(in[i]), exact.
+void cast_from_bf16(float* out, const __nv_bfloat16* in, std::size_t count, cudaStream_t stream);
 
 /// out[r, c] = bias[c] for every row r of a row-major [rows, columns] matrix.
 void broadcast_rows(float* out, const float* bias, int rows, int columns, cudaStream_t stream);
@@ -92,6 +94,7 @@ enum class CastSlot { activation, weight, output_gradient };
 inline constexpr std::size_t kCastSlots = 3;
 
 class LtMatmul;
+class CudnnAttention;
 
 /// A device block owned by the backend, grown (never shrunk) on demand.
 struct DeviceBlock {
@@ -139,7 +142,7 @@ void add_column_reductions(const ColumnReduction& job, float* scratch, cudaStrea
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(GemmPrecision precision);
+  CudaBackend(GemmPrecision precision, CudaAttention attention);
   ~CudaBackend() override;
   CudaBackend(const CudaBackend&) = delete;
   CudaBackend& operator=(const CudaBackend&) = delete;
@@ -252,6 +255,12 @@ class CudaBackend final : public Backend {
   /// Checks the launch of the kernel just enqueued (bad configuration, missing image for the
   /// device's architecture).
   static void check_launch();
+  /// Attention through cuDNN (attention_cudnn.cpp), on bf16 copies of the fp32 operands; false,
+  /// with nothing done, when the shape is one cuDNN does not run (or cuDNN attention is off).
+  bool attention_forward_cudnn(float* out, float* state, const float* qkv,
+                               const AttentionShape& shape);
+  bool attention_backward_cudnn(float* d_qkv, const float* d_out, const float* qkv,
+                                const float* out, const float* state, const AttentionShape& shape);
   /// Rotates the query and key heads by +angle (sign 1) or -angle (sign -1).
   void rotate(float* qkv, const AttentionShape& shape, float base, float sign);
   /// Runs add_column_reductions in this backend's scratch and stream.
@@ -262,6 +271,8 @@ class CudaBackend final : public Backend {
   DeviceBlock scratch_;
   std::array<DeviceBlock, kCastSlots> cast_buffers_;  ///< bf16 operand copies, by CastSlot
   std::unique_ptr<LtMatmul> lt_;                      ///< cuBLASLt plans; set exactly in bf16 mode
+  /// cuDNN's fused attention: set in bf16 mode unless CudaAttention::native was asked for.
+  std::unique_ptr<CudnnAttention> cudnn_attention_;
   int* error_flag_ = nullptr;  ///< device int set by kernels that find invalid input
   MemoryLedger ledger_;        ///< every block above, with cuBLASLt's workspace
 };
