@@ -3,12 +3,14 @@
 Each model comes from its config (configs/gpt2-124m.toml, configs/openlm-1b.toml), trained on
 tessera's built-in synthetic source (data.source = "synthetic": no prepared dataset needed) with
 global_batch = micro_batch (no gradient accumulation). For each model and precision, tessera and
-the PyTorch peer run one after the other (alternating), each in a fresh process:
+the PyTorch peer run one after the other (alternating, --repeats times), each in a fresh process:
 
   tessera   `tessera train CONFIG` with train.backend = "cuda" and train.precision = fp32 / bf16;
             a precision the binary refuses (exit status 2 before any work) is reported as such.
             Tokens/s come from metrics.jsonl: the elapsed time over the steps after the warm-up
-            ones. The run is killed once it has logged them, so no checkpoint is written.
+            ones; peak memory is the backend's buffers at their high-water mark (the train
+            records' peak_buffer_bytes). The run is killed once it has logged them, so no
+            checkpoint is written.
   PyTorch   written here from the model's description, nanoGPT style (not from tessera):
             gpt2 = learned positions, LayerNorm with bias, biases on every linear, GELU (tanh),
             tied head; openlm = rotary, LayerNorm, no linear biases, SwiGLU, untied head, z-loss.
@@ -17,7 +19,7 @@ the PyTorch peer run one after the other (alternating), each in a fresh process:
             (PyTorch's regional compilation): each block, whose L instances share one compiled
             graph, and the final norm + head + loss; compiling then costs one block, not L, and
             keeps the fusions inside them. fp32 = TF32 off (as tessera's cuBLAS FP32); bf16 =
-            autocast, fp32 master weights.
+            autocast, fp32 master weights. Peak memory: torch.cuda.max_memory_allocated.
 
 Model FLOPs per token (PaLM's count, the same as tessera's model_flops_per_token):
   6 * (L * (4 d^2 + m d f) + V d) + 12 * L * T * d,   m = 2 (GELU MLP) or 3 (SwiGLU),
@@ -27,11 +29,14 @@ nvidia-smi names: dense bf16 tensor cores for bf16 runs, fp32 without tensor cor
 
 Rows run bf16 first: the usual way to train, and where tessera refuses bf16 (the PyTorch side is
 then skipped too) the time goes to fp32. A wall-clock guard (--budget-s) skips a row (both sides)
-that would not finish in time and says so. Reports per row tokens/s, MFU and tessera / PyTorch;
-writes bench_gpu.json and bench_gpu.md into --out.
+that would not finish in time and says so. Reports per row the median tokens/s of the repeats
+with their range, MFU, peak memory and tessera / PyTorch (of the medians); writes bench_gpu.json
+and bench_gpu.md into --out. A model may name its micro-batch (gpt2-124m:32 is gpt2-124m at
+micro-batch 32), for rows at the batch where PyTorch peaks.
 
 usage: bench_gpu.py --tessera PATH [--configs DIR] [--out DIR] [--budget-s S] [--steps N]
-                    [--models gpt2-124m,openlm-1b] [--device cuda|cpu] [--no-compile]
+                    [--repeats N] [--models gpt2-124m,gpt2-124m:32,openlm-1b]
+                    [--device cuda|cpu] [--no-compile]
        bench_gpu.py --peer JSON   (one PyTorch run; prints one JSON line)
 """
 from __future__ import annotations
@@ -70,8 +75,10 @@ USAGE_EXIT = 2  # tessera: a configuration it refuses
 # ---- the model ---------------------------------------------------------------------------
 
 
-def load_model(config_dir: str, name: str) -> dict:
-    """The model's shape from its config, ffn_hidden derived as tessera derives it."""
+def load_model(config_dir: str, spec: str) -> dict:
+    """The model's shape from its config, ffn_hidden derived as tessera derives it; `spec` is a
+    config name, optionally with ":MICRO_BATCH"."""
+    name, _, micro_batch = spec.partition(":")
     with open(os.path.join(config_dir, name + ".toml"), "rb") as file:
         config = tomllib.load(file)
     model = dict(config["model"])
@@ -83,7 +90,8 @@ def load_model(config_dir: str, name: str) -> dict:
     model.setdefault("rotary_base", 10000.0)
     model.setdefault("norm_eps", 1e-5)
     settings = MODEL_SETTINGS.get(name, {})
-    model["micro_batch"] = settings.get("micro_batch", config["train"]["micro_batch"])
+    model["micro_batch"] = (int(micro_batch) if micro_batch else
+                            settings.get("micro_batch", config["train"]["micro_batch"]))
     model["recompute"] = settings.get("recompute", "none")
     model["name"] = name
     return model
@@ -330,6 +338,8 @@ def tessera(model: dict, precision: str, args, timeout: float) -> dict:
     return {"status": "ok", "tokens_per_s": tokens / (last["elapsed_s"] - first["elapsed_s"]),
             "warmup_s": first["elapsed_s"], "loss": last["loss"],
             "tessera_flops_per_token": run.get("flops_per_token"),
+            "peak_memory_gib": (last["peak_buffer_bytes"] / 2**30 if "peak_buffer_bytes" in last
+                                else None),
             "precision_set": key is not None}
 
 
@@ -350,53 +360,86 @@ def measure(side: str, model: dict, precision: str, args, deadline: float) -> di
     return result
 
 
+def summarise(runs: list[dict]) -> dict:
+    """One side of a row from its repeats: the median tokens/s and its range when every run
+    worked, else the first failure."""
+    failed = next((run for run in runs if run["status"] != "ok"), None)
+    if failed is not None or not runs:
+        return dict(failed or {"status": "not run"}, runs=runs)
+    speeds = sorted(run["tokens_per_s"] for run in runs)
+    middle = len(speeds) // 2
+    median = speeds[middle] if len(speeds) % 2 else (speeds[middle - 1] + speeds[middle]) / 2
+    memory = [run["peak_memory_gib"] for run in runs if run.get("peak_memory_gib") is not None]
+    return {"status": "ok", "tokens_per_s": median, "tokens_per_s_min": speeds[0],
+            "tokens_per_s_max": speeds[-1], "peak_memory_gib": max(memory) if memory else None,
+            "runs": runs}
+
+
 def compare(model: dict, precision: str, args, deadline: float, peaks: dict) -> dict:
-    """One row of the table: tessera, then PyTorch, on one model and precision."""
+    """One row of the table: tessera, then PyTorch, on one model and precision, --repeats times."""
     row = {"model": model["name"], "precision": precision, "micro_batch": model["micro_batch"],
            "seq_len": model["seq_len"], "flops_per_token": flops_per_token(model)}
-    # A comparison needs both sides: start a row only when both are expected to fit.
-    left = deadline - time.monotonic()
     needed = sum(EXPECTED_S.get((model["name"], side), DEFAULT_EXPECTED_S) for side in RUNNERS)
-    for side in RUNNERS:
+    runs = {side: [] for side in RUNNERS}
+    for repeat in range(args.repeats):
+        # A comparison needs both sides: start a pair only when both are expected to fit.
+        left = deadline - time.monotonic()
         if left < needed:
-            result = {"status": "skipped: %.0f s left of the budget, the pair needs ~%d s" %
-                      (left, needed)}
-        elif side == "pytorch" and row["tessera"]["status"].startswith("refused"):
-            result = {"status": "skipped: nothing to compare with"}
-        else:
-            result = measure(side, model, precision, args, deadline)
+            if repeat == 0:
+                for side in RUNNERS:
+                    runs[side].append({"status": "skipped: %.0f s left of the budget, the pair "
+                                                 "needs ~%d s" % (left, needed)})
+            break
+        for side in RUNNERS:
+            if side == "pytorch" and runs["tessera"][-1]["status"].startswith("refused"):
+                result = {"status": "skipped: nothing to compare with"}
+            else:
+                result = measure(side, model, precision, args, deadline)
+            runs[side].append(result)
+            print("%-10s %-4s %-7s %d %s" % (model["name"], precision, side, repeat + 1, json.dumps(
+                {k: v for k, v in result.items() if k != "log"})), flush=True)
+            if "log" in result:
+                print(result["log"], flush=True)
+        if any(runs[side][-1]["status"] != "ok" for side in RUNNERS):
+            break  # a refusal or failure does not change on a repeat
+    for side in RUNNERS:
+        result = summarise(runs[side])
         if result["status"] == "ok" and peaks:
             result["mfu"] = 100 * row["flops_per_token"] * result["tokens_per_s"] / (
                 peaks[precision] * 1e12)
         row[side] = result
-        print("%-10s %-4s %-7s %s" % (model["name"], precision, side, json.dumps(
-            {k: v for k, v in result.items() if k != "log"})), flush=True)
-        if "log" in result:
-            print(result["log"], flush=True)
     return row
 
 
 def markdown(report: dict) -> str:
     lines = ["# tessera vs PyTorch on %s" % report["gpu"], "",
              "Peaks used for MFU: %s. FLOPs per token: %s. %d timed steps after %d warm-up "
-             "steps; one run each, tessera and PyTorch alternating." %
-             (report["peaks_used"], report["flops_formula"], report["steps"], WARMUP_STEPS), "",
-             "| model | precision | micro-batch x seq | tessera tok/s | MFU | PyTorch tok/s | MFU "
-             "| tessera / PyTorch |", "|---|---|---|---|---|---|---|---|"]
+             "steps; up to %d runs of each side, tessera and PyTorch alternating: the median "
+             "tokens/s [lowest - highest] and the median's MFU; peak memory in GiB." %
+             (report["peaks_used"], report["flops_formula"], report["steps"], WARMUP_STEPS,
+              report["repeats"]), "",
+             "| model | precision | micro-batch x seq | tessera tok/s | MFU | GiB | PyTorch tok/s "
+             "| MFU | GiB | tessera / PyTorch |", "|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(result, key, fmt):  # the value, else (tokens/s column only) why there is none
         if result.get("status") != "ok":
             return result.get("status", "not run") if key == "tokens_per_s" else "-"
         return fmt % result[key] if result.get(key) is not None else "-"
 
+    def speed(result):  # median [range] over the runs
+        if result.get("status") != "ok":
+            return cell(result, "tokens_per_s", "")
+        return "%.0f [%.0f - %.0f] (%d)" % (result["tokens_per_s"], result["tokens_per_s_min"],
+                                            result["tokens_per_s_max"], len(result["runs"]))
+
     for row in report["results"]:
         t, p = row["tessera"], row["pytorch"]
         ratio = ("%.2f" % (t["tokens_per_s"] / p["tokens_per_s"])
                  if t.get("status") == "ok" and p.get("status") == "ok" else "-")
-        lines.append("| %s | %s | %d x %d | %s | %s | %s | %s | %s |" % (
-            row["model"], row["precision"], row["micro_batch"], row["seq_len"],
-            cell(t, "tokens_per_s", "%.0f"), cell(t, "mfu", "%.1f%%"),
-            cell(p, "tokens_per_s", "%.0f"), cell(p, "mfu", "%.1f%%"), ratio))
+        lines.append("| %s | %s | %d x %d | %s | %s | %s | %s | %s | %s | %s |" % (
+            row["model"], row["precision"], row["micro_batch"], row["seq_len"], speed(t),
+            cell(t, "mfu", "%.1f%%"), cell(t, "peak_memory_gib", "%.1f"), speed(p),
+            cell(p, "mfu", "%.1f%%"), cell(p, "peak_memory_gib", "%.1f"), ratio))
     return "\n".join(lines) + "\n"
 
 
@@ -408,6 +451,7 @@ def main() -> int:
     parser.add_argument("--models", default="gpt2-124m,openlm-1b")
     parser.add_argument("--precisions", default="bf16,fp32")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per run")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each side per row")
     parser.add_argument("--budget-s", type=float, default=230.0)
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--no-compile", action="store_true", help="the peer without torch.compile")
@@ -422,7 +466,7 @@ def main() -> int:
     deadline = time.monotonic() + args.budget_s
     gpu, peaks = gpu_peaks()
     report = {"gpu": gpu, "steps": args.steps, "warmup_steps": WARMUP_STEPS,
-              "peaks_tflops": peaks, "budget_s": args.budget_s,
+              "peaks_tflops": peaks, "budget_s": args.budget_s, "repeats": args.repeats,
               "peaks_used": ("bf16 %.0f TFLOP/s dense (tensor cores), fp32 %.0f TFLOP/s (no "
                              "tensor cores, TF32 off)" % (peaks["bf16"], peaks["fp32"])
                              if peaks else "none known for this card (no MFU)"),

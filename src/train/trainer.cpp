@@ -355,6 +355,8 @@ void TrainingRun::log_step(const StepReport& report, const UpdateResult& update,
     record["time_pipeline_wait_s"] = pipeline.wait_s;
     record["time_dp_wait_s"] = update.timings.dp_wait_s;
     record["time_optimizer_s"] = update.timings.optimizer_s;
+    // This rank's high-water mark so far, so that a run stopped early (a benchmark's) shows it.
+    record["peak_buffer_bytes"] = backend_->memory_use().peak_buffer_bytes;
     if (stages_ > 1) {
       record["stage_busy_s"] = stage_times.busy_s;
       record["stage_wait_s"] = stage_times.wait_s;
