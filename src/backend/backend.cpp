@@ -22,6 +22,13 @@ void Backend::copy_device(float* dst, const float* src, std::size_t count) {
   copy_from_host(dst, host.data(), count);
 }
 
+double Backend::sum_of_squares_of_ranges(const float* base,
+                                         const std::vector<BufferRange>& ranges) {
+  double sum = 0.0;
+  for (const BufferRange& range : ranges) sum += sum_of_squares(base + range.offset, range.count);
+  return sum;
+}
+
 void Backend::linear_gelu_forward(float* pre, float* act, const float* in, const float* weight,
                                   const float* bias, int rows, int in_features, int out_features) {
   linear_forward(pre, in, weight, bias, rows, in_features, out_features);

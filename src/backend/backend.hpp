@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tessera {
 
@@ -26,6 +27,12 @@ struct AttentionShape {
   int seq = 0;
   int n_heads = 0;  ///< heads held by this rank (all of them without tensor parallelism)
   int head_dim = 0;
+};
+
+/// A part of a buffer: `count` elements from element `offset`.
+struct BufferRange {
+  std::size_t offset = 0;
+  std::size_t count = 0;
 };
 
 /// The memory a backend's buffers take, for reports and for checking a memory plan.
@@ -79,6 +86,12 @@ class Backend {
   virtual void scale(float* x, float factor, std::size_t count) = 0;
   /// Sum of x[i]^2, accumulated in double so the result does not depend on the count's size.
   virtual double sum_of_squares(const float* x, std::size_t count) = 0;
+  /// Sum of x[i]^2 over every range of `base`, in double: one reduction over many tensors (a
+  /// model's gradients, for their global norm), so that a device is waited for once, not once per
+  /// tensor. Reproducible from run to run for the same ranges. The default adds sum_of_squares of
+  /// each range, in order.
+  virtual double sum_of_squares_of_ranges(const float* base,
+                                          const std::vector<BufferRange>& ranges);
 
   // ---- embedding -----------------------------------------------------------------------------
   /// out[r, :] = table[tokens[r] - vocab_begin, :] when vocab_begin <= tokens[r] < vocab_begin +

@@ -1,6 +1,7 @@
 #include "train/gradient_sync.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "train/step_timer.hpp"
 
@@ -43,17 +44,15 @@ double owned_gradient_sum_of_squares(const Transformer& model, Backend& backend,
                                      std::size_t end) {
   const ParameterStore& parameters = model.parameters();
   const bool tp_leader = model.partition().tp_rank == 0;
-  double sum = 0.0;
+  std::vector<BufferRange> owned;
   for (const ParameterInfo& info : parameters.infos()) {
     const bool tied_copy = !model.first_stage() && info.name == "embed/tokens/weight";
     if (tied_copy || (info.replicated() && model.partition().tp_size > 1 && !tp_leader)) continue;
     const std::size_t first = std::max(begin, info.offset);
     const std::size_t last = std::min(end, info.offset + info.count);
-    if (first < last) {
-      sum += backend.sum_of_squares(parameters.gradients() + first, last - first);
-    }
+    if (first < last) owned.push_back({first, last - first});
   }
-  return sum;
+  return backend.sum_of_squares_of_ranges(parameters.gradients(), owned);
 }
 
 }  // namespace tessera

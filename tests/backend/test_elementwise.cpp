@@ -91,6 +91,23 @@ TEST_P(ElementwiseTest, SumOfSquaresIsDoubleAccurateAndDeterministic) {
   }
 }
 
+// The gradient norm's form: many tensors of one buffer, gaps between them left out, in one call.
+TEST_P(ElementwiseTest, SumOfSquaresOfRangesCoversExactlyTheRanges) {
+  const std::vector<float> x = random_floats(300000, 8, -3.0f, 3.0f);
+  DeviceBuffer dx(backend(), x);
+  const std::vector<BufferRange> ranges = {{0, 1},      {5, 0},         {7, 768},
+                                           {800, 2304}, {4000, 250000}, {254000, 46000}};
+  Vector covered;
+  for (const BufferRange& range : ranges) {
+    for (std::size_t i = range.offset; i < range.offset + range.count; ++i) covered.push_back(x[i]);
+  }
+  const double expected = reference::sum_of_squares(covered);
+  const double got = backend().sum_of_squares_of_ranges(dx.get(), ranges);
+  EXPECT_NEAR(got, expected, 1e-13 * expected);
+  EXPECT_EQ(got, backend().sum_of_squares_of_ranges(dx.get(), ranges));
+  EXPECT_EQ(backend().sum_of_squares_of_ranges(dx.get(), {}), 0.0);
+}
+
 TEST_P(ElementwiseTest, SumOfSquaresKeepsSmallTermsNextToALargeOne) {
   // 1e8 + 1e6 * 1e-4: a float accumulator would round every small term away.
   std::vector<float> x(1000001, 1e-2f);

@@ -72,6 +72,20 @@ TEST_F(ElementwiseConformance, SumOfSquares) {
   }
 }
 
+// A model's gradients in one call: ranges of very different sizes (one block, many, the cap),
+// an empty one, gaps left out.
+TEST_F(ElementwiseConformance, SumOfSquaresOfRanges) {
+  const std::size_t count = 3000000;
+  PairedBuffer x(random_floats(count, 5, -3.0f, 3.0f));
+  const std::vector<BufferRange> ranges = {
+      {0, 768}, {768, 0}, {1000, 2359296}, {2360300, 1}, {2360400, 600000}};
+  const double cpu = cpu_backend().sum_of_squares_of_ranges(x.on(cpu_backend()), ranges);
+  const double cuda = cuda_backend().sum_of_squares_of_ranges(x.on(cuda_backend()), ranges);
+  EXPECT_NEAR(cuda, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu));
+  EXPECT_EQ(cuda, cuda_backend().sum_of_squares_of_ranges(x.on(cuda_backend()), ranges));
+  EXPECT_EQ(cuda_backend().sum_of_squares_of_ranges(x.on(cuda_backend()), {}), 0.0);
+}
+
 TEST_F(ElementwiseConformance, AdamWThreeSteps) {
   // m and v: two products and a sum (the GPU may fuse them into an FMA): a few ulps of the terms
   // (at most 1 in size), so an absolute part for sums that cancel. The parameter changes by

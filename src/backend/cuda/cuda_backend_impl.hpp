@@ -165,6 +165,9 @@ class CudaBackend final : public Backend {
   void accumulate(float* out, const float* in, std::size_t count) override;
   void scale(float* x, float factor, std::size_t count) override;
   double sum_of_squares(const float* x, std::size_t count) override;
+  /// One launch per range into one array of partials, one final reduction, one wait.
+  double sum_of_squares_of_ranges(const float* base,
+                                  const std::vector<BufferRange>& ranges) override;
 
   void embedding_forward(float* out, const int32_t* tokens, const float* table, int rows, int dim,
                          int vocab_begin, int vocab_local) override;
