@@ -300,11 +300,22 @@ void check_train(const TrainConfig& train) {
   }
 }
 
+/// The largest head_dim the CUDA backend's attention kernels are built for
+/// (backend/cuda/flash_attention.cuh, kMaxHeadDim; cuDNN's engines take no more either).
+constexpr int kCudaMaxHeadDim = 128;
+
 void check_backend(const Config& config) {
-  if (config.train.backend == BackendKind::cuda && config.parallel.deterministic) {
+  if (config.train.backend != BackendKind::cuda) return;
+  if (config.parallel.deterministic) {
     inconsistent(
         "parallel.deterministic sums the gradients on the host, which train.backend = \"cuda\" "
         "does not do; set parallel.deterministic = false, or train.backend = \"cpu\"");
+  }
+  if (config.model.head_dim() > kCudaMaxHeadDim) {
+    inconsistent("model.d_model / model.n_heads = " + std::to_string(config.model.head_dim()) +
+                 " is a head size above " + std::to_string(kCudaMaxHeadDim) +
+                 ", the most train.backend = \"cuda\" runs attention for; use more heads "
+                 "(model.n_heads) or train.backend = \"cpu\"");
   }
 }
 

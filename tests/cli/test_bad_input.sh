@@ -46,6 +46,7 @@ expect_usage_error "calibrate: attention class" "SEQxHEADSxHEAD_DIM" -- calibrat
 expect_usage_error "calibrate: no heads" "positive sizes" -- calibrate $small --tokens 16 --attention 16x0x8 -o "$work/p.json"
 expect_usage_error "calibrate: no tokens" "positive --tokens" -- calibrate $small --tokens 0 -o "$work/p.json"
 expect_usage_error "calibrate: unwritable output" "$work/none/p.json" -- calibrate $small --tokens 16 -o "$work/none/p.json"
+expect_usage_error "head size above cuda's attention" "above 128" -- train "$configs/tiny.toml" --set train.backend='"cuda"' --set model.d_model=320 --set model.n_heads=2 $run
 expect_usage_error "deterministic on cuda" "parallel.deterministic" -- train "$configs/tiny.toml" --set train.backend='"cuda"' --set parallel.deterministic=true $run
 # A CPU without bf16 kernels, made so by capping oneDNN at AVX2: bf16 is refused, not run slowly.
 ONEDNN_MAX_CPU_ISA=AVX2 expect_usage_error "bf16 without bf16 kernels" "needs oneDNN's bf16 kernels" -- train "$configs/tiny.toml" --set train.precision='"bf16"' $run

@@ -197,7 +197,7 @@ __device__ inline float row_group_sum(float value) {
   return value;
 }
 
-/// The largest head_dim the kernels are built for.
+/// The largest head_dim the kernels are built for; io/config refuses larger ones up front.
 inline constexpr int kMaxHeadDim = 128;
 
 /// Calls launch(std::integral_constant<int, kHeadDim>{}) with the smallest bucket (32, 64, 128)
