@@ -204,8 +204,8 @@ void BM_AdamW(benchmark::State& state) {
   backend->scale(v.get(), 0.0f, kParameters);  // second moments must not be negative
   int step = 0;
   for (auto _ : state) {
-    backend->adamw_update(param.get(), grad.get(), m.get(), v.get(), kParameters, 1e-4f, 0.9f,
-                          0.95f, 1e-8f, 0.1f, ++step);
+    backend->adamw_update(param.get(), grad.get(), m.get(), v.get(), {{0, kParameters, 0.1f}},
+                          {1e-4f, 0.9f, 0.95f, 1e-8f, ++step});
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() *

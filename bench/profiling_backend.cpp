@@ -62,6 +62,12 @@ double ProfilingBackend::sum_of_squares(const float* x, std::size_t count) {
   return inner_->sum_of_squares(x, count);
 }
 
+double ProfilingBackend::sum_of_squares_of_ranges(const float* base,
+                                                  const std::vector<BufferRange>& ranges) {
+  Scope scope(*this, "sum_of_squares (grad norm)");
+  return inner_->sum_of_squares_of_ranges(base, ranges);
+}
+
 void ProfilingBackend::embedding_forward(float* out, const int32_t* tokens, const float* table,
                                          int rows, int dim, int vocab_begin, int vocab_local) {
   Scope scope(*this, "embedding_forward");
@@ -216,10 +222,10 @@ void ProfilingBackend::cross_entropy_shard_finish(float* losses, float* d_logits
 }
 
 void ProfilingBackend::adamw_update(float* param, const float* grad, float* m, float* v,
-                                    std::size_t count, float lr, float beta1, float beta2,
-                                    float eps, float weight_decay, int step) {
+                                    const std::vector<AdamWSegment>& segments,
+                                    const AdamWStep& step) {
   Scope scope(*this, "adamw_update");
-  inner_->adamw_update(param, grad, m, v, count, lr, beta1, beta2, eps, weight_decay, step);
+  inner_->adamw_update(param, grad, m, v, segments, step);
 }
 
 }  // namespace tessera::bench

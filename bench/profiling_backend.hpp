@@ -43,6 +43,8 @@ class ProfilingBackend final : public Backend {
   void accumulate(float* out, const float* in, std::size_t count) override;
   void scale(float* x, float factor, std::size_t count) override;
   double sum_of_squares(const float* x, std::size_t count) override;
+  double sum_of_squares_of_ranges(const float* base,
+                                  const std::vector<BufferRange>& ranges) override;
 
   void embedding_forward(float* out, const int32_t* tokens, const float* table, int rows, int dim,
                          int vocab_begin, int vocab_local) override;
@@ -99,9 +101,8 @@ class ProfilingBackend final : public Backend {
                                   int vocab_local, int vocab_begin, float z_loss,
                                   float grad_scale) override;
 
-  void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
-                    float lr, float beta1, float beta2, float eps, float weight_decay,
-                    int step) override;
+  void adamw_update(float* param, const float* grad, float* m, float* v,
+                    const std::vector<AdamWSegment>& segments, const AdamWStep& step) override;
 
  private:
   /// Adds the time from construction to destruction to totals_[name].

@@ -1,6 +1,7 @@
 // Defaults of the optional backend operations.
 #include "backend/backend.hpp"
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,11 @@ void Backend::copy_device(float* dst, const float* src, std::size_t count) {
   std::vector<float> host(count);
   copy_to_host(host.data(), src, count);
   copy_from_host(dst, host.data(), count);
+}
+
+float adamw_inverse_correction(float beta, int step) {
+  TESSERA_CHECK(step >= 1, "adamw_update: step is 1-based, got " + std::to_string(step));
+  return static_cast<float>(1.0 / (1.0 - std::pow(double{beta}, step)));
 }
 
 double Backend::sum_of_squares_of_ranges(const float* base,

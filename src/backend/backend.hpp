@@ -35,6 +35,25 @@ struct BufferRange {
   std::size_t count = 0;
 };
 
+/// The settings of one AdamW step.
+struct AdamWStep {
+  float lr = 0.0f, beta1 = 0.0f, beta2 = 0.0f, eps = 0.0f;
+  int step = 0;                 ///< 1-based, for the bias corrections
+  float gradient_scale = 1.0f;  ///< the gradients are used times this (clipping), not rescaled
+};
+
+/// AdamW's bias correction 1 / (1 - beta^step), computed in double: beta2^step for beta2 = 0.999
+/// needs more digits than a float has. Throws InternalError unless step >= 1.
+float adamw_inverse_correction(float beta, int step);
+
+/// Parameters one AdamW step updates with one weight decay: `count` elements from `offset`, an
+/// offset into param, grad, m and v alike.
+struct AdamWSegment {
+  std::size_t offset = 0;
+  std::size_t count = 0;
+  float weight_decay = 0.0f;
+};
+
 /// The memory a backend's buffers take, for reports and for checking a memory plan.
 struct MemoryUse {
   /// Held now in buffers the backend allocated: `allocate`, `allocate_tokens`, its scratch and
@@ -211,11 +230,12 @@ class Backend {
                                           float grad_scale);
 
   // ---- optimizer -----------------------------------------------------------------------------
-  /// One AdamW step with bias correction at step `step` (1-based), decoupled weight decay:
-  /// m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m_hat / (sqrt(v_hat) + eps) + wd p).
-  virtual void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
-                            float lr, float beta1, float beta2, float eps, float weight_decay,
-                            int step) = 0;
+  /// One AdamW step with bias correction at step.step (1-based) and decoupled weight decay, on
+  /// every segment: g = gradient_scale grad; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+  /// p -= lr (m_hat / (sqrt(v_hat) + eps) + wd p) with the segment's wd. A whole model's
+  /// parameters in one call, so that a device updates them in one launch.
+  virtual void adamw_update(float* param, const float* grad, float* m, float* v,
+                            const std::vector<AdamWSegment>& segments, const AdamWStep& step) = 0;
 };
 
 /// What a backend's GEMMs compute in. Storage stays fp32 either way.

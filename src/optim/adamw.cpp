@@ -1,6 +1,7 @@
 #include "optim/adamw.hpp"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -37,21 +38,20 @@ bool AdamW::decays(const ParameterInfo& info) const {
 }
 
 void AdamW::step(int step, double lr, float gradient_scale) {
-  if (gradient_scale != 1.0f && end_ > begin_) {
-    backend_.scale(parameters_.gradients() + begin_, gradient_scale, end_ - begin_);
-  }
+  // Offsets relative to begin_: m_ and v_ hold only this optimizer's range (ZeRO's shard).
+  std::vector<AdamWSegment> segments;
   for (std::size_t i = 0; i < parameters_.infos().size(); ++i) {
     const ParameterInfo& info = parameters_.info(i);
     // The part of this parameter inside the range (all of it without ZeRO).
     const std::size_t first = std::max(begin_, info.offset);
     const std::size_t last = std::min(end_, info.offset + info.count);
     if (first >= last) continue;
-    const float decay = decays(info) ? train_.weight_decay : 0.0f;
-    backend_.adamw_update(parameters_.values() + first, parameters_.gradients() + first,
-                          m_ + (first - begin_), v_ + (first - begin_), last - first,
-                          static_cast<float>(lr), train_.beta1, train_.beta2, train_.adam_eps,
-                          decay, step);
+    segments.push_back({first - begin_, last - first, decays(info) ? train_.weight_decay : 0.0f});
   }
+  const AdamWStep settings{static_cast<float>(lr), train_.beta1, train_.beta2,
+                           train_.adam_eps,        step,         gradient_scale};
+  backend_.adamw_update(parameters_.values() + begin_, parameters_.gradients() + begin_, m_, v_,
+                        segments, settings);
 }
 
 }  // namespace tessera

@@ -29,7 +29,8 @@ class AdamW {
   AdamW& operator=(const AdamW&) = delete;
 
   /// One update at optimizer step `step` (1-based) with learning rate `lr`; the range's
-  /// gradients are first multiplied by `gradient_scale` (clipping).
+  /// gradients are used multiplied by `gradient_scale` (clipping); the gradient buffer keeps its
+  /// values.
   void step(int step, double lr, float gradient_scale);
 
   std::size_t begin() const { return begin_; }

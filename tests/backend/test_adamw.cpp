@@ -1,4 +1,6 @@
 // AdamW: three bias-corrected steps vs. the double reference (param, m and v after each step).
+#include <algorithm>
+
 #include "core/error.hpp"
 #include "kernel_test_support.hpp"
 
@@ -28,8 +30,8 @@ TEST_P(AdamWTest, ThreeStepsMatchReference) {
       SCOPED_TRACE(step);
       const std::vector<float> grad = random_floats(count, 82 + static_cast<uint32_t>(step));
       DeviceBuffer dgrad(backend(), grad);
-      backend().adamw_update(dparam.get(), dgrad.get(), dm.get(), dv.get(), count, kLr, kBeta1,
-                             kBeta2, kEps, kWeightDecay, step);
+      backend().adamw_update(dparam.get(), dgrad.get(), dm.get(), dv.get(),
+                             {{0, count, kWeightDecay}}, {kLr, kBeta1, kBeta2, kEps, step});
       reference::adamw(param, to_double(grad), m, v, kLr, kBeta1, kBeta2, kEps, kWeightDecay, step);
       expect_close(dm.to_host(), m, kFirstMoment, "m");
       expect_close(dv.to_host(), v, kSecondMoment, "v");
@@ -38,10 +40,40 @@ TEST_P(AdamWTest, ThreeStepsMatchReference) {
   }
 }
 
+// A model's update in one call: segments with their own weight decay, a gap between them left
+// alone, the gradients scaled (clipping) without being rewritten.
+TEST_P(AdamWTest, SegmentsWithTheirOwnDecayAndAScaledGradient) {
+  const std::size_t count = 20000;
+  const std::vector<AdamWSegment> segments = {
+      {0, 7, 0.0f}, {7, 12000, kWeightDecay}, {12500, 7500, 0.0f}};
+  const float gradient_scale = 0.25f;
+  const std::vector<float> initial = random_floats(count, 85), grad = random_floats(count, 86);
+  DeviceBuffer dparam(backend(), initial), dgrad(backend(), grad), dm(backend(), count),
+      dv(backend(), count);
+  backend().adamw_update(dparam.get(), dgrad.get(), dm.get(), dv.get(), segments,
+                         {kLr, kBeta1, kBeta2, kEps, 1, gradient_scale});
+  Vector param = to_double(initial), m(count, 0.0), v(count, 0.0);
+  Vector scaled = to_double(grad);
+  for (double& g : scaled) g *= gradient_scale;
+  for (const AdamWSegment& segment : segments) {
+    Vector p(param.begin() + segment.offset, param.begin() + segment.offset + segment.count);
+    Vector g(scaled.begin() + segment.offset, scaled.begin() + segment.offset + segment.count);
+    Vector ms(segment.count, 0.0), vs(segment.count, 0.0);
+    reference::adamw(p, g, ms, vs, kLr, kBeta1, kBeta2, kEps, segment.weight_decay, 1);
+    std::copy(p.begin(), p.end(), param.begin() + segment.offset);
+    std::copy(ms.begin(), ms.end(), m.begin() + segment.offset);
+    std::copy(vs.begin(), vs.end(), v.begin() + segment.offset);
+  }
+  expect_close(dparam.to_host(), param, kParam, "param");  // the gap keeps its initial values
+  expect_close(dm.to_host(), m, kFirstMoment, "m");
+  expect_close(dv.to_host(), v, kSecondMoment, "v");
+  EXPECT_EQ(dgrad.to_host(), grad);
+}
+
 TEST_P(AdamWTest, RejectsStepZero) {
   DeviceBuffer param(backend(), 4), grad(backend(), 4), m(backend(), 4), v(backend(), 4);
-  EXPECT_THROW(backend().adamw_update(param.get(), grad.get(), m.get(), v.get(), 4, kLr, kBeta1,
-                                      kBeta2, kEps, kWeightDecay, 0),
+  EXPECT_THROW(backend().adamw_update(param.get(), grad.get(), m.get(), v.get(),
+                                      {{0, 4, kWeightDecay}}, {kLr, kBeta1, kBeta2, kEps, 0}),
                InternalError);
 }
 

@@ -121,8 +121,8 @@ TEST_P(DeterminismTest, ActivationsLossAndOptimizer) {
       [&] {
         DeviceBuffer param(b, x.to_host()), m(b, count), v(b, count);
         for (int step = 1; step <= 2; ++step) {
-          b.adamw_update(param.get(), y.get(), m.get(), v.get(), count, 1e-3f, 0.9f, 0.95f, 1e-8f,
-                         0.1f, step);
+          b.adamw_update(param.get(), y.get(), m.get(), v.get(), {{0, count, 0.1f}},
+                         {1e-3f, 0.9f, 0.95f, 1e-8f, step, 0.5f});
         }
         return gather({&param, &m, &v});
       },

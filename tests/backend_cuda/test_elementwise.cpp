@@ -99,8 +99,11 @@ TEST_F(ElementwiseConformance, AdamWThreeSteps) {
     for (int step = 1; step <= 3; ++step) {
       PairedBuffer g(random_floats(count, 6 + static_cast<uint32_t>(step)));
       for_each_backend([&](Backend& be) {
-        be.adamw_update(p.on(be), g.on(be), m.on(be), v.on(be), count, 1e-3f, 0.9f, 0.95f, 1e-8f,
-                        0.1f, step);
+        // Two segments (one launch on the GPU), the second without decay, a clipped gradient.
+        const std::vector<AdamWSegment> segments = {{0, count / 2, 0.1f},
+                                                    {count / 2, count - count / 2, 0.0f}};
+        be.adamw_update(p.on(be), g.on(be), m.on(be), v.on(be), segments,
+                        {1e-3f, 0.9f, 0.95f, 1e-8f, step, 0.75f});
       });
     }
     expect_match(m, moments, "adamw m");

@@ -111,9 +111,8 @@ class CpuBackend final : public Backend {
                                   int vocab_local, int vocab_begin, float z_loss,
                                   float grad_scale) override;
 
-  void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
-                    float lr, float beta1, float beta2, float eps, float weight_decay,
-                    int step) override;
+  void adamw_update(float* param, const float* grad, float* m, float* v,
+                    const std::vector<AdamWSegment>& segments, const AdamWStep& step) override;
 
  private:
   /// allocate_host's zeroed block, recorded in the ledger; released by release_recorded.

@@ -40,6 +40,7 @@ CudaBackend::~CudaBackend() {
   lt_.reset();
   cudnn_attention_.reset();
   cudaFree(scratch_.data);
+  cudaFree(adamw_table_.data);
   for (DeviceBlock& block : cast_buffers_) cudaFree(block.data);
   cudaFree(error_flag_);
   if (cublas_ != nullptr) cublasDestroy(cublas_);

@@ -3,10 +3,11 @@
 // Storage is fp32, like the CPU backend. GEMMs run in one of two precisions (GemmPrecision): fp32
 // through cuBLAS with FP32 compute (no TF32), so the two backends agree to a few ulps per
 // reduction step; or bf16 mixed precision in the style of PyTorch's autocast, where every GEMM
-// rounds its two operands to bf16 and accumulates in fp32 through cuBLASLt, while norms, softmax,
+// rounds its two operands to bf16 and accumulates in fp32 through cuBLASLt, and attention runs
+// on cuDNN's fused flash-attention engines (CudaAttention), while norms, softmax statistics,
 // cross-entropy and AdamW stay fp32. Every kernel is run-to-run bitwise reproducible: reductions
-// use fixed trees and fixed partitions, never float atomics, and cuBLASLt's algorithm is chosen
-// once per shape.
+// use fixed trees and fixed partitions, never float atomics, cuBLASLt's algorithm and cuDNN's
+// plan are chosen once per shape, and cuDNN's attention backward runs in its atomic-free form.
 // All work is ordered on one CUDA stream owned by the backend; copies to the host synchronise it.
 #pragma once
 

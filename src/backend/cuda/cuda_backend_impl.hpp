@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "backend/backend.hpp"
 #include "backend/cuda/cuda_backend.hpp"
@@ -95,6 +96,13 @@ inline constexpr std::size_t kCastSlots = 3;
 
 class LtMatmul;
 class CudnnAttention;
+
+/// One block's share of an AdamW update: `count` (at most a few thousand) elements from `offset`.
+struct AdamWChunk {
+  std::size_t offset;
+  unsigned count;
+  float weight_decay;
+};
 
 /// A device block owned by the backend, grown (never shrunk) on demand.
 struct DeviceBlock {
@@ -221,9 +229,8 @@ class CudaBackend final : public Backend {
                                   int vocab_local, int vocab_begin, float z_loss,
                                   float grad_scale) override;
 
-  void adamw_update(float* param, const float* grad, float* m, float* v, std::size_t count,
-                    float lr, float beta1, float beta2, float eps, float weight_decay,
-                    int step) override;
+  void adamw_update(float* param, const float* grad, float* m, float* v,
+                    const std::vector<AdamWSegment>& segments, const AdamWStep& step) override;
 
   /// The stream all of this backend's work is ordered on.
   cudaStream_t stream() const { return stream_; }
@@ -276,6 +283,10 @@ class CudaBackend final : public Backend {
   std::unique_ptr<LtMatmul> lt_;                      ///< cuBLASLt plans; set exactly in bf16 mode
   /// cuDNN's fused attention: set in bf16 mode unless CudaAttention::native was asked for.
   std::unique_ptr<CudnnAttention> cudnn_attention_;
+  /// The chunks of the last segments adamw_update was given, on the host and on the device.
+  std::vector<AdamWSegment> adamw_segments_;
+  std::vector<AdamWChunk> adamw_chunks_;
+  DeviceBlock adamw_table_;
   int* error_flag_ = nullptr;  ///< device int set by kernels that find invalid input
   MemoryLedger ledger_;        ///< every block above, with cuBLASLt's workspace
 };
