@@ -72,6 +72,9 @@ struct TrainConfig {
   /// End cleanly, with a checkpoint, once global step N is done (0: run all steps). Changes
   /// nothing else about the run: a resumed run continues exactly where it stopped.
   int stop_after = 0;
+  /// A step whose loss or gradient norm is not finite leaves the weights alone; this many such
+  /// steps in a row end the run (kDivergedExit), keeping the checkpoints written before.
+  int max_bad_steps = 5;
   /// Weight decay is applied to matrices only unless these say otherwise.
   bool decay_norms_and_biases = false;
   bool decay_embeddings = false;
@@ -160,6 +163,16 @@ struct ParallelConfig {
   bool operator==(const ParallelConfig&) const = default;
 };
 
+/// Faults a test can ask for, so that the paths that handle them are exercised.
+struct DebugConfig {
+  /// From this step on (0: never), the gradients are made NaN after backward, for
+  /// nan_gradient_steps steps.
+  int nan_gradients_from = 0;
+  int nan_gradient_steps = 1;
+
+  bool operator==(const DebugConfig&) const = default;
+};
+
 struct Config {
   RunConfig run;
   ModelConfig model;
@@ -169,6 +182,7 @@ struct Config {
   LogConfig log;
   ParallelConfig parallel;
   CheckpointConfig checkpoint;
+  DebugConfig debug;
 
   bool operator==(const Config&) const = default;
 };

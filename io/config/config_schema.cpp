@@ -201,6 +201,9 @@ std::vector<KeySpec> build_schema() {
       entry("train.stop_after", &C::train, &TrainConfig::stop_after, at_least(0),
             "end cleanly with a checkpoint once step N is done (0: run all steps); changes "
             "nothing else about the run"),
+      entry("train.max_bad_steps", &C::train, &T::max_bad_steps, at_least(1),
+            "a step with a non-finite loss or gradient norm is skipped (the weights stay); this "
+            "many in a row end the run with exit status 3, its earlier checkpoints kept"),
       entry("train.decay_norms_and_biases", &C::train, &T::decay_norms_and_biases,
             "apply weight decay to norm gains and biases too"),
       entry("train.decay_embeddings", &C::train, &T::decay_embeddings,
@@ -268,6 +271,11 @@ std::vector<KeySpec> build_schema() {
       entry("parallel.sequence_parallel", &C::parallel, &ParallelConfig::sequence_parallel,
             "with tp > 1, split the residual stream and norms by rows over the tensor-parallel "
             "group (Megatron sequence parallelism); needs micro_batch * seq_len divisible by tp"),
+
+      entry("debug.nan_gradients_from", &C::debug, &DebugConfig::nan_gradients_from, at_least(0),
+            "for tests: from this step on (0: never) the gradients are made NaN after backward"),
+      entry("debug.nan_gradient_steps", &C::debug, &DebugConfig::nan_gradient_steps, at_least(1),
+            "for tests: how many steps from debug.nan_gradients_from get NaN gradients"),
   };
 }
 

@@ -5,8 +5,8 @@
 # job of a chain resumes), max_requeues.
 #
 # tessera train exits 0 when the run is finished, 75 when it stopped early after writing a good
-# checkpoint (it was sent USR1 or TERM, or the job's time limit was near), 2 on bad input and 1
-# on a failure. Started again with the same configuration it resumes from checkpoint.dir.
+# checkpoint (it was sent USR1 or TERM, or the job's time limit was near), 3 when its loss
+# diverged (train.max_bad_steps), 2 on bad input and 1 on a failure. Started again with the same configuration it resumes from checkpoint.dir.
 restart=${SLURM_RESTART_COUNT:-0}
 job_tag=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}}
 job_tag=${job_tag:-$SLURM_JOB_ID}
@@ -76,6 +76,10 @@ case $status in
     fi
     note "scontrol requeue failed: submit this script again to resume from the checkpoint"
     exit 75
+    ;;
+  3)
+    note "training diverged (exit 3): its loss stayed non-finite for train.max_bad_steps steps;" \
+      "not requeued; resume from the last checkpoint with a lower train.lr or with train.grad_clip"
     ;;
   2)
     note "tessera refused its input (exit 2): see $rank_errors"

@@ -3,7 +3,8 @@
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
-// with a checkpoint exits with tessera::kStoppedEarlyExit (75).
+// with a checkpoint exits with tessera::kStoppedEarlyExit (75), one whose loss stayed non-finite
+// with tessera::kDivergedExit (3).
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
@@ -51,10 +52,7 @@ void add_train_command(CLI::App& app, std::function<void()>& action, int& exit_s
   cmd->callback([&action, &exit_status, config_path, overrides] {
     action = [&exit_status, config_path, overrides] {
       const tessera::Config config = tessera::load_config(*config_path, *overrides);
-      const tessera::TrainResult result = tessera::train(config, std::cout);
-      if (result.stopped_early != tessera::StopReason::none) {
-        exit_status = tessera::kStoppedEarlyExit;
-      }
+      exit_status = tessera::exit_status(tessera::train(config, std::cout));
     };
   });
 }

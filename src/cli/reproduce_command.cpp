@@ -117,7 +117,7 @@ int reproduce(const ReproduceOptions& options, std::ostream& console) {
   }
   out << "training with the recorded configuration into " << config.run.dir.string() << "\n";
   const TrainResult result = train(config, console);
-  if (result.stopped_early != StopReason::none) return kStoppedEarlyExit;
+  if (const int status = exit_status(result); status != 0) return status;
   const auto then = final_checksum(original_dir), now = final_checksum(config.run.dir);
   if (then && now) {
     out << "final parameters: " << (*then == *now ? "identical to" : "DIFFERENT from")

@@ -127,6 +127,13 @@ nlohmann::json TrainingCheckpoints::metadata(int step) const {
 
 std::vector<SaveReport> TrainingCheckpoints::save(int step) {
   std::vector<SaveReport> done = wait();  // one save in flight at a time
+  if (!replica_.state_is_finite()) {
+    SaveReport refused;
+    refused.step = step;
+    refused.not_finite = true;
+    done.push_back(refused);
+    return done;
+  }
   const auto start = std::chrono::steady_clock::now();
   auto seconds_since = [](std::chrono::steady_clock::time_point from) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();

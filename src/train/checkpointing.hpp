@@ -29,6 +29,10 @@ struct SaveReport {
   double blocked_s = 0.0;  ///< training waited this long (copy to host; all of it when sync)
   double write_s = 0.0;    ///< from the copy to the file being complete and renamed
   std::uintmax_t bytes = 0;
+  /// Nothing was written: the step's loss or gradient norm, or the parameters or optimizer state,
+  /// were not finite, and a checkpoint of them would replace (by checkpoint.keep, delete) good
+  /// ones.
+  bool not_finite = false;
 };
 
 class TrainingCheckpoints {
@@ -47,7 +51,8 @@ class TrainingCheckpoints {
 
   /// Saves the state after step `step`: synchronously, or (checkpoint.async) copies it and
   /// returns while a background thread writes it. Collective. Returns the reports of the saves
-  /// completed by now (the previous asynchronous one, or this synchronous one).
+  /// completed by now (the previous asynchronous one, or this synchronous one). A state that is
+  /// not finite everywhere is not saved (a report with not_finite).
   std::vector<SaveReport> save(int step);
   /// Waits for an asynchronous save in flight; returns its report (if there was one) and
   /// rethrows what it failed with.

@@ -1,6 +1,7 @@
 #include "train/model_replica.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
@@ -166,7 +167,34 @@ double ModelReplica::global_gradient_norm() {
   return std::sqrt(group.all_reduce_sum_double(sum));
 }
 
-UpdateResult ModelReplica::reduce_and_update(int step, double lr) {
+void ModelReplica::inject_nan_gradients(int step) {
+  const DebugConfig& debug = config_.debug;
+  if (debug.nan_gradients_from == 0 || step < debug.nan_gradients_from ||
+      step >= debug.nan_gradients_from + debug.nan_gradient_steps)
+    return;
+  // One element of what each rank's optimizer owns: the norm is summed over them all.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (auto& chunk : chunks_) {
+    if (chunk->optimizer->end() > chunk->optimizer->begin())
+      backend_.copy_from_host(chunk->parameters().gradients() + chunk->optimizer->begin(), &nan, 1);
+  }
+}
+
+bool ModelReplica::state_is_finite() {
+  // A sum of squares of floats is finite in double exactly when every term is.
+  double sum = 0.0;
+  for (auto& chunk : chunks_) {
+    const ParameterStore& p = chunk->parameters();
+    const std::size_t moments = chunk->optimizer->end() - chunk->optimizer->begin();
+    sum += backend_.sum_of_squares(p.values(), p.total_count()) +
+           backend_.sum_of_squares(chunk->optimizer->first_moments(), moments) +
+           backend_.sum_of_squares(chunk->optimizer->second_moments(), moments);
+  }
+  const double bad = std::isfinite(sum) ? 0.0 : 1.0;
+  return parallel_.world().all_reduce_max_double(bad) == 0.0;
+}
+
+UpdateResult ModelReplica::reduce_and_update(int step, double lr, bool loss_finite) {
   UpdateResult result;
   const bool zero = config_.parallel.zero == 1;
   StepTimer communication;
@@ -188,8 +216,14 @@ UpdateResult ModelReplica::reduce_and_update(int step, double lr) {
   }
   result.timings.dp_wait_s = communication.seconds();
 
+  inject_nan_gradients(step);
   StepTimer optimizer;
   result.grad_norm = global_gradient_norm();
+  result.skipped = !loss_finite || !std::isfinite(result.grad_norm);
+  if (result.skipped) {
+    result.timings.optimizer_s = optimizer.seconds();
+    return result;
+  }
   const float clip = clip_factor(config_.train.grad_clip, result.grad_norm);
   for (auto& chunk : chunks_) chunk->optimizer->step(step, lr, clip);
   if (zero) {

@@ -24,6 +24,9 @@ struct UpdateTimings {
 
 struct UpdateResult {
   double grad_norm = 0.0;  ///< global L2 norm before clipping
+  /// The loss or the gradient norm was not finite: the weights and optimizer state were left as
+  /// they were. Every rank sees the same.
+  bool skipped = false;
   UpdateTimings timings;
 };
 
@@ -46,8 +49,11 @@ class ModelReplica {
   /// the capture of every microbatch's gradients in deterministic mode.
   PipelineExecutor::StepHooks step_hooks();
   /// After the step's backward passes: reduces gradients over dp, sums the tied embedding's
-  /// two copies, clips to train.grad_clip and applies AdamW at `step` with rate `lr`.
-  UpdateResult reduce_and_update(int step, double lr);
+  /// two copies, clips to train.grad_clip and applies AdamW at `step` with rate `lr`, unless the
+  /// step's loss (`loss_finite`, the same on every rank) or gradient norm is not finite.
+  UpdateResult reduce_and_update(int step, double lr, bool loss_finite);
+  /// Whether every parameter and optimizer moment of every rank is finite. Collective.
+  bool state_is_finite();
   /// FNV-1a 64 of this rank's parameter values, as 16 hex digits.
   std::string parameter_checksum() const;
 
@@ -56,6 +62,8 @@ class ModelReplica {
   void exchange_tied_embedding_gradients();
   void fold_captured_gradients_in_order();
   double global_gradient_norm();
+  /// debug.nan_gradients_from: makes this step's gradients NaN on every rank.
+  void inject_nan_gradients(int step);
 
   const Config& config_;
   Backend& backend_;

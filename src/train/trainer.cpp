@@ -152,6 +152,9 @@ class TrainingRun {
   void stop_early(int step, const StopDecision& stop);
   /// Logs finished saves: the time training was blocked next to the whole write's.
   void report_saves(const std::vector<SaveReport>& saves);
+  /// After a step whose update was skipped (non-finite loss or gradient norm): logs it, counts
+  /// it; true when train.max_bad_steps such steps in a row end the run (after logging that).
+  bool bad_step_ends_run(int step, double loss, const UpdateResult& update);
   /// Logs the memory the run took, the largest of any rank, and records it in metrics.jsonl.
   void report_memory(int step);
 
@@ -167,7 +170,8 @@ class TrainingRun {
   std::unique_ptr<ModelReplica> replica_;
   std::unique_ptr<PipelineExecutor> executor_;
   std::unique_ptr<TrainingCheckpoints> checkpoints_;
-  int first_step_ = 1;  // after a resume, the step after the checkpoint's
+  int first_step_ = 1;          // after a resume, the step after the checkpoint's
+  int bad_steps_in_a_row_ = 0;  // steps whose update was skipped, since the last good one
   StepTimer since_checkpoint_;
   std::optional<StopMonitor> stop_monitor_;
   std::unique_ptr<ProgressDisplay> progress_;
@@ -340,9 +344,44 @@ double TrainingRun::train_step(int step, UpdateResult& update, PipelineTimings& 
   const std::vector<double> losses = executor_->run_step(
       schedule_, microbatches_, train.micro_batch, grad_scale,
       [&](int m) { return tokens_.microbatch(m); }, replica_->step_hooks());
-  update = replica_->reduce_and_update(step, learning_rate(train, step));
+  const double loss = global_loss_sum(losses, parallel_, loss_holder_) / tokens_per_step_;
+  update = replica_->reduce_and_update(step, learning_rate(train, step), std::isfinite(loss));
   pipeline = executor_->take_timings();
-  return global_loss_sum(losses, parallel_, loss_holder_) / tokens_per_step_;
+  return loss;
+}
+
+bool TrainingRun::bad_step_ends_run(int step, double loss, const UpdateResult& update) {
+  const int limit = config_.train.max_bad_steps;
+  ++bad_steps_in_a_row_;
+  if (metrics_) {
+    metrics_->write({{"kind", "skipped_step"},
+                     {"step", step},
+                     {"loss", loss},
+                     {"grad_norm", update.grad_norm},
+                     {"in_a_row", bad_steps_in_a_row_}});
+  }
+  progress_->message(
+      fmt::format("step {} | loss {:.4f} and gradient norm {:.4g}: not finite; the weights are "
+                  "left as they were "
+                  "({} of train.max_bad_steps = {} in a row)",
+                  step, loss, update.grad_norm, bad_steps_in_a_row_, limit));
+  if (bad_steps_in_a_row_ < limit) return false;
+  report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  result_.diverged_at_step = step;
+  const std::string explanation = fmt::format(
+      "{} steps in a row had a non-finite loss or gradient norm (train.max_bad_steps)", limit);
+  if (metrics_) {
+    metrics_->write({{"kind", "stop"},
+                     {"step", step},
+                     {"reason", "diverged"},
+                     {"detail", explanation},
+                     {"exit_status", kDivergedExit}});
+  }
+  progress_->message(fmt::format(
+      "step {} | {}: the run stops with exit status {}; the checkpoints written before are kept. "
+      "Lower train.lr or set train.grad_clip, then resume",
+      step, explanation, kDivergedExit));
+  return true;
 }
 
 void TrainingRun::log_step(const StepReport& report, const UpdateResult& update,
@@ -403,6 +442,16 @@ void TrainingRun::report_memory(int step) {
 
 void TrainingRun::report_saves(const std::vector<SaveReport>& saves) {
   for (const SaveReport& save : saves) {
+    if (save.not_finite) {
+      if (metrics_) {
+        metrics_->write({{"kind", "checkpoint"}, {"step", save.step}, {"skipped", "not finite"}});
+      }
+      progress_->message(fmt::format(
+          "step {} | no checkpoint: the step's loss or gradient norm, or the weights or "
+          "optimizer state, are not finite; the checkpoints written before are kept",
+          save.step));
+      continue;
+    }
     stop_monitor_->save_took(save.write_s);
     const double bytes = static_cast<double>(save.bytes);
     if (metrics_) {
@@ -427,7 +476,16 @@ bool TrainingRun::end_step(int step, int last_step, double step_s) {
                         stop_monitor_->readings(signals_.received(), since_checkpoint_.seconds()));
   const StopDecision stop = step < last_step ? stop_monitor_->decide(agreed) : StopDecision{};
   if (stop.reason != StopReason::none || checkpoint_due(step, last_step, agreed)) {
-    report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->save(step); }));
+    // Weights whose last step gave a non-finite loss are not worth a file that retention would
+    // keep in place of a good one.
+    if (bad_steps_in_a_row_ > 0) {
+      SaveReport refused;
+      refused.step = step;
+      refused.not_finite = true;
+      report_saves({refused});
+    } else {
+      report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->save(step); }));
+    }
     since_checkpoint_.restart();
   }
   if (stop.reason == StopReason::none) return false;
@@ -455,9 +513,10 @@ void TrainingRun::stop_early(int step, const StopDecision& stop) {
     if (stop.reason == StopReason::signal) record["signal"] = signal_name(stop.signal);
     metrics_->write(record);
   }
-  progress_->message(
-      fmt::format("step {} | {}; checkpoint saved; exit status {} so the job is requeued", step,
-                  stop.explanation, kStoppedEarlyExit));
+  progress_->message(fmt::format(
+      "step {} | {}; {}; exit status {} so the job is requeued", step, stop.explanation,
+      bad_steps_in_a_row_ > 0 ? "no checkpoint of this step (above)" : "checkpoint saved",
+      kStoppedEarlyExit));
 }
 
 TrainResult TrainingRun::run() {
@@ -477,6 +536,12 @@ TrainResult TrainingRun::run() {
     const double loss =
         with_context(step, "training", [&] { return train_step(step, update, pipeline); });
     result_.losses.push_back(loss);
+    if (!update.skipped) {
+      bad_steps_in_a_row_ = 0;
+    } else if (bad_step_ends_run(step, loss, update)) {
+      done_step = step;
+      break;
+    }
     const double seconds = step_timer.seconds();
     if (step > first_step_) timed_seconds += seconds;  // the first step allocates: leave it out
     const double tokens_per_s = tokens_per_step_ / seconds;
@@ -498,7 +563,7 @@ TrainResult TrainingRun::run() {
   report_memory(done_step);
   const int timed_steps = done_step - first_step_;
   result_.tokens_per_s = timed_steps > 0 ? tokens_per_step_ * timed_steps / timed_seconds : 0;
-  if (metrics_ && result_.stopped_early == StopReason::none) {
+  if (metrics_ && result_.stopped_early == StopReason::none && result_.diverged_at_step == 0) {
     // The parameters rank 0 holds (all of them without tensor or pipeline parallelism), for
     // comparing runs bit for bit.
     metrics_->write({{"kind", "final"},
@@ -510,6 +575,11 @@ TrainResult TrainingRun::run() {
 }
 
 }  // namespace
+
+int exit_status(const TrainResult& result) {
+  if (result.diverged_at_step > 0) return kDivergedExit;
+  return result.stopped_early != StopReason::none ? kStoppedEarlyExit : 0;
+}
 
 TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel) {
   return TrainingRun(config, console, parallel).run();

@@ -13,9 +13,11 @@ namespace tessera {
 
 /// Exit statuses of `tessera train`, the contract with job scripts (jobs/, doc/checkpoints.md):
 /// 0 finished all steps; kStoppedEarlyExit stopped early after a good checkpoint (a stop signal
-/// or the job's time limit) and wants to be requeued; 2 bad input; 1 failure.
-/// 75 is EX_TEMPFAIL of sysexits.h: "try again later".
+/// or the job's time limit) and wants to be requeued; kDivergedExit stopped because the loss or
+/// gradients stayed non-finite (train.max_bad_steps), which a requeue would not cure; 2 bad
+/// input; 1 failure. 75 is EX_TEMPFAIL of sysexits.h: "try again later".
 inline constexpr int kStoppedEarlyExit = 75;
+inline constexpr int kDivergedExit = 3;
 
 struct TrainResult {
   std::vector<double> losses;      ///< training loss of every step, in order (every rank)
@@ -25,7 +27,12 @@ struct TrainResult {
   double unigram_entropy = 0.0;    ///< of the training tokens: the baseline to beat
   /// Why the run stopped before its last step, after saving a checkpoint (none: it did not).
   StopReason stopped_early = StopReason::none;
+  /// The step at which train.max_bad_steps non-finite steps in a row ended the run (0: none did).
+  int diverged_at_step = 0;
 };
+
+/// The exit status a finished `train` call stands for: 0, kStoppedEarlyExit or kDivergedExit.
+int exit_status(const TrainResult& result);
 
 /// The layout `config` resolves to on `world_size` ranks: divisibility by tp, pipeline stages,
 /// batch split, sequence parallelism, stage_layers. UsageError with one line naming the numbers
