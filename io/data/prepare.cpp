@@ -122,11 +122,25 @@ void write_json(const std::filesystem::path& path, const nlohmann::json& json) {
   std::filesystem::rename(temporary, path);
 }
 
+/// The output directory, made if needed: a path the user gave, so a failure is theirs to fix.
+void make_output_directory(const std::filesystem::path& dir) {
+  std::error_code error;
+  if (std::filesystem::exists(dir, error) && !std::filesystem::is_directory(dir, error)) {
+    throw UsageError("--output " + dir.string() +
+                     " is a file, not a directory; name a new or existing directory");
+  }
+  std::filesystem::create_directories(dir, error);
+  if (error) {
+    throw UsageError("--output " + dir.string() + " cannot be made a directory (" +
+                     error.message() + "); name a directory you can write");
+  }
+}
+
 }  // namespace
 
 void prepare_dataset(const PrepareOptions& options) {
   check_options(options);
-  std::filesystem::create_directories(options.output_dir);
+  make_output_directory(options.output_dir);
   remove_previous_dataset(options.output_dir);
 
   const auto tokenizer = make_tokenizer(options);

@@ -51,6 +51,10 @@ expect_usage_error "deterministic on cuda" "parallel.deterministic" -- train "$c
 # A CPU without bf16 kernels, made so by capping oneDNN at AVX2: bf16 is refused, not run slowly.
 ONEDNN_MAX_CPU_ISA=AVX2 expect_usage_error "bf16 without bf16 kernels" "needs oneDNN's bf16 kernels" -- train "$configs/tiny.toml" --set train.precision='"bf16"' $run
 
+echo "some text" >"$work/plain.txt"
+expect_usage_error "prepare into a file" "is a file, not a directory" -- prepare "$work/plain.txt" -o "$work/plain.txt"
+expect_usage_error "prepare under a file" "cannot be made a directory" -- prepare "$work/plain.txt" -o "$work/plain.txt/sub"
+
 # A prepared dataset, then damaged copies of it.
 printf 'To be, or not to be, that is the question.\n%.0s' $(seq 200) >"$work/text.txt"
 "$tessera" prepare "$work/text.txt" -o "$work/good" >/dev/null 2>&1 || { echo "FAIL prepare"; exit 1; }
