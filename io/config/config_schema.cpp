@@ -132,7 +132,8 @@ std::vector<KeySpec> build_schema() {
   using T = TrainConfig;
   return {
       entry("run.dir", &C::run, &RunConfig::dir,
-            "directory of the run: checkpoints, metrics.jsonl and the resolved config.toml"),
+            "directory of the run: checkpoints, metrics.jsonl and the resolved config.toml; one "
+            "run at a time (a second one is refused while the first holds its .lock)"),
       entry("run.deadline", &C::run, &RunConfig::deadline, at_least(0),
             "end of the job as UNIX seconds; 0 asks Slurm (SLURM_JOB_END_TIME, else squeue); "
             "the run saves and exits with status 75 before another step would pass it"),

@@ -24,6 +24,7 @@
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
 #include "train/preflight_checks.hpp"
+#include "train/run_dir_lock.hpp"
 #include "train/stage_layout.hpp"
 #include "train/step_accounting.hpp"
 #include "train/step_timer.hpp"
@@ -165,6 +166,7 @@ class TrainingRun {
   std::ostream null_stream_{nullptr};
   std::ostream& out_;
   std::optional<DataLoader> data_;
+  std::optional<RunDirLock> run_dir_lock_;  // rank 0's, before it writes anything there
   std::optional<MetricsWriter> metrics_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<ModelReplica> replica_;
@@ -296,6 +298,7 @@ void TrainingRun::open_data_and_run_dir() {
       check_deadline(config_.run.deadline);
       check_writable(config_.run.dir, "run.dir", 0,
                      "pick a writable directory with --set run.dir=PATH");
+      run_dir_lock_.emplace(config_.run.dir);
       write_resolved_config(config_);
       metrics_.emplace(config_.run.dir);
     }
