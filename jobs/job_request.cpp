@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "core/error.hpp"
+#include "jobs/slurm_script.hpp"
 #include "train/trainer.hpp"
 
 namespace tessera {
@@ -17,6 +18,36 @@ bool is_parallel_key(const std::string& key) {
     if (info.name == "parallel." + key) return true;
   }
   return false;
+}
+
+/// A name Slurm takes on an #SBATCH line (job, account, QOS, partition): letters, digits and
+/// _ . - + (and , between the partitions of a list). Anything else could end the line and
+/// start a shell command, and a job name is also the script's file name: no '/', no "..".
+void check_slurm_name(const std::string& value, const char* option, bool list = false) {
+  const std::string allowed =
+      std::string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-+") +
+      (list ? "," : "");
+  if (value.find_first_not_of(allowed) != std::string::npos || value.starts_with(".") ||
+      value.starts_with("-")) {
+    throw UsageError(fmt::format(
+        "{} '{}' is not a Slurm name: use letters, digits and _ . - +{}, not starting with . or -",
+        option, escape_control_characters(value), list ? " (, between partitions)" : ""));
+  }
+}
+
+/// A path that goes onto an #SBATCH line, where a newline would end the directive (and the next
+/// line run as a command) and blanks split it.
+void check_directive_path(const std::filesystem::path& path, const char* what) {
+  const std::string text = path.string();
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte <= 0x20 || byte == 0x7f) {
+      throw UsageError(fmt::format(
+          "{} '{}' holds a blank or control character, which an #SBATCH line cannot carry; "
+          "choose a path without them",
+          what, escape_control_characters(text)));
+    }
+  }
 }
 
 void check_positive(int value, const char* option) {
@@ -142,9 +173,17 @@ JobPlan plan_job(const JobRequest& request) {
   plan.request = request;
   check_resources(plan.request);
   plan.job_name = request.job_name.empty() ? request.config_file.stem().string() : request.job_name;
+  check_slurm_name(plan.job_name, request.job_name.empty()
+                                      ? "the job name (the config file's; or give --job-name)"
+                                      : "--job-name");
+  check_slurm_name(request.resources.partition, "--partition", true);
+  check_slurm_name(request.resources.account, "--account");
+  check_slurm_name(request.resources.qos, "--qos");
+  check_directive_path(request.work_dir, "the working directory");
   const Config config = load_config(request.config_file, request.overrides);
   plan.run_dir = config.run.dir;
   plan.log_dir = config.run.dir / "slurm";
+  check_directive_path(plan.log_dir, "run.dir");
   const int ranks = request.resources.ranks();
   if (request.layouts.empty()) {
     plan.shape = check_layout(config, ranks);

@@ -30,16 +30,17 @@ void write_header(std::ostream& out, const JobPlan& plan, const SiteProfile& pro
   const JobResources& r = plan.request.resources;
   out << "#!/bin/bash\n";
   out << fmt::format("# tessera job '{}': train {} on {} node(s) x {} task(s) = {} ranks",
-                     plan.job_name, plan.request.config_file.string(), r.nodes, r.tasks_per_node,
-                     r.ranks());
+                     plan.job_name, escape_control_characters(plan.request.config_file.string()),
+                     r.nodes, r.tasks_per_node, r.ranks());
   if (plan.variants.empty()) {
     out << fmt::format(" ({}).\n", layout_text(plan.shape));
   } else {
     out << fmt::format(", a job array over {} layouts.\n", plan.variants.size());
   }
-  out << "# Written by: " << command_line << "\n";
-  out << "# Site profile: " << profile.name << " (" << profile.file.string() << ")";
-  if (!profile.description.empty()) out << ": " << profile.description;
+  out << "# Written by: " << escape_control_characters(command_line) << "\n";
+  out << "# Site profile: " << escape_control_characters(profile.name) << " ("
+      << escape_control_characters(profile.file.string()) << ")";
+  if (!profile.description.empty()) out << ": " << escape_control_characters(profile.description);
   out << "\n";
   out << "# Submit with `sbatch THIS_FILE` (the log directory must exist: tessera slurm --submit\n"
          "# creates it). Stopping and resuming: Slurm sends USR1 "
@@ -50,7 +51,9 @@ void write_header(std::ostream& out, const JobPlan& plan, const SiteProfile& pro
          "stop\n# with status 75 and the job "
       << (plan.request.requeue_on_stop ? "requeues itself" : "ends for the next job of the chain")
       << "; the next run resumes from the checkpoint.\n";
-  for (const std::string& warning : plan.warnings) out << "# WARNING: " << warning << "\n";
+  for (const std::string& warning : plan.warnings) {
+    out << "# WARNING: " << escape_control_characters(warning) << "\n";
+  }
 }
 
 void write_sbatch_lines(std::ostream& out, const JobPlan& plan, const SiteProfile& profile) {
@@ -143,6 +146,15 @@ std::string shell_quote(std::string_view text) {
   }
   quoted += '\'';
   return quoted;
+}
+
+std::string escape_control_characters(std::string_view text) {
+  std::string safe;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    safe += byte < 0x20 || byte == 0x7f ? fmt::format("\\x{:02x}", byte) : std::string(1, c);
+  }
+  return safe;
 }
 
 std::vector<std::string> launcher_words(const JobPlan& plan, const SiteProfile& profile) {

@@ -19,6 +19,10 @@ std::string render_batch_script(const JobPlan& plan, const SiteProfile& profile,
 /// `text` as one shell word: unchanged when it holds only safe characters, else single-quoted.
 std::string shell_quote(std::string_view text);
 
+/// `text` with its control characters written as escapes ("\x0a"), for a comment line of a
+/// script (which a newline would end, and the next line run) and for one-line messages.
+std::string escape_control_characters(std::string_view text);
+
 /// The launcher line's words before the tessera command, e.g.
 /// {"srun", "--mpi=pmix", "--cpus-per-task=12"} or {"mpirun", "-np", "8", ...}.
 std::vector<std::string> launcher_words(const JobPlan& plan, const SiteProfile& profile);
