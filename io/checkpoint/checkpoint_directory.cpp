@@ -27,7 +27,9 @@ std::vector<int64_t> scan_steps(const std::filesystem::path& directory) {
   for (const auto& item : std::filesystem::directory_iterator(directory, ec)) {
     std::smatch match;
     const std::string name = item.path().filename().string();
-    if (std::regex_match(name, match, pattern)) steps.push_back(std::stoll(match[1].str()));
+    // Only regular files (or links to them): opening a FIFO named like a checkpoint would block.
+    if (std::regex_match(name, match, pattern) && item.is_regular_file(ec))
+      steps.push_back(std::stoll(match[1].str()));
   }
   std::sort(steps.begin(), steps.end());
   return steps;
@@ -35,6 +37,8 @@ std::vector<int64_t> scan_steps(const std::filesystem::path& directory) {
 
 /// The file name `latest` holds, or "" (rank 0's view, like every directory read here).
 std::string read_latest(const std::filesystem::path& directory) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(directory / kLatestFile, ec)) return "";  // not a FIFO
   std::ifstream in(directory / kLatestFile);
   std::string name;
   std::getline(in, name);

@@ -97,7 +97,9 @@ void widen_tokens(const std::byte* bytes, uint64_t count, int64_t vocab_size, in
 class MappedFile {
  public:
   explicit MappedFile(const std::filesystem::path& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a FIFO planted under a shard's name must not block the open (it is refused
+    // below); reads of a regular file ignore the flag.
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
       throw UsageError("cannot open shard " + path.string() + ": " + std::strerror(errno) +
                        rerun_hint());
@@ -106,6 +108,11 @@ class MappedFile {
     if (::fstat(fd, &info) != 0) {
       ::close(fd);
       TESSERA_CHECK(false, "fstat " + path.string() + ": " + std::strerror(errno));
+    }
+    if (!S_ISREG(info.st_mode)) {
+      ::close(fd);
+      throw UsageError("shard " + path.string() + " is not a regular file (a FIFO, device or " +
+                       "directory)" + rerun_hint());
     }
     size_ = static_cast<size_t>(info.st_size);
     if (size_ > 0) {

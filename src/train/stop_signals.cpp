@@ -3,6 +3,8 @@
 #include <pthread.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -58,6 +60,15 @@ void StopSignals::wait_for_signals() {
     int signal = 0;
     if (sigwait(&set, &signal) != 0) continue;
     if (stopping_.load()) return;  // the destructor's wake-up call, not a stop request
+    if (signal == SIGTERM) {
+      const auto now = std::chrono::steady_clock::now();
+      if (term_seen_ && now - first_term_ >= std::chrono::seconds(1)) {
+        std::fputs("tessera: a second SIGTERM: ending now, without a checkpoint\n", stderr);
+        std::_Exit(128 + SIGTERM);
+      }
+      if (!term_seen_) first_term_ = now;
+      term_seen_ = true;
+    }
     g_stop_signal = signal;
   }
 }

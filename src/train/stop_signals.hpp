@@ -6,12 +6,16 @@
 // them with sigwait and records them, so no signal ever interrupts the training's own threads or
 // the libraries' (an asynchronous handler interrupting the step corrupted the heap in about one
 // run in four here). The training loop looks at the record at each step boundary, agrees with
-// the other ranks, saves a checkpoint and exits with kStoppedEarlyExit.
+// the other ranks, saves a checkpoint and exits with kStoppedEarlyExit. A process that cannot get
+// to a step boundary (stuck in I/O, say) would never act on it: a second SIGTERM, a second or
+// more after the first (a launcher's duplicate comes at once), ends the process on the spot with
+// a line on stderr and status 128 + SIGTERM, no checkpoint.
 #pragma once
 
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <thread>
 
@@ -43,6 +47,8 @@ class StopSignals {
   struct sigaction previous_term_ {};
   sigset_t previous_mask_{};
   std::atomic<bool> stopping_{false};
+  std::chrono::steady_clock::time_point first_term_{};  ///< the waiter thread's own record
+  bool term_seen_ = false;
   std::thread waiter_;
 };
 
