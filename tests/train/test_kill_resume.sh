@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A run killed with SIGKILL at random moments (inside checkpoint writes too: it saves every
 # step) and restarted each time must end with exactly the parameters of an uninterrupted run.
-# Each kill comes after a random 1/16 to 1/8 of the uninterrupted run's duration, so all 8 land
-# before the run can finish whatever this machine's speed.
+# Each attempt is killed a random 0-200 ms after it has written a checkpoint of its own (so
+# that it resumed and made progress, however busy the machine), never by the clock alone.
 # Usage: test_kill_resume.sh TESSERA CONFIG_DIR
 set -u
 tessera=$1
@@ -15,18 +15,24 @@ settings=(--set train.steps=400 --set train.warmup_steps=2 --set eval.every=0 --
 
 checksum() { grep '"kind":"final"' "$1/metrics.jsonl" | tail -1 | sed 's/.*"parameter_checksum":"\([0-9a-f]*\)".*/\1/'; }
 
-begin=$EPOCHREALTIME
 "$tessera" train "$configs/tiny.toml" "${settings[@]}" --set run.dir="$work/straight" >/dev/null 2>&1 ||
   { echo "FAIL: the uninterrupted run failed"; exit 1; }
-duration=$(awk -v begin="$begin" -v end="$EPOCHREALTIME" 'BEGIN { print end - begin }')
 expected=$(checksum "$work/straight")
 
+# saves: the checkpoint records in the killed run's metrics.jsonl (every attempt appends to it).
+saves() { cat "$work/killed/metrics.jsonl" 2>/dev/null | grep -c '"kind":"checkpoint"'; }
 kills=0
 for attempt in $(seq 8); do
+  before=$(saves)
   "$tessera" train "$configs/tiny.toml" "${settings[@]}" --set run.dir="$work/killed" \
     >"$work/log.$attempt" 2>&1 &
   pid=$!
-  sleep "$(awk -v d="$duration" -v r="$RANDOM" 'BEGIN { printf "%.2f", d / 16 * (1 + r / 32768) }')"
+  for _ in $(seq 1200); do  # up to 120 s for this attempt's first save on a loaded machine
+    [ "$(saves)" -gt "$before" ] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 0.2 * r / 32768 }')"
   if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
   wait "$pid" 2>/dev/null
 done

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # No rank ever hangs: a problem one rank meets alone stops the whole job, and says which rank.
+# Signals only processes it started: the ranks are found among the launcher's descendants.
 # Usage: test_rank_failure.sh TESSERA CONFIG_DIR
 set -u
 tessera=$1
@@ -9,6 +10,21 @@ trap 'kill -9 $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 failures=0
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
+# descendants PID: every process below PID, children first.
+descendants() {
+  local child
+  for child in $(pgrep -P "$1"); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+# ranks_of PID: the tessera ranks among PID's descendants.
+ranks_of() {
+  local pid
+  for pid in $(descendants "$1"); do
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$tessera train" && echo "$pid"
+  done
+}
 
 # 1. Only rank 0 writes the run directory: when it cannot, every rank stops with status 2 and
 #    the message appears once.
@@ -31,7 +47,7 @@ mpiexec -n 4 --oversubscribe "$tessera" train "$configs/tiny.toml" --set train.s
   --set log.progress=plain --set eval.every=0 --set run.dir="$work/run" >"$work/out" 2>&1 &
 launcher=$!
 for _ in $(seq 120); do grep -q "^step " "$work/out" && break; sleep 0.5; done
-victim=$(pgrep -f "$tessera train" | grep -v "^$launcher$" | sed -n 3p)
+victim=$(ranks_of "$launcher" | sed -n 3p)
 if [ -z "$victim" ]; then
   fail "the 4-rank job did not start: $(tail -5 "$work/out")"
 else
@@ -47,6 +63,6 @@ else
     echo "ok   killed rank ended the job (status $status): $(grep -iE 'process rank' "$work/out" | head -1)"
   fi
 fi
-pkill -9 -f "$tessera train" 2>/dev/null
+for pid in $(ranks_of "$launcher") "$launcher"; do kill -9 "$pid" 2>/dev/null; done
 [ "$failures" -eq 0 ] || { echo "$failures rank-failure case(s) failed"; exit 1; }
 echo "all rank-failure cases end the job"

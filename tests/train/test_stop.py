@@ -104,19 +104,36 @@ def verify_latest(run_dir, step):
     return None
 
 
-def rank_pid(launcher_pid, rank):
-    """The pid of `rank` among the processes started under mpiexec `launcher_pid`."""
+def descendants(root):
+    """Every process below `root` (so that the test signals only what it started)."""
+    children = {}
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
-            environ = open("/proc/%s/environ" % pid, "rb").read().split(b"\0")
-            cmdline = open("/proc/%s/cmdline" % pid, "rb").read()
+            stat = open("/proc/%s/stat" % pid).read()
         except OSError:
             continue
-        if (b"OMPI_COMM_WORLD_RANK=%d" % rank) in environ and b"train" in cmdline and \
-                int(pid) != launcher_pid:
-            return int(pid)
+        parent = int(stat[stat.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
+        children.setdefault(parent, []).append(int(pid))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def rank_pid(launcher_pid, rank):
+    """The pid of `rank` among the processes mpiexec `launcher_pid` started."""
+    for pid in descendants(launcher_pid):
+        try:
+            environ = open("/proc/%d/environ" % pid, "rb").read().split(b"\0")
+            cmdline = open("/proc/%d/cmdline" % pid, "rb").read()
+        except OSError:
+            continue
+        if (b"OMPI_COMM_WORLD_RANK=%d" % rank) in environ and b"train" in cmdline:
+            return pid
     return None
 
 
