@@ -392,6 +392,17 @@ std::string to_toml(const Config& config) {
   return text;
 }
 
+std::vector<SettingChange> changed_settings(const Config& before, const Config& after) {
+  std::vector<SettingChange> changes;
+  for (const KeySpec& key : schema()) {
+    std::string old_value = config_detail::format_value(key, key.load(before));
+    std::string new_value = config_detail::format_value(key, key.load(after));
+    if (old_value != new_value)
+      changes.push_back({std::string(key.name), std::move(old_value), std::move(new_value)});
+  }
+  return changes;
+}
+
 std::vector<ConfigKeyInfo> describe_config_keys() {
   std::vector<ConfigKeyInfo> keys;
   const Config defaults;

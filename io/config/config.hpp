@@ -199,6 +199,15 @@ Config parse_config(const std::string& toml_text, const std::vector<std::string>
 /// result gives back the same Config.
 std::string to_toml(const Config& config);
 
+/// A setting whose value differs between two configurations, values as TOML text.
+struct SettingChange {
+  std::string key;  ///< "train.lr"
+  std::string before, after;
+};
+
+/// Every key whose value differs from `before` to `after`, in schema order.
+std::vector<SettingChange> changed_settings(const Config& before, const Config& after);
+
 /// One settable key, for `--help` and doc/configuration.md (generated from the same table that
 /// parses, overrides and writes the configuration).
 struct ConfigKeyInfo {

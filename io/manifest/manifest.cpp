@@ -23,6 +23,7 @@ nlohmann::json start_record(const RunStart& start, const nlohmann::json& slurm) 
   const std::string toml = to_toml(start.config);
   return {{"start_time", utc_text(start.unix_time)},
           {"resumed_from_step", start.resumed_from_step},
+          {"changed_settings", start.changed_settings},
           {"build", start.build},
           {"config", {{"toml", toml}, {"fnv1a64", text_hash(toml)}}},
           {"seed", {{"train", start.config.train.seed}, {"data", start.config.data.seed}}},

@@ -45,6 +45,8 @@ struct RunStart {
   std::vector<std::string> hosts;
   nlohmann::json data;  ///< describe_data()
   int resumed_from_step = 0;
+  /// Settings that differ from the restored checkpoint's: [{"key", "checkpoint", "now"}].
+  nlohmann::json changed_settings = nlohmann::json::array();
   double unix_time = 0.0;
 };
 

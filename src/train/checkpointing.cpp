@@ -193,6 +193,7 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
   }
   read_checkpoint(parallel_.world_handle(), entry->path, requests);
   restored_bytes_ = std::filesystem::file_size(entry->path);
+  restored_config_ = metadata.value("config", std::string());
   std::size_t index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     ParameterStore& p = chunk.model.parameters();

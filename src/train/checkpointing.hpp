@@ -48,6 +48,8 @@ class TrainingCheckpoints {
   int restore(const std::function<void(const std::string&)>& warn);
   /// Size of the file restore() read, in bytes.
   std::uintmax_t restored_bytes() const { return restored_bytes_; }
+  /// The configuration (TOML) the restored checkpoint was saved under; "" before a restore.
+  const std::string& restored_config() const { return restored_config_; }
 
   /// Saves the state after step `step`: synchronously, or (checkpoint.async) copies it and
   /// returns while a background thread writes it. Collective. Returns the reports of the saves
@@ -75,6 +77,7 @@ class TrainingCheckpoints {
   MpiCommunicator writer_comm_;  // the background writer's own duplicate of the world
   CheckpointDirectory directory_;
   std::uintmax_t restored_bytes_ = 0;
+  std::string restored_config_;
   std::unique_ptr<Pending> pending_;
   std::string manifest_;
 };

@@ -158,6 +158,9 @@ class TrainingRun {
   bool bad_step_ends_run(int step, double loss, const UpdateResult& update);
   /// Logs the memory the run took, the largest of any rank, and records it in metrics.jsonl.
   void report_memory(int step);
+  /// After a resume: logs the settings that differ from the checkpoint's, once, and keeps them
+  /// for the manifest.
+  void report_changed_settings();
 
   const Config& config_;
   ParallelContext& parallel_;
@@ -174,6 +177,7 @@ class TrainingRun {
   std::unique_ptr<TrainingCheckpoints> checkpoints_;
   int first_step_ = 1;          // after a resume, the step after the checkpoint's
   int bad_steps_in_a_row_ = 0;  // steps whose update was skipped, since the last good one
+  nlohmann::json changed_settings_ = nlohmann::json::array();  // since the restored checkpoint
   StepTimer since_checkpoint_;
   std::optional<StopMonitor> stop_monitor_;
   std::unique_ptr<ProgressDisplay> progress_;
@@ -225,6 +229,7 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
   if (first_step_ > 1) {
     progress_->message(fmt::format("resumed from the checkpoint after step {} in {}",
                                    first_step_ - 1, checkpoint_directory(config_).string()));
+    report_changed_settings();
   }
   if (first_step_ > config_.train.steps) {
     progress_->message(
@@ -272,6 +277,7 @@ void TrainingRun::record_manifest() {
   start.pp = parallel_.shape().pp;
   start.data = describe_data(config_.data, *data_);
   start.resumed_from_step = first_step_ - 1;
+  start.changed_settings = changed_settings_;
   start.unix_time = unix_time_now();
   std::string problem;
   const std::optional<nlohmann::json> previous = load_manifest(config_.run.dir, problem);
@@ -420,6 +426,30 @@ double TrainingRun::evaluate() {
   executor_->take_timings();  // evaluation is not part of any step's time split
   return global_loss_sum(losses, parallel_, loss_holder_ && dp_rank_ == 0) /
          (static_cast<double>(batches) * batch * config_.model.seq_len);
+}
+
+void TrainingRun::report_changed_settings() {
+  const std::string& saved = checkpoints_->restored_config();
+  if (saved.empty()) return;
+  std::vector<SettingChange> changes;
+  try {
+    changes = changed_settings(parse_config(saved, {}), config_);
+  } catch (const UsageError& error) {
+    progress_->message(std::string("warning: the checkpoint's settings cannot be compared with ") +
+                       "this run's (" + error.what() + ")");
+    return;
+  }
+  // run.deadline is each job's own end time, not a change to the run.
+  std::erase_if(changes, [](const SettingChange& change) { return change.key == "run.deadline"; });
+  if (changes.empty()) return;
+  std::string list;
+  for (const SettingChange& change : changes) {
+    list += (list.empty() ? "" : ", ") + change.key + " " + change.before + " -> " + change.after;
+    changed_settings_.push_back(
+        {{"key", change.key}, {"checkpoint", change.before}, {"now", change.after}});
+  }
+  progress_->message(
+      fmt::format("note: {} setting(s) differ from the checkpoint's: {}", changes.size(), list));
 }
 
 void TrainingRun::report_memory(int step) {

@@ -8,7 +8,8 @@
             intact; resumed without the fault, the run finishes from it.
   diverge   The reported data loss: a good run saves steps 2, 4, 6 (checkpoint.keep = 3); resumed
             with train.lr = 1e30 and no clipping, its loss turns NaN. It must stop with exit
-            status 3 and leave 2, 4, 6 in place, `latest` at 6, every value finite.
+            status 3 and leave 2, 4, 6 in place, `latest` at 6, every value finite. The resume
+            names the changed settings once and records them in the manifest.
   zero      'skip' under 2 ranks with ZeRO-1 (each rank owns half the optimizer state): every rank
             skips the same steps, and the weights equal the 2-step run's on every rank.
 
@@ -131,6 +132,13 @@ def case_diverge(tessera, config, work, checks):
         "train.steps=12", "train.lr=1e30", "train.grad_clip=0"])
     checks.expect(status == DIVERGED_EXIT, "resumed with lr = 1e30: exit status %d (got %d)" % (
         DIVERGED_EXIT, status), output)
+    checks.expect(output.count("setting(s) differ from the checkpoint's") == 1 and
+                  "train.lr 0.01 -> 1e+30" in output and "train.grad_clip 1.0 -> 0.0" in output,
+                  "the changed settings named once at the resume", output)
+    with open(os.path.join(run, "manifest.json")) as file:
+        changed = json.load(file)["restarts"][-1]["changed_settings"]
+    checks.expect({"key": "train.lr", "checkpoint": "0.01", "now": "1e+30"} in changed,
+                  "and recorded in the manifest's restart", json.dumps(changed))
     steps, latest = checkpoints(run)
     checks.expect(steps == [2, 4, 6] and latest == "step_000000006.h5",
                   "checkpoints 2, 4, 6 kept, latest at 6", "%s %s" % (steps, latest))
