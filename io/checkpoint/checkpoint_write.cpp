@@ -139,6 +139,34 @@ std::optional<std::string> sync_path(const std::filesystem::path& path, int flag
   return problem;
 }
 
+/// Bytes the file will take: the tensors, the metadata text, and HDF5's headers (a generous
+/// allowance per dataset and for the file).
+std::uintmax_t expected_file_bytes(const std::vector<PlannedDataset>& plan,
+                                   std::size_t text_bytes) {
+  std::uintmax_t bytes = (std::uintmax_t{1} << 16) + text_bytes;
+  for (const PlannedDataset& planned : plan) {
+    bytes += static_cast<std::uintmax_t>(element_count(planned.shape)) * sizeof(float) + 4096;
+  }
+  return bytes;
+}
+
+/// Whether `bytes` fit at `temp` now. HDF5 cannot close a file cleanly once a write has failed
+/// for space (and the library then crashes at MPI_Finalize), so the space is asked for first:
+/// posix_fallocate reserves it (quotas included) and the reservation is given back at once. A
+/// file system without fallocate is not asked.
+std::optional<std::string> space_problem(const std::filesystem::path& temp, std::uintmax_t bytes) {
+  const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return std::nullopt;  // H5Fcreate says why, below
+  const int error = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  close(fd);
+  unlink(temp.c_str());
+  if (error != ENOSPC && error != EDQUOT) return std::nullopt;
+  return "no space left on " + temp.parent_path().string() + " (" + std::strerror(error) +
+         "): the checkpoint needs " + std::to_string(bytes / 1000000 + 1) +
+         " MB; the checkpoints already there are intact. Free space there, or point "
+         "checkpoint.dir elsewhere, then resume";
+}
+
 }  // namespace
 
 namespace checkpoint_detail {
@@ -167,6 +195,12 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   std::string manifest_text = manifest;
   broadcast_string(comm, manifest_text, 0);
   const auto temp = temp_path(comm, file);
+  std::optional<std::string> no_space;
+  if (comm_rank(comm) == 0) {
+    no_space =
+        space_problem(temp, expected_file_bytes(plan, metadata_text.size() + manifest_text.size()));
+  }
+  agree(comm, no_space);
   try {
     H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
     TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));

@@ -2,7 +2,8 @@
 # Directories a run cannot write, on real file systems: a tmpfs remounted read-only and a full
 # tmpfs as checkpoint.dir are refused before the first step (one line naming the directory and
 # the cause, exit status 2, on 1 and on 2 ranks); a tmpfs under run.dir that fills up while
-# metrics.jsonl grows leaves only whole records in it. Needs root to mount; exits 77 (skipped)
+# metrics.jsonl grows leaves only whole records in it; a checkpoint.dir with room for one
+# checkpoint stops the run at the second save with one line, the first checkpoint intact. Needs root to mount; exits 77 (skipped)
 # where mounting is not allowed.
 # Usage: test_unwritable_dirs.sh TESSERA_BINARY CONFIG_DIR
 set -u
@@ -87,5 +88,29 @@ EOF
 then
   fail "filling run.dir: metrics.jsonl holds a torn record"
 fi
+
+# checkpoint.dir fills up mid-run: room for one checkpoint of tiny (1.5 MB), not two. The second
+# save is refused before HDF5 writes a byte (one line, exit 2, no crash at MPI_Finalize) and the
+# first stays, `latest` at it; saved synchronously and asynchronously.
+for async in false true; do
+  mount_tmpfs "$work/room-$async" 2m || fail "could not mount the tmpfs for one checkpoint"
+  timeout 120 "$tessera" train "$configs/tiny.toml" --set eval.every=0 --set log.progress=plain \
+    --set train.warmup_steps=2 --set train.steps=6 --set checkpoint.every=2 \
+    --set checkpoint.async="$async" --set run.dir="$work/run-room-$async" \
+    --set checkpoint.dir="$work/room-$async/checkpoints" >"$work/out" 2>"$work/err"
+  status=$?
+  latest=$(cat "$work/room-$async/checkpoints/latest" 2>/dev/null)
+  if [ "$status" -ne 2 ] || [ "$(grep -c '^tessera: error:' "$work/err")" -ne 1 ] ||
+    ! grep -q "no space left on $work/room-$async/checkpoints" "$work/err" ||
+    [ "$latest" != step_000000002.h5 ]; then
+    fail "checkpoint.dir full at the second save (async $async): status $status (want 2), latest '$latest' (want step 2):"
+    cat "$work/err"
+  elif ! /usr/bin/python3 -c 'import h5py, sys; h5py.File(sys.argv[1]).close()' \
+    "$work/room-$async/checkpoints/step_000000002.h5"; then
+    fail "checkpoint.dir full (async $async): the step-2 checkpoint does not open"
+  else
+    echo "ok   checkpoint.dir full at the second save (async $async): $(grep '^tessera: error:' "$work/err")"
+  fi
+done
 
 [ "$failures" -eq 0 ] || { echo "$failures unwritable-directory check(s) failed"; exit 1; }
