@@ -125,9 +125,9 @@ nlohmann::json TrainingCheckpoints::metadata(int step) const {
           {"tokenizer", tokenizer_id_}};
 }
 
-std::vector<SaveReport> TrainingCheckpoints::save(int step) {
+std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {
   std::vector<SaveReport> done = wait();  // one save in flight at a time
-  if (!replica_.state_is_finite()) {
+  if (!step_finite || !replica_.state_is_finite()) {
     SaveReport refused;
     refused.step = step;
     refused.not_finite = true;

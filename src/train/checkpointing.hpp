@@ -53,9 +53,11 @@ class TrainingCheckpoints {
 
   /// Saves the state after step `step`: synchronously, or (checkpoint.async) copies it and
   /// returns while a background thread writes it. Collective. Returns the reports of the saves
-  /// completed by now (the previous asynchronous one, or this synchronous one). A state that is
-  /// not finite everywhere is not saved (a report with not_finite).
-  std::vector<SaveReport> save(int step);
+  /// completed by now (the previous asynchronous one, or this synchronous one). Weights whose
+  /// last step gave a non-finite loss or gradient norm (`step_finite` false), or a state that is
+  /// not finite everywhere, are not saved (a report with not_finite): retention would keep such a
+  /// file in place of a good one.
+  std::vector<SaveReport> save(int step, bool step_finite);
   /// Waits for an asynchronous save in flight; returns its report (if there was one) and
   /// rethrows what it failed with.
   std::vector<SaveReport> wait();

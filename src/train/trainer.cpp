@@ -509,16 +509,9 @@ bool TrainingRun::end_step(int step, int last_step, double step_s) {
                         stop_monitor_->readings(signals_.received(), since_checkpoint_.seconds()));
   const StopDecision stop = step < last_step ? stop_monitor_->decide(agreed) : StopDecision{};
   if (stop.reason != StopReason::none || checkpoint_due(step, last_step, agreed)) {
-    // Weights whose last step gave a non-finite loss are not worth a file that retention would
-    // keep in place of a good one.
-    if (bad_steps_in_a_row_ > 0) {
-      SaveReport refused;
-      refused.step = step;
-      refused.not_finite = true;
-      report_saves({refused});
-    } else {
-      report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->save(step); }));
-    }
+    const bool step_finite = bad_steps_in_a_row_ == 0;
+    report_saves(
+        with_context(step, "checkpoint", [&] { return checkpoints_->save(step, step_finite); }));
     since_checkpoint_.restart();
   }
   if (stop.reason == StopReason::none) return false;
