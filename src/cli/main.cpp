@@ -131,6 +131,18 @@ int main(int argc, char** argv) {
   } catch (const tessera::UsageError& e) {
     if (reporter) std::cerr << "tessera: error: " << e.what() << "\n";  // every rank saw it
     return kUsageExit;
+  } catch (const tessera::ResourceError& e) {
+    // Met by one rank or several: each says so, and the job ends, so that no rank waits.
+    std::cerr << "tessera: rank " << mpi.rank() << " of " << mpi.size() << ": error: " << e.what()
+              << "\n";
+    if (mpi.size() > 1) mpi.abort_job(kFailureExit);
+    return kFailureExit;
+  } catch (const std::bad_alloc&) {
+    // A host allocation outside the backend's buffers (their failures are ResourceErrors).
+    std::cerr << "tessera: rank " << mpi.rank() << " of " << mpi.size()
+              << ": error: out of host memory: " << tessera::kMemoryAdvice << "\n";
+    if (mpi.size() > 1) mpi.abort_job(kFailureExit);
+    return kFailureExit;
   } catch (const std::exception& e) {
     // One rank failing alone must not leave the others waiting in a collective.
     std::cerr << "tessera: rank " << mpi.rank() << " of " << mpi.size()

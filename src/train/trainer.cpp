@@ -88,6 +88,8 @@ auto with_context(int step, const char* phase, Work&& work) {
     return work();
   } catch (const UsageError&) {
     throw;
+  } catch (const ResourceError& error) {
+    throw ResourceError(fmt::format("step {} ({}): {}", step, phase, error.what()));
   } catch (const std::exception& error) {
     throw InternalError(fmt::format("step {} ({}): {}", step, phase, error.what()));
   }

@@ -47,10 +47,24 @@ CudaBackend::~CudaBackend() {
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
+void* CudaBackend::device_malloc(std::size_t bytes) {
+  void* block = nullptr;
+  const cudaError_t status = cudaMalloc(&block, bytes);
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // clear it: the error is reported, not left for the next call
+    int device = 0;
+    std::size_t free_bytes = 0, total_bytes = 0;
+    cudaGetDevice(&device);
+    cudaMemGetInfo(&free_bytes, &total_bytes);
+    throw out_of_memory(bytes, "memory of GPU " + std::to_string(device), free_bytes);
+  }
+  TESSERA_CUDA_CHECK(status);
+  return block;
+}
+
 void* CudaBackend::allocate_zeroed(std::size_t bytes) {
   const std::size_t size = bytes == 0 ? 1 : bytes;
-  void* block = nullptr;
-  TESSERA_CUDA_CHECK(cudaMalloc(&block, size));
+  void* block = device_malloc(size);
   ledger_.set(block, size);
   TESSERA_CUDA_CHECK(cudaMemsetAsync(block, 0, size, stream_));
   return block;
@@ -155,7 +169,7 @@ void* CudaBackend::grow(DeviceBlock& block, std::size_t bytes) {
   if (bytes > block.bytes) {
     free_block(block.data);  // cudaFree synchronises: no queued kernel still reads it
     block = {};              // stays consistent if the allocation below throws
-    TESSERA_CUDA_CHECK(cudaMalloc(&block.data, bytes));
+    block.data = device_malloc(bytes);
     ledger_.set(block.data, bytes);
     block.bytes = bytes;
   }

@@ -244,6 +244,8 @@ class CudaBackend final : public Backend {
   /// `block` holding at least `bytes` bytes: reallocated (after the stream's queued work, which
   /// cudaFree waits for) only when it is too small.
   void* grow(DeviceBlock& block, std::size_t bytes);
+  /// cudaMalloc; a device without the room throws ResourceError naming the amount and the GPU.
+  static void* device_malloc(std::size_t bytes);
   /// cudaMalloc'ed, recorded in the ledger and zeroed on the stream; at least one byte, so that a
   /// count of 0 still yields a pointer.
   void* allocate_zeroed(std::size_t bytes);
