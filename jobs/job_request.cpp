@@ -36,15 +36,15 @@ void check_slurm_name(const std::string& value, const char* option, bool list = 
 }
 
 /// A path that goes onto an #SBATCH line, where a newline would end the directive (and the next
-/// line run as a command) and blanks split it.
+/// line run as a command).
 void check_directive_path(const std::filesystem::path& path, const char* what) {
   const std::string text = path.string();
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
-    if (byte <= 0x20 || byte == 0x7f) {
+    if (byte < 0x20 || byte == 0x7f) {
       throw UsageError(fmt::format(
-          "{} '{}' holds a blank or control character, which an #SBATCH line cannot carry; "
-          "choose a path without them",
+          "{} '{}' holds a control character, which an #SBATCH line cannot carry; choose a path "
+          "without them",
           what, escape_control_characters(text)));
     }
   }
