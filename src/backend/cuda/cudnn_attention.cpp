@@ -72,6 +72,16 @@ Tensor causal_mask(GraphBuilder& graph, const Layout& l, const Tensor& scores,
   return masked;
 }
 
+/// scale Q K^T, the scores both passes start from.
+Tensor scaled_scores(GraphBuilder& graph, const Layout& l, const Tensor& q, const Tensor& k_t,
+                     const Tensor& scale) {
+  const Tensor products = graph.virtual_tensor(l.scores(), l.score_strides());
+  graph.matmul(products, q, k_t);
+  const Tensor scores = graph.virtual_tensor(l.scores(), l.score_strides());
+  graph.pointwise(CUDNN_POINTWISE_MUL, scores, products, &scale);
+  return scores;
+}
+
 cudnn::Plan build_forward(cudnnHandle_t handle, const Layout& l) {
   GraphBuilder graph;
   const Tensor q = graph.tensor(kQ, l.heads_view(), l.packed_strides(), CUDNN_DATA_BFLOAT16);
@@ -83,10 +93,7 @@ cudnn::Plan build_forward(cudnnHandle_t handle, const Layout& l) {
   const Tensor scale = graph.scalar(kScale, CUDNN_DATA_FLOAT);
   const Tensor masked_score = graph.scalar(kMaskedScore, CUDNN_DATA_FLOAT);
 
-  const Tensor products = graph.virtual_tensor(l.scores(), l.score_strides());
-  graph.matmul(products, q, k_t);
-  const Tensor scores = graph.virtual_tensor(l.scores(), l.score_strides());
-  graph.pointwise(CUDNN_POINTWISE_MUL, scores, products, &scale);
+  const Tensor scores = scaled_scores(graph, l, q, k_t, scale);
   const Tensor masked = causal_mask(graph, l, scores, masked_score);
   // Softmax with its statistics: max, exp(s - max), sum, lse = max + log(sum), P = exp / sum.
   const Tensor row_max = graph.virtual_tensor(l.rows(), l.row_strides());
@@ -135,10 +142,7 @@ cudnn::Plan build_backward(cudnnHandle_t handle, const Layout& l) {
   graph.pointwise(CUDNN_POINTWISE_MUL, softmax_sum, rowsum, &one);
 
   // P = exp(scale Q K^T - lse), masked.
-  const Tensor products = graph.virtual_tensor(l.scores(), l.score_strides());
-  graph.matmul(products, q, k_t);
-  const Tensor scores = graph.virtual_tensor(l.scores(), l.score_strides());
-  graph.pointwise(CUDNN_POINTWISE_MUL, scores, products, &scale);
+  const Tensor scores = scaled_scores(graph, l, q, k_t, scale);
   const Tensor shifted = graph.virtual_tensor(l.scores(), l.score_strides());
   graph.pointwise(CUDNN_POINTWISE_SUB, shifted, scores, &stats);
   const Tensor masked = causal_mask(graph, l, shifted, masked_score);
