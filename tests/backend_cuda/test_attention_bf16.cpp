@@ -32,12 +32,12 @@
 #include <string>
 
 #include "backend/cuda/cuda_backend.hpp"
-#include "conformance_support.hpp"
+#include "cuda_backends.hpp"
 
 namespace tessera::test {
 namespace {
 
-using AttentionBf16Conformance = CudaConformance;
+using AttentionBf16Conformance = DeviceConformance;
 
 constexpr double kForwardBound = 4.0 * kBf16UnitRoundoff;
 constexpr double kBackwardBound = 8.0 * kBf16UnitRoundoff;
@@ -92,7 +92,7 @@ TEST_F(AttentionBf16Conformance, ForwardCloseToTheFp32Result) {
         AttentionState state(b, s);
         b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
       });
-      expect_relative_error_within(out.cuda_values(), out.cpu_values(), kForwardBound, 0.0,
+      expect_relative_error_within(out.device_values(), out.cpu_values(), kForwardBound, 0.0,
                                    "bf16 attention_forward out");
     }
   }
@@ -112,7 +112,7 @@ TEST_F(AttentionBf16Conformance, BackwardCloseToTheFp32Result) {
         b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
         b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), out.on(b), state.get(), s);
       });
-      const std::vector<float> cuda = d_qkv.cuda_values(), cpu = d_qkv.cpu_values();
+      const std::vector<float> cuda = d_qkv.device_values(), cpu = d_qkv.cpu_values();
       const double floor = 4.0 * kFloatEps * norm(cpu);
       const char* names[] = {"bf16 attention_backward d_q", "bf16 attention_backward d_k",
                              "bf16 attention_backward d_v"};
@@ -135,7 +135,7 @@ TEST_F(AttentionBf16Conformance, CudnnRunsTheShapesItTakesAndNamesTheOthers) {
     testing::internal::CaptureStderr();
     for (int repeat = 0; repeat < 2; ++repeat)
       device->attention_forward(out.on(*device), state.get(), qkv.on(*device), s);
-    out.cuda_values();  // waits for the device
+    out.device_values();  // waits for the device
     const std::string notes = testing::internal::GetCapturedStderr();
     if (s.head_dim % 8 == 0 && s.head_dim <= 128) {
       EXPECT_EQ(notes, "");
@@ -160,8 +160,8 @@ TEST_F(AttentionBf16Conformance, RoundsToBf16) {
     b.attention_forward(out.on(b), state.get(), qkv.on(b), s);
     b.attention_backward(d_qkv.on(b), d_out.on(b), qkv.on(b), out.on(b), state.get(), s);
   });
-  const double out_error = relative_error(out.cuda_values(), out.cpu_values());
-  const double gradient_error = relative_error(d_qkv.cuda_values(), d_qkv.cpu_values());
+  const double out_error = relative_error(out.device_values(), out.cpu_values());
+  const double gradient_error = relative_error(d_qkv.device_values(), d_qkv.cpu_values());
   std::printf("bf16 attention, relative error / u: out %.3f, d_qkv %.3f\n",
               out_error / kBf16UnitRoundoff, gradient_error / kBf16UnitRoundoff);
   EXPECT_GT(out_error, kBf16UnitRoundoff / 16.0);
@@ -175,7 +175,7 @@ TEST_F(AttentionBf16Conformance, DISABLED_TimingGpt2Shape) {
   const AttentionShape s{8, 1024, 12, 64};
   constexpr int kRepeats = 20;
   const std::pair<const char*, Backend*> implementations[] = {
-      {"fp32", &cuda_backend()},
+      {"fp32", &device_backend()},
       {"bf16 cuDNN", &cuda_bf16_backend()},
       {"bf16 native", &cuda_bf16_native_backend()}};
   for (const auto& [name, b] : implementations) {

@@ -20,12 +20,12 @@
 //     operand (an unrelated result, ~1.4 relative) is off by 8x the bound or more; the last test
 //     checks that such results are indeed rejected. Measured on an H100: at most 0.19 of the
 //     bound (0.57u); a missing bias 0.24, a transposed weight 1.3.
-#include "conformance_support.hpp"
+#include "cuda_backends.hpp"
 
 namespace tessera::test {
 namespace {
 
-using LinearBf16Conformance = CudaConformance;
+using LinearBf16Conformance = DeviceConformance;
 
 constexpr double kRelativeBound = 3.0 * kBf16UnitRoundoff;
 
@@ -60,7 +60,7 @@ std::vector<float> forward(Backend& backend, Shape s, const std::vector<float>& 
   backend.linear_forward(out.on(backend), in_buffer.on(backend), weight_buffer.on(backend),
                          bias != nullptr ? bias_buffer.on(backend) : nullptr, s.rows, s.in_features,
                          s.out_features);
-  return &backend == &cpu_backend() ? out.cpu_values() : out.cuda_values();
+  return &backend == &cpu_backend() ? out.cpu_values() : out.device_values();
 }
 
 struct Gradients {
@@ -79,9 +79,9 @@ Gradients backward(Backend& backend, Shape s, const LinearInputs& inputs,
                           d_out_buffer.on(backend), in_buffer.on(backend),
                           weight_buffer.on(backend), s.rows, s.in_features, s.out_features);
   const bool cpu = &backend == &cpu_backend();
-  return {cpu ? d_in.cpu_values() : d_in.cuda_values(),
-          cpu ? d_weight.cpu_values() : d_weight.cuda_values(),
-          cpu ? d_bias.cpu_values() : d_bias.cuda_values()};
+  return {cpu ? d_in.cpu_values() : d_in.device_values(),
+          cpu ? d_weight.cpu_values() : d_weight.device_values(),
+          cpu ? d_bias.cpu_values() : d_bias.device_values()};
 }
 
 TEST_F(LinearBf16Conformance, ForwardIsFp32OfTheRoundedOperands) {

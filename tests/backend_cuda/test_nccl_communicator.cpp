@@ -10,8 +10,8 @@
 
 #include "backend/cuda/cuda_backend.hpp"
 #include "backend/cuda/cuda_check.hpp"
-#include "conformance_support.hpp"
 #include "core/error.hpp"
+#include "cuda_backends.hpp"
 #include "parallel/nccl_communicator.hpp"
 
 namespace tessera::test {
@@ -39,7 +39,7 @@ TEST(CudaCheckUnderMpi, NamesTheRank) {
   }
 }
 
-using NcclOneRank = CudaConformance;
+using NcclOneRank = DeviceConformance;
 
 std::vector<float> device_values(Backend& backend, const float* device, std::size_t count) {
   std::vector<float> host(count);
@@ -48,7 +48,7 @@ std::vector<float> device_values(Backend& backend, const float* device, std::siz
 }
 
 TEST_F(NcclOneRank, CollectivesOfOneRankReturnTheirInput) {
-  Backend& backend = cuda_backend();
+  Backend& backend = device_backend();
   NcclCommunicator nccl(duplicate(MPI_COMM_SELF), cuda_compute_stream(backend));
   ASSERT_EQ(nccl.size(), 1);
   const std::vector<float> values = random_floats(4099, 7);

@@ -7,7 +7,7 @@
 namespace tessera::test {
 namespace {
 
-using CrossEntropyConformance = CudaConformance;
+using CrossEntropyConformance = DeviceConformance;
 
 struct Case {
   int rows, vocab;
@@ -106,7 +106,7 @@ TEST_F(CrossEntropyConformance, VocabParallelPieces) {
 TEST_F(CrossEntropyConformance, RejectsTargetsOutsideTheVocabulary) {
   PairedBuffer x(random_floats(3 * 5, 84)), losses(3);
   PairedTokens targets({0, 5, 2});
-  Backend& cuda = cuda_backend();
+  Backend& cuda = device_backend();
   EXPECT_THROW(cuda.softmax_cross_entropy(losses.on(cuda), nullptr, x.on(cuda), targets.on(cuda), 3,
                                           5, 0.0f, 1.0f),
                InternalError);

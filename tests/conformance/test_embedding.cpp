@@ -4,7 +4,7 @@
 namespace tessera::test {
 namespace {
 
-using EmbeddingConformance = CudaConformance;
+using EmbeddingConformance = DeviceConformance;
 
 struct EmbeddingCase {
   int rows, dim, vocab_begin, vocab_local, vocab;  ///< tokens are drawn from [0, vocab)

@@ -4,7 +4,7 @@
 namespace tessera::test {
 namespace {
 
-using LinearConformance = CudaConformance;
+using LinearConformance = DeviceConformance;
 
 struct Shape {
   int rows, in_features, out_features;

@@ -12,18 +12,9 @@
 #include <sstream>
 
 #include "backend/cpu/bf16_linear.hpp"
-#include "backend/cuda/cuda_backend.hpp"
 
 namespace tessera::test {
 namespace {
-
-struct Backends {
-  std::unique_ptr<Backend> cpu = make_cpu_backend();
-  std::unique_ptr<Backend> cuda = make_cuda_backend();
-  std::unique_ptr<Backend> cuda_bf16 = make_cuda_backend(GemmPrecision::bf16);
-  std::unique_ptr<Backend> cuda_bf16_native =
-      make_cuda_backend(GemmPrecision::bf16, CudaAttention::native);
-};
 
 double norm(const std::vector<float>& x) {
   double sum = 0.0;
@@ -31,34 +22,29 @@ double norm(const std::vector<float>& x) {
   return std::sqrt(sum);
 }
 
-/// ||cuda - cpu||, in double.
-double difference_norm(const std::vector<float>& cuda, const std::vector<float>& cpu) {
+/// ||device - cpu||, in double.
+double difference_norm(const std::vector<float>& device, const std::vector<float>& cpu) {
   double sum = 0.0;
   for (std::size_t i = 0; i < cpu.size(); ++i) {
-    const double difference = static_cast<double>(cuda[i]) - cpu[i];
+    const double difference = static_cast<double>(device[i]) - cpu[i];
     sum += difference * difference;
   }
   return std::sqrt(sum);
-}
-
-Backends& backends() {
-  // Never destroyed: at exit the CUDA runtime may already be torn down when static destructors
-  // run, and releasing a cuBLAS handle then is not safe. The process exit frees everything.
-  static Backends* instance = new Backends;
-  return *instance;
 }
 
 }  // namespace
 
 Tolerance reduction_tolerance(double n, double m) { return {4.0 * n * kFloatEps * m, 4.0 * n}; }
 
-Backend& cpu_backend() { return *backends().cpu; }
-Backend& cuda_backend() { return *backends().cuda; }
-Backend& cuda_bf16_backend() { return *backends().cuda_bf16; }
-Backend& cuda_bf16_native_backend() { return *backends().cuda_bf16_native; }
+Backend& cpu_backend() {
+  // Never destroyed, like the device backends (whose runtimes may be torn down before static
+  // destructors run): the process exit frees everything.
+  static Backend* backend = make_cpu_backend().release();
+  return *backend;
+}
 
 void for_each_backend(const std::function<void(Backend&)>& op) {
-  for_each_backend(cuda_backend(), op);
+  for_each_backend(device_backend(), op);
 }
 
 void for_each_backend(Backend& device, const std::function<void(Backend&)>& op) {
@@ -66,36 +52,37 @@ void for_each_backend(Backend& device, const std::function<void(Backend&)>& op) 
   op(device);
 }
 
-void CudaConformance::SetUp() {
-  if (cuda_device_available()) return;
+void DeviceConformance::SetUp() {
+  const std::string reason = device_unavailable_reason();
+  if (reason.empty()) return;
   // On the GPU machine a missing device must fail the run, not turn every test into a skip.
   if (std::getenv("TESSERA_REQUIRE_GPU") != nullptr) {
-    GTEST_FAIL() << "no usable GPU, but TESSERA_REQUIRE_GPU is set";
+    GTEST_FAIL() << reason << ", but TESSERA_REQUIRE_GPU is set";
   }
-  GTEST_SKIP() << "skipped: no GPU";
+  GTEST_SKIP() << "skipped: " << reason;
 }
 
 PairedBuffer::PairedBuffer(std::size_t count, Backend& device)
     : count_(count),
       device_(&device),
       cpu_(cpu_backend().allocate(count)),
-      cuda_(device.allocate(count)) {}
+      device_buffer_(device.allocate(count)) {}
 
 PairedBuffer::PairedBuffer(const std::vector<float>& host, Backend& device)
     : PairedBuffer(host.size(), device) {
   cpu_backend().copy_from_host(cpu_, host.data(), count_);
-  device_->copy_from_host(cuda_, host.data(), count_);
+  device_->copy_from_host(device_buffer_, host.data(), count_);
 }
 
 PairedBuffer::~PairedBuffer() {
   cpu_backend().release(cpu_);
-  device_->release(cuda_);
+  device_->release(device_buffer_);
 }
 
 float* PairedBuffer::on(const Backend& backend) {
   if (&backend == &cpu_backend()) return cpu_;
-  EXPECT_EQ(&backend, device_) << "a PairedBuffer used on a CUDA backend it does not live on";
-  return cuda_;
+  EXPECT_EQ(&backend, device_) << "a PairedBuffer used on a device backend it does not live on";
+  return device_buffer_;
 }
 
 std::vector<float> PairedBuffer::cpu_values() const {
@@ -104,9 +91,9 @@ std::vector<float> PairedBuffer::cpu_values() const {
   return host;
 }
 
-std::vector<float> PairedBuffer::cuda_values() const {
+std::vector<float> PairedBuffer::device_values() const {
   std::vector<float> host(count_);
-  device_->copy_to_host(host.data(), cuda_, count_);
+  device_->copy_to_host(host.data(), device_buffer_, count_);
   return host;
 }
 
@@ -118,18 +105,18 @@ AttentionState::~AttentionState() { backend_->release(data_); }
 
 PairedTokens::PairedTokens(const std::vector<int32_t>& host)
     : cpu_(cpu_backend().allocate_tokens(host.size())),
-      cuda_(cuda_backend().allocate_tokens(host.size())) {
+      device_(device_backend().allocate_tokens(host.size())) {
   cpu_backend().copy_tokens_from_host(cpu_, host.data(), host.size());
-  cuda_backend().copy_tokens_from_host(cuda_, host.data(), host.size());
+  device_backend().copy_tokens_from_host(device_, host.data(), host.size());
 }
 
 PairedTokens::~PairedTokens() {
   cpu_backend().release_tokens(cpu_);
-  cuda_backend().release_tokens(cuda_);
+  device_backend().release_tokens(device_);
 }
 
 const int32_t* PairedTokens::on(const Backend& backend) const {
-  return &backend == &cpu_backend() ? cpu_ : cuda_;
+  return &backend == &cpu_backend() ? cpu_ : device_;
 }
 
 std::vector<float> random_floats(std::size_t count, uint32_t seed, float low, float high) {
@@ -148,21 +135,21 @@ std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low
   return values;
 }
 
-void expect_match(const std::vector<float>& cuda, const std::vector<float>& cpu,
+void expect_match(const std::vector<float>& device, const std::vector<float>& cpu,
                   Tolerance tolerance, const std::string& what) {
-  ASSERT_EQ(cuda.size(), cpu.size()) << what;
+  ASSERT_EQ(device.size(), cpu.size()) << what;
   std::size_t mismatches = 0;
   double worst_error = 0.0, worst_ratio = 0.0;
   std::ostringstream first;
   for (std::size_t i = 0; i < cpu.size(); ++i) {
-    const double error = std::fabs(static_cast<double>(cuda[i]) - cpu[i]);
+    const double error = std::fabs(static_cast<double>(device[i]) - cpu[i]);
     const double allowed = tolerance.abs + tolerance.rel_k * kFloatEps * std::fabs(cpu[i]);
     const bool ok = error <= allowed;  // false for NaN, as it should be
     worst_error = std::max(worst_error, error);
     if (allowed > 0.0) worst_ratio = std::max(worst_ratio, error / allowed);
     if (ok) continue;
     if (++mismatches <= 5) {
-      first << "\n  [" << i << "] cuda " << cuda[i] << " cpu " << cpu[i] << " error " << error
+      first << "\n  [" << i << "] device " << device[i] << " cpu " << cpu[i] << " error " << error
             << " allowed " << allowed;
     }
   }
@@ -174,7 +161,7 @@ void expect_match(const std::vector<float>& cuda, const std::vector<float>& cpu,
 }
 
 void expect_match(const PairedBuffer& buffer, Tolerance tolerance, const std::string& what) {
-  expect_match(buffer.cuda_values(), buffer.cpu_values(), tolerance, what);
+  expect_match(buffer.device_values(), buffer.cpu_values(), tolerance, what);
 }
 
 std::vector<float> round_to_bf16(std::vector<float> values) {
@@ -188,19 +175,19 @@ std::vector<float> round_to_bf16(std::vector<float> values) {
   return values;
 }
 
-double relative_error(const std::vector<float>& cuda, const std::vector<float>& cpu) {
-  const double error = difference_norm(cuda, cpu), reference = norm(cpu);
+double relative_error(const std::vector<float>& device, const std::vector<float>& cpu) {
+  const double error = difference_norm(device, cpu), reference = norm(cpu);
   return reference == 0.0 ? error : error / reference;
 }
 
-void expect_relative_error_within(const std::vector<float>& cuda, const std::vector<float>& cpu,
+void expect_relative_error_within(const std::vector<float>& device, const std::vector<float>& cpu,
                                   double bound, double floor, const std::string& what) {
-  ASSERT_EQ(cuda.size(), cpu.size()) << what;
-  const double error = difference_norm(cuda, cpu), reference = norm(cpu);
+  ASSERT_EQ(device.size(), cpu.size()) << what;
+  const double error = difference_norm(device, cpu), reference = norm(cpu);
   EXPECT_LE(error, bound * reference + floor)
-      << what << ": ||cuda - cpu|| = " << error << ", ||cpu|| = " << reference << ", allowed "
+      << what << ": ||device - cpu|| = " << error << ", ||cpu|| = " << reference << ", allowed "
       << bound << " * ||cpu|| + " << floor;
-  std::cout << "[ match ] " << what << ": relative error " << relative_error(cuda, cpu)
+  std::cout << "[ match ] " << what << ": relative error " << relative_error(device, cpu)
             << ", error/allowed " << error / (bound * reference + floor) << "\n";
 }
 
@@ -209,6 +196,28 @@ void expect_bitwise_equal(const std::vector<float>& first, const std::vector<flo
   ASSERT_EQ(first.size(), second.size()) << what;
   EXPECT_EQ(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)), 0)
       << what << ": two runs differ";
+}
+
+void expect_reproducible(const std::vector<std::vector<float>>& initial,
+                         const std::function<void(std::vector<float*>&)>& op,
+                         const std::string& what, Backend& device) {
+  std::vector<std::vector<float>> results[2];
+  for (auto& result : results) {
+    std::vector<float*> buffers;
+    for (const auto& values : initial) {
+      buffers.push_back(device.allocate(values.size()));
+      device.copy_from_host(buffers.back(), values.data(), values.size());
+    }
+    op(buffers);
+    for (std::size_t i = 0; i < buffers.size(); ++i) {
+      result.emplace_back(initial[i].size());
+      device.copy_to_host(result.back().data(), buffers[i], initial[i].size());
+      device.release(buffers[i]);
+    }
+  }
+  for (std::size_t i = 0; i < initial.size(); ++i) {
+    expect_bitwise_equal(results[0][i], results[1][i], what + ", buffer " + std::to_string(i));
+  }
 }
 
 }  // namespace tessera::test

@@ -4,7 +4,7 @@
 namespace tessera::test {
 namespace {
 
-using NormalizationConformance = CudaConformance;
+using NormalizationConformance = DeviceConformance;
 
 struct Shape {
   int rows, dim;

@@ -6,7 +6,7 @@
 namespace tessera::test {
 namespace {
 
-using ElementwiseConformance = CudaConformance;
+using ElementwiseConformance = DeviceConformance;
 
 const std::size_t kCounts[] = {1, 7, 33, 1000, (1u << 20) + 3};
 
@@ -14,19 +14,19 @@ TEST_F(ElementwiseConformance, CopiesRoundTripAndAllocationIsZeroed) {
   for (std::size_t count : kCounts) {
     SCOPED_TRACE(count);
     PairedBuffer zeros(count);
-    expect_match(zeros.cuda_values(), std::vector<float>(count, 0.0f), kExact, "allocate");
+    expect_match(zeros.device_values(), std::vector<float>(count, 0.0f), kExact, "allocate");
     PairedBuffer x(random_floats(count, 1));
     expect_match(x, kExact, "copy_from_host / copy_to_host");
     PairedBuffer y(count);
-    cuda_backend().copy_device(y.on(cuda_backend()), x.on(cuda_backend()), count);
-    expect_match(y.cuda_values(), x.cpu_values(), kExact, "copy_device");
-    cuda_backend().fill_zero(x.on(cuda_backend()), count);
-    expect_match(x.cuda_values(), std::vector<float>(count, 0.0f), kExact, "fill_zero");
+    device_backend().copy_device(y.on(device_backend()), x.on(device_backend()), count);
+    expect_match(y.device_values(), x.cpu_values(), kExact, "copy_device");
+    device_backend().fill_zero(x.on(device_backend()), count);
+    expect_match(x.device_values(), std::vector<float>(count, 0.0f), kExact, "fill_zero");
   }
 }
 
 TEST_F(ElementwiseConformance, MemoryUseCountsBuffersAndKeepsTheirPeak) {
-  Backend& cuda = cuda_backend();
+  Backend& cuda = device_backend();
   const MemoryUse before = cuda.memory_use();
   float* big = cuda.allocate(std::size_t{64} << 20);  // 256 MiB
   const MemoryUse held = cuda.memory_use();
@@ -67,7 +67,7 @@ TEST_F(ElementwiseConformance, SumOfSquares) {
     SCOPED_TRACE(count);
     PairedBuffer x(random_floats(count, 4, -3.0f, 3.0f));
     const double cpu = cpu_backend().sum_of_squares(x.on(cpu_backend()), count);
-    const double cuda = cuda_backend().sum_of_squares(x.on(cuda_backend()), count);
+    const double cuda = device_backend().sum_of_squares(x.on(device_backend()), count);
     EXPECT_NEAR(cuda, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu) + 1e-300);
   }
 }
@@ -80,10 +80,10 @@ TEST_F(ElementwiseConformance, SumOfSquaresOfRanges) {
   const std::vector<BufferRange> ranges = {
       {0, 768}, {768, 0}, {1000, 2359296}, {2360300, 1}, {2360400, 600000}};
   const double cpu = cpu_backend().sum_of_squares_of_ranges(x.on(cpu_backend()), ranges);
-  const double cuda = cuda_backend().sum_of_squares_of_ranges(x.on(cuda_backend()), ranges);
+  const double cuda = device_backend().sum_of_squares_of_ranges(x.on(device_backend()), ranges);
   EXPECT_NEAR(cuda, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu));
-  EXPECT_EQ(cuda, cuda_backend().sum_of_squares_of_ranges(x.on(cuda_backend()), ranges));
-  EXPECT_EQ(cuda_backend().sum_of_squares_of_ranges(x.on(cuda_backend()), {}), 0.0);
+  EXPECT_EQ(cuda, device_backend().sum_of_squares_of_ranges(x.on(device_backend()), ranges));
+  EXPECT_EQ(device_backend().sum_of_squares_of_ranges(x.on(device_backend()), {}), 0.0);
 }
 
 TEST_F(ElementwiseConformance, AdamWThreeSteps) {

@@ -4,7 +4,7 @@
 namespace tessera::test {
 namespace {
 
-using ActivationConformance = CudaConformance;
+using ActivationConformance = DeviceConformance;
 
 const std::size_t kCounts[] = {1, 7, 33, 1000, 100003};
 
