@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev libdnnl-dev ocl-icd-opencl-dev opencl-c-headers  # dnnl's CMake config looks for OpenCL
+  libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev  # the Kokkos backend (doc/kokkos.md)
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev

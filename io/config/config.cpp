@@ -305,6 +305,11 @@ void check_train(const TrainConfig& train) {
 constexpr int kCudaMaxHeadDim = 128;
 
 void check_backend(const Config& config) {
+  if (config.train.backend == BackendKind::kokkos && config.train.precision == Precision::bf16) {
+    inconsistent(
+        "train.backend = \"kokkos\" computes in fp32 only; set train.precision = \"fp32\", or "
+        "use train.backend = \"cuda\" or \"cpu\" for bf16");
+  }
   if (config.train.backend != BackendKind::cuda) return;
   if (config.parallel.deterministic) {
     inconsistent(

@@ -17,7 +17,7 @@ enum class ModelFamily { gpt2, openlm };
 enum class NormKind { layernorm, rmsnorm };
 enum class LrSchedule { cosine, constant };
 enum class PipelineScheduleKind { one_f_one_b, gpipe, interleaved };
-enum class BackendKind { cpu, cuda };
+enum class BackendKind { cpu, cuda, kokkos };
 /// What the matrix products compute in: fp32, or bf16 operands with fp32 accumulation (weights,
 /// optimizer state, norms, softmax and the loss stay fp32; on the cpu, only the linear layers).
 enum class Precision { fp32, bf16 };

@@ -31,7 +31,7 @@ struct EnumNames<LrSchedule> {
 
 template <>
 struct EnumNames<BackendKind> {
-  static constexpr std::array<std::string_view, 2> names{"cpu", "cuda"};
+  static constexpr std::array<std::string_view, 3> names{"cpu", "cuda", "kokkos"};
 };
 template <>
 struct EnumNames<Precision> {
@@ -187,8 +187,9 @@ std::vector<KeySpec> build_schema() {
       entry("train.grad_clip", &C::train, &T::grad_clip, at_least(0),
             "limit of the global L2 norm of the gradients; 0 disables clipping"),
       entry("train.backend", &C::train, &T::backend,
-            "where the step computes: cpu, or cuda (one GPU per rank, NCCL between them; needs a "
-            "build with -DTESSERA_CUDA=ON)"),
+            "where the step computes: cpu; cuda (one GPU per rank, NCCL between them; needs a "
+            "build with -DTESSERA_CUDA=ON); or kokkos (the device of the Kokkos build, fp32; "
+            "needs a build with -DTESSERA_KOKKOS=ON, doc/kokkos.md)"),
       entry("train.precision", &C::train, &T::precision,
             "what the matrix products compute in: fp32, or bf16 (operands rounded to bf16, "
             "fp32 accumulation, like PyTorch's autocast; on the cpu the linear layers only, and "

@@ -49,7 +49,9 @@ void run(CalibrateOptions& options) {
       options.measure.attention.push_back(parse_attention(text));
   }
   options.measure.copy_bytes = static_cast<std::size_t>(options.copy_mib * (1 << 20));
-  const BackendKind kind = options.backend == "cuda" ? BackendKind::cuda : BackendKind::cpu;
+  const BackendKind kind = options.backend == "cuda"     ? BackendKind::cuda
+                           : options.backend == "kokkos" ? BackendKind::kokkos
+                                                         : BackendKind::cpu;
   std::vector<std::unique_ptr<Backend>> owned;
   std::vector<std::pair<std::string, Backend*>> backends;
   for (const std::string& precision : options.precisions) {
@@ -90,8 +92,8 @@ void add_calibrate_command(CLI::App& app, std::function<void()>& action) {
       "Measure this device through tessera's kernels (GEMMs per shape class, attention, "
       "copies) and write its hardware profile");
   auto options = std::make_shared<CalibrateOptions>();
-  cmd->add_option("--backend", options->backend, "cpu or cuda")
-      ->check(CLI::IsMember({"cpu", "cuda"}))
+  cmd->add_option("--backend", options->backend, "cpu, cuda or kokkos")
+      ->check(CLI::IsMember({"cpu", "cuda", "kokkos"}))
       ->capture_default_str();
   cmd->add_option("--precision", options->precisions, "fp32 and/or bf16 (comma-separated)")
       ->delimiter(',')

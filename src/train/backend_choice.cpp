@@ -5,6 +5,10 @@
 
 #include "core/error.hpp"
 
+#ifdef TESSERA_WITH_KOKKOS
+#include "backend/kokkos/kokkos_backend.hpp"
+#endif
+
 #ifdef TESSERA_WITH_CUDA
 #include <cuda_runtime_api.h>
 
@@ -18,6 +22,18 @@ namespace {
 
 GemmPrecision gemm_precision(Precision precision) {
   return precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32;
+}
+
+/// The Kokkos backend of this build; throws UsageError in a build without it.
+std::unique_ptr<Backend> make_kokkos_backend_if_built() {
+#ifdef TESSERA_WITH_KOKKOS
+  return make_kokkos_backend();
+#else
+  throw UsageError(
+      "train.backend = \"kokkos\" (or calibrate --backend kokkos) needs a tessera built with "
+      "Kokkos, and this one was built without; rebuild with cmake -DTESSERA_KOKKOS=ON "
+      "(doc/kokkos.md), or use the cpu backend");
+#endif
 }
 
 #ifndef TESSERA_WITH_CUDA
@@ -80,6 +96,9 @@ std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelCon
   if (config.train.backend == BackendKind::cpu) {
     return make_cpu_backend(gemm_precision(config.train.precision));
   }
+  // Its buffers are where the Kokkos build puts them; the ranks' communicators (MPI) are handed
+  // them as they are, which on a GPU build needs a GPU-aware MPI (doc/kokkos.md).
+  if (config.train.backend == BackendKind::kokkos) return make_kokkos_backend_if_built();
 #ifdef TESSERA_WITH_CUDA
   return make_cuda_training_backend(config, parallel);
 #else
@@ -90,6 +109,12 @@ std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelCon
 
 std::unique_ptr<Backend> make_device_backend(BackendKind kind, Precision precision) {
   if (kind == BackendKind::cpu) return make_cpu_backend(gemm_precision(precision));
+  if (kind == BackendKind::kokkos) {
+    if (precision != Precision::fp32) {
+      throw UsageError("the kokkos backend computes in fp32 only; use --precision fp32");
+    }
+    return make_kokkos_backend_if_built();
+  }
 #ifdef TESSERA_WITH_CUDA
   return make_cuda_backend(gemm_precision(precision));
 #else

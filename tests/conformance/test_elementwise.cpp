@@ -1,4 +1,4 @@
-// Memory, element-wise ops, sum of squares and AdamW: CUDA against the CPU backend.
+// Memory, element-wise ops, sum of squares and AdamW: the device backend against the CPU backend.
 #include <cmath>
 
 #include "conformance_support.hpp"
@@ -26,19 +26,19 @@ TEST_F(ElementwiseConformance, CopiesRoundTripAndAllocationIsZeroed) {
 }
 
 TEST_F(ElementwiseConformance, MemoryUseCountsBuffersAndKeepsTheirPeak) {
-  Backend& cuda = device_backend();
-  const MemoryUse before = cuda.memory_use();
-  float* big = cuda.allocate(std::size_t{64} << 20);  // 256 MiB
-  const MemoryUse held = cuda.memory_use();
+  Backend& backend = device_backend();
+  const MemoryUse before = backend.memory_use();
+  float* big = backend.allocate(std::size_t{64} << 20);  // 256 MiB
+  const MemoryUse held = backend.memory_use();
   EXPECT_EQ(held.buffer_bytes - before.buffer_bytes, std::size_t{256} << 20);
   // The device's used memory holds the new buffer (and whatever else runs there).
   EXPECT_GE(held.system_bytes, std::size_t{256} << 20);
-  cuda.release(big);
-  const MemoryUse after = cuda.memory_use();
+  backend.release(big);
+  const MemoryUse after = backend.memory_use();
   EXPECT_EQ(after.buffer_bytes, before.buffer_bytes);
   EXPECT_GE(after.peak_buffer_bytes, held.buffer_bytes);
-  const DeviceDescription device = cuda.describe_device();
-  EXPECT_EQ(device.kind, "gpu");
+  const DeviceDescription device = backend.describe_device();
+  EXPECT_TRUE(device.kind == "gpu" || device.kind == "cpu") << device.kind;
   EXPECT_FALSE(device.name.empty());
   EXPECT_GE(device.memory_bytes, held.system_bytes);
   EXPECT_GT(device.compute_units, 0);
