@@ -13,7 +13,7 @@ if [ -x "$nvcc" ]; then
   cmake -S . -B build/cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DTESSERA_CUDA=ON \
     -DCMAKE_CUDA_COMPILER="$nvcc" -DTESSERA_BUILD_BENCH=OFF >/dev/null
   cmake --build build/cuda -j "$(nproc)" --target tessera test_cuda_backend test_cuda_mpi
-  ctest --test-dir build/cuda -j "$(nproc)" -R "Conformance|CudaCheck|Nccl|cuda_vs_cpu|backend_system.cuda" --output-on-failure
+  ctest --test-dir build/cuda -j "$(nproc)" -R "Conformance|CudaCheck|Nccl|cuda_vs_cpu|backend_system.cuda|cli.bad_input" --output-on-failure
 else
   echo "test.sh: no CUDA toolkit at $nvcc: the CUDA backend was not built"
 fi

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Bad input must give one line on stderr naming the problem, exit status 2, and no training.
-# Usage: test_bad_input.sh TESSERA_BINARY CONFIG_DIR
+# Usage: test_bad_input.sh TESSERA_BINARY CONFIG_DIR with-kokkos|without-kokkos
 set -u
 tessera=$1
 configs=$2
+kokkos_build=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failures=0
@@ -41,6 +42,11 @@ expect_usage_error "missing data" "$work/nodata" -- train "$configs/tiny.toml" -
 expect_usage_error "deadline passed" "run.deadline = 1000 is" -- train "$configs/tiny.toml" --set run.deadline=1000 $run
 # This build has no CUDA (or, built with it, this machine no GPU): refused before any work.
 expect_usage_error "cuda backend unavailable" 'train.backend = "cuda"' -- train "$configs/tiny.toml" --set train.backend='"cuda"' $run
+expect_usage_error "kokkos in bf16" "fp32 only" -- train "$configs/tiny.toml" --set train.backend='"kokkos"' --set train.precision='"bf16"' $run
+if [ "$kokkos_build" = without-kokkos ]; then
+  expect_usage_error "kokkos backend not built" "TESSERA_KOKKOS=ON" -- train "$configs/tiny.toml" --set train.backend='"kokkos"' $run
+  expect_usage_error "calibrate: kokkos not built" "TESSERA_KOKKOS=ON" -- calibrate --backend kokkos -o "$work/p.json"
+fi
 small="--d-models 16 --vocab 32 --attention 16x2x8 --copy-mib 1 --min-seconds 0.001"
 expect_usage_error "calibrate: attention class" "SEQxHEADSxHEAD_DIM" -- calibrate --attention 12x64 -o "$work/p.json"
 expect_usage_error "calibrate: no heads" "positive sizes" -- calibrate $small --tokens 16 --attention 16x0x8 -o "$work/p.json"

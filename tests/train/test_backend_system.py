@@ -1,5 +1,5 @@
 """Checkpoints, resume and preemption on one backend (written for the CUDA backend; runs on the
-CPU too), and checkpoints carried between backends.
+CPU and Kokkos backends too), and checkpoints carried between backends.
 
 `resume`: for each model and precision, 8 steps straight against 4 steps (train.stop_after = 4)
 and a restart that resumes: per-step losses and the final parameters' checksum bitwise equal,
@@ -319,7 +319,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("tessera")
     parser.add_argument("config_dir")
-    parser.add_argument("backend", choices=["cpu", "cuda"])
+    parser.add_argument("backend", choices=["cpu", "cuda", "kokkos"])
     parser.add_argument("cases", help="comma-separated: resume, cross, preempt")
     parser.add_argument("--small", action="store_true", help="tiny.toml instead of gpt2-124m")
     parser.add_argument("--precisions", default="fp32,bf16")
@@ -331,7 +331,7 @@ def main():
         print("skipped: no GPU")
         sys.exit(SKIP)
     if "cross" in args.cases.split(",") and args.backend == "cpu":
-        sys.exit("the cross case carries checkpoints between cpu and another backend; pick cuda")
+        sys.exit("the cross case carries checkpoints between cpu and another backend; pick cuda or kokkos")
     models = ["tiny-openlm", "tiny" if args.small else "gpt2-124m"]
     precisions = args.precisions.split(",")
     cases = {"resume": lambda r: resume(r, args.backend, models, precisions),
