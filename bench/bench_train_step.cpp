@@ -2,6 +2,7 @@
 // sgemm peak of the same GEMM library measured in the same run on the same cores.
 //
 // Usage: bench_train_step [CONFIG.toml] [--steps N] [--set key=value ...] [--breakdown] [--json]
+// The backend is the config's (--set train.backend="kokkos" for the Kokkos backend).
 // Prints tokens/s, model GFLOP/s (6N + attention, per token) and the fraction of sgemm peak.
 // --breakdown also runs the same steps through a ProfilingBackend (the model and AdamW driven
 // directly, one rank) and prints the time of every kernel per step. --json prints one JSON
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -29,6 +31,7 @@
 #include "model/transformer.hpp"
 #include "optim/adamw.hpp"
 #include "parallel/mpi_session.hpp"
+#include "train/backend_choice.hpp"
 #include "train/trainer.hpp"
 
 namespace {
@@ -78,12 +81,12 @@ struct Breakdown {
   double step_seconds = 0.0;                                                // wall, per step
 };
 
-/// Runs `steps` full steps of one rank through a ProfilingBackend (the first one excluded) and
-/// returns the mean time per step of every kernel.
-Breakdown profile_steps(const tessera::Config& config, int steps) {
+/// Runs `steps` full steps of one rank on `device` through a ProfilingBackend (the first one
+/// excluded) and returns the mean time per step of every kernel.
+Breakdown profile_steps(const tessera::Config& config, int steps,
+                        std::unique_ptr<tessera::Backend> device) {
   using namespace tessera;
-  bench::ProfilingBackend backend(make_cpu_backend(
-      config.train.precision == Precision::bf16 ? GemmPrecision::bf16 : GemmPrecision::fp32));
+  bench::ProfilingBackend backend(std::move(device));
   Transformer model(config.model, backend);
   AdamW optimizer(config.train, model.parameters(), backend);
   const int batch = config.train.micro_batch;
@@ -188,13 +191,20 @@ int main(int argc, char** argv) {
   const double rank_peak = rank_sgemm_peak_gflops(2048);
   double peak = 0.0;
   MPI_Allreduce(&rank_peak, &peak, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+  // The breakdown's backend is made before the training run and outlives it: a Kokkos backend's
+  // runtime cannot start a second time in one process.
+  std::unique_ptr<tessera::Backend> profiled_device =
+      breakdown && mpi.rank() == 0
+          ? tessera::make_device_backend(config.train.backend, config.train.precision)
+          : nullptr;
   std::ostringstream quiet;
   const tessera::TrainResult result = tessera::train(config, quiet);
   if (mpi.rank() != 0) return 0;
   std::filesystem::remove_all(run_dir);
   const double flops_per_token = tessera::model_flops_per_token(config.model);
   const double gflops = flops_per_token * result.tokens_per_s / 1e9;
-  const Breakdown profiled = breakdown ? profile_steps(config, steps) : Breakdown{};
+  const Breakdown profiled =
+      breakdown ? profile_steps(config, steps, std::move(profiled_device)) : Breakdown{};
   if (json) {
     std::printf(
         "{\"tokens_per_s\": %.3f, \"gflops\": %.3f, \"sgemm_peak_gflops\": %.3f, "

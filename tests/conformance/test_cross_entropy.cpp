@@ -106,14 +106,14 @@ TEST_F(CrossEntropyConformance, VocabParallelPieces) {
 TEST_F(CrossEntropyConformance, RejectsTargetsOutsideTheVocabulary) {
   PairedBuffer x(random_floats(3 * 5, 84)), losses(3);
   PairedTokens targets({0, 5, 2});
-  Backend& cuda = device_backend();
-  EXPECT_THROW(cuda.softmax_cross_entropy(losses.on(cuda), nullptr, x.on(cuda), targets.on(cuda), 3,
-                                          5, 0.0f, 1.0f),
+  Backend& device = device_backend();
+  EXPECT_THROW(device.softmax_cross_entropy(losses.on(device), nullptr, x.on(device),
+                                            targets.on(device), 3, 5, 0.0f, 1.0f),
                InternalError);
   // The backend stays usable afterwards.
   PairedTokens good({0, 4, 2});
-  EXPECT_NO_THROW(cuda.softmax_cross_entropy(losses.on(cuda), nullptr, x.on(cuda), good.on(cuda), 3,
-                                             5, 0.0f, 1.0f));
+  EXPECT_NO_THROW(device.softmax_cross_entropy(losses.on(device), nullptr, x.on(device),
+                                               good.on(device), 3, 5, 0.0f, 1.0f));
 }
 
 }  // namespace

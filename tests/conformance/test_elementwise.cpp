@@ -67,8 +67,8 @@ TEST_F(ElementwiseConformance, SumOfSquares) {
     SCOPED_TRACE(count);
     PairedBuffer x(random_floats(count, 4, -3.0f, 3.0f));
     const double cpu = cpu_backend().sum_of_squares(x.on(cpu_backend()), count);
-    const double cuda = device_backend().sum_of_squares(x.on(device_backend()), count);
-    EXPECT_NEAR(cuda, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu) + 1e-300);
+    const double device = device_backend().sum_of_squares(x.on(device_backend()), count);
+    EXPECT_NEAR(device, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu) + 1e-300);
   }
 }
 
@@ -80,9 +80,9 @@ TEST_F(ElementwiseConformance, SumOfSquaresOfRanges) {
   const std::vector<BufferRange> ranges = {
       {0, 768}, {768, 0}, {1000, 2359296}, {2360300, 1}, {2360400, 600000}};
   const double cpu = cpu_backend().sum_of_squares_of_ranges(x.on(cpu_backend()), ranges);
-  const double cuda = device_backend().sum_of_squares_of_ranges(x.on(device_backend()), ranges);
-  EXPECT_NEAR(cuda, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu));
-  EXPECT_EQ(cuda, device_backend().sum_of_squares_of_ranges(x.on(device_backend()), ranges));
+  const double device = device_backend().sum_of_squares_of_ranges(x.on(device_backend()), ranges);
+  EXPECT_NEAR(device, cpu, 1e-12 * static_cast<double>(count) * std::fabs(cpu));
+  EXPECT_EQ(device, device_backend().sum_of_squares_of_ranges(x.on(device_backend()), ranges));
   EXPECT_EQ(device_backend().sum_of_squares_of_ranges(x.on(device_backend()), {}), 0.0);
 }
 

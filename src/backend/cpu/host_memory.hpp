@@ -1,4 +1,5 @@
-// Private to src/backend/cpu: where the CPU backend's buffers live.
+// Private to src/backend: where the buffers of the CPU backend (and of the Kokkos backend on a
+// host) live.
 //
 // Buffers of at least one 2 MiB page start on a page boundary and ask the kernel for transparent
 // huge pages. Debian's default THP mode is "madvise", so without asking, every activation,

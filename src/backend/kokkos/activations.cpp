@@ -8,7 +8,7 @@ namespace {
 constexpr float kSqrt2OverPi = 0.7978845608028654f;
 constexpr float kGeluCubic = 0.044715f;
 
-KOKKOS_INLINE_FUNCTION float sigmoid(float x) { return 1.0f / (1.0f + math::exp(-x)); }
+KOKKOS_INLINE_FUNCTION float sigmoid(float x) { return 1.0f / (1.0f + math::exp_approx(-x)); }
 
 /// 0.5 (1 + tanh(u)) = sigmoid(2u) with u = sqrt(2/pi) (x + 0.044715 x^3): GELU is
 /// x sigmoid(2u), without the cancellation 1 + tanh(u) has for negative x.

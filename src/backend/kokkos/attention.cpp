@@ -15,6 +15,7 @@
 
 #include "backend/kokkos/kokkos_backend_impl.hpp"
 #include "backend/kokkos/kokkos_common.hpp"
+#include "backend/kokkos/team_loops.hpp"
 
 namespace tessera::kokkos {
 namespace {
@@ -42,41 +43,38 @@ class HeadBlocks {
   std::size_t seq_, head_dim_, heads_;
 };
 
-/// Index in the model's layout of element i of the head blocks, i walking part, batch, head,
-/// position, element. The model's layout is qkv ([batch, seq, 3, n_heads, head_dim], parts 0-2)
-/// or out ([batch, seq, n_heads, head_dim], one part).
-KOKKOS_INLINE_FUNCTION Index packed_index(Index i, Index parts, Index batch_size, Index seq,
-                                          Index n_heads, Index head_dim) {
-  const Index d = i % head_dim, s = i / head_dim % seq, h = i / head_dim / seq % n_heads;
-  const Index batch = i / head_dim / seq / n_heads % batch_size;
-  const Index part = i / head_dim / seq / n_heads / batch_size;
-  return (((batch * seq + s) * parts + part) * n_heads + h) * head_dim + d;
+/// Copies between the model's layout and head blocks, either way: qkv ([batch, seq, 3, n_heads,
+/// head_dim], `parts` = 3) or out ([batch, seq, n_heads, head_dim], one part) against blocks
+/// [part][batch][head][seq][head_dim]. Every element of the destination is written.
+template <bool kToBlocks>
+void copy_heads(float* blocks, float* packed, const AttentionShape& shape, int parts) {
+  const Index batch = shape.batch, seq = shape.seq, n_heads = shape.n_heads;
+  const Index head_dim = shape.head_dim, part_count = parts;
+  const std::size_t count = HeadBlocks::floats_per_part(shape) * parts;
+  const Vector<float> b(blocks, count), p(packed, count);
+  Kokkos::parallel_for(
+      "tessera::attention_copy_heads",
+      GridPolicy<5>({0, 0, 0, 0, 0}, {part_count, batch, n_heads, seq, head_dim}),
+      KOKKOS_LAMBDA(const Index part, const Index n, const Index h, const Index s, const Index d) {
+        const Index in_blocks = (((part * batch + n) * n_heads + h) * seq + s) * head_dim + d;
+        const Index in_packed = (((n * seq + s) * part_count + part) * n_heads + h) * head_dim + d;
+        if constexpr (kToBlocks) {
+          b(in_blocks) = p(in_packed);
+        } else {
+          p(in_packed) = b(in_blocks);
+        }
+      });
 }
 
-/// blocks = the heads of `packed` (`parts` of them per token), contiguous per head.
+/// blocks = the heads of `packed`, contiguous per head.
 void gather_heads(float* blocks, const float* packed, const AttentionShape& shape, int parts) {
-  const Index batch = shape.batch, seq = shape.seq, n_heads = shape.n_heads;
-  const Index head_dim = shape.head_dim;
-  const std::size_t count = HeadBlocks::floats_per_part(shape) * parts;
-  const Vector<float> b(blocks, count);
-  const Vector<const float> p(packed, count);
-  Kokkos::parallel_for(
-      "tessera::attention_gather_heads", flat(count), KOKKOS_LAMBDA(const Index i) {
-        b(i) = p(packed_index(i, parts, batch, seq, n_heads, head_dim));
-      });
+  // Only read here: the const_cast lets one kernel serve both directions.
+  copy_heads<true>(blocks, const_cast<float*>(packed), shape, parts);
 }
 
-/// packed = the head blocks, back in the model's layout (every element written).
+/// packed = the head blocks, back in the model's layout.
 void scatter_heads(float* packed, const float* blocks, const AttentionShape& shape, int parts) {
-  const Index batch = shape.batch, seq = shape.seq, n_heads = shape.n_heads;
-  const Index head_dim = shape.head_dim;
-  const std::size_t count = HeadBlocks::floats_per_part(shape) * parts;
-  const Vector<float> p(packed, count);
-  const Vector<const float> b(blocks, count);
-  Kokkos::parallel_for(
-      "tessera::attention_scatter_heads", flat(count), KOKKOS_LAMBDA(const Index i) {
-        p(packed_index(i, parts, batch, seq, n_heads, head_dim)) = b(i);
-      });
+  copy_heads<false>(const_cast<float*>(blocks), packed, shape, parts);  // blocks: only read
 }
 
 /// C = alpha op(A) op(B) + beta C for one head.
@@ -106,24 +104,15 @@ void KokkosBackend::attention_forward(float* out, float* probs, const float* qkv
       "tessera::causal_softmax", row_teams(static_cast<int>(heads.heads()) * seq),
       KOKKOS_LAMBDA(const Team& team) {
         const int row = team.league_rank(), i = row % seq;
-        float max = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, i + 1),
-            [&](const int j, float& partial) {
-              partial = partial > p(row, j) ? partial : p(row, j);
-            },
-            Kokkos::Max<float>(max));
-        float sum = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, i + 1),
-            [&](const int j, float& partial) {
-              p(row, j) = math::exp(p(row, j) - max);
-              partial += p(row, j);
-            },
-            sum);
-        const float inv_sum = 1.0f / sum;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, seq),
-                             [&](const int j) { p(row, j) = j <= i ? p(row, j) * inv_sum : 0.0f; });
+        const float max =
+            team_reduce<Largest, float>(team, i + 1, [&](const Index j) { return p(row, j); });
+        const double sum = team_reduce<Plus, double>(team, i + 1, [&](const Index j) {
+          p(row, j) = math::exp_approx(p(row, j) - max);
+          return p(row, j);
+        });
+        const float inv_sum = static_cast<float>(1.0 / sum);
+        team_for(team, seq,
+                 [&](const Index j) { p(row, j) = j <= i ? p(row, j) * inv_sum : 0.0f; });
       });
   for (std::size_t h = 0; h < heads.heads(); ++h) {
     head_gemm(kNoTranspose, kNoTranspose, 1.0f, Matrix<const float>(probs + h * block, seq, seq),
@@ -160,11 +149,9 @@ void KokkosBackend::attention_backward(float* d_qkv, const float* d_out, const f
       "tessera::causal_softmax_backward", row_teams(static_cast<int>(head_count) * seq),
       KOKKOS_LAMBDA(const Team& team) {
         const int row = team.league_rank(), i = row % seq;
-        float dot = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, i + 1),
-            [&](const int j, float& partial) { partial += p(row, j) * ds(row, j); }, dot);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, seq), [&](const int j) {
+        const float dot = team_reduce<Plus, float>(
+            team, i + 1, [&](const Index j) { return p(row, j) * ds(row, j); });
+        team_for(team, seq, [&](const Index j) {
           ds(row, j) = j <= i ? p(row, j) * (ds(row, j) - dot) * scale : 0.0f;
         });
       });

@@ -8,6 +8,7 @@
 
 #include "backend/kokkos/kokkos_backend_impl.hpp"
 #include "backend/kokkos/kokkos_common.hpp"
+#include "backend/kokkos/team_loops.hpp"
 #include "core/error.hpp"
 
 namespace tessera::kokkos {
@@ -31,8 +32,6 @@ void check_targets(const int32_t* targets, int rows, int vocab) {
                            " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
 }
 
-KOKKOS_INLINE_FUNCTION float maximum(float a, float b) { return a > b ? a : b; }
-
 }  // namespace
 
 void KokkosBackend::softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
@@ -49,29 +48,27 @@ void KokkosBackend::softmax_cross_entropy(float* losses, float* d_logits, const 
         const int r = team.league_rank();
         const int target = t(r);
         const float target_logit = x(r, target);
-        float max = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, vocab),
-            [&](const int j, float& partial) { partial = maximum(partial, x(r, j)); },
-            Kokkos::Max<float>(max));
+        const float max =
+            team_reduce<Largest, float>(team, vocab, [&](const Index j) { return x(r, j); });
         // The reduction above ends with the team synchronised: every thread has read the target
         // logit before any writes below.
-        double sum = 0.0;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, vocab),
-            [&](const int j, double& partial) {
-              const float e = math::exp(x(r, j) - max);
-              if (gradient) dx(r, j) = e;
-              partial += e;
-            },
-            sum);
+        // exp(x - max), kept in d_logits for the gradient pass when there is one: the choice is
+        // made per row, not per element, which would keep a host compiler from vectorising.
+        const auto exponential = [&](const Index j) { return math::exp_approx(x(r, j) - max); };
+        const double sum = gradient ? team_reduce<Plus, double>(team, vocab,
+                                                                [&](const Index j) {
+                                                                  const float e = exponential(j);
+                                                                  dx(r, j) = e;
+                                                                  return e;
+                                                                })
+                                    : team_reduce<Plus, double>(team, vocab, exponential);
         const float lse = max + static_cast<float>(math::log(sum));
         Kokkos::single(Kokkos::PerTeam(team),
                        [&]() { loss(r) = lse - target_logit + z_loss * lse * lse; });
         if (!gradient) return;
         // d loss / d x_j = softmax_j (1 + 2 z_loss lse) - [j == target].
         const float factor = static_cast<float>(grad_scale * (1.0f + 2.0f * z_loss * lse) / sum);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, vocab), [&](const int j) {
+        team_for(team, vocab, [&](const Index j) {
           dx(r, j) = dx(r, j) * factor - (j == target ? grad_scale : 0.0f);
         });
       });
@@ -86,15 +83,10 @@ void KokkosBackend::cross_entropy_shard_stats(float* row_max, float* row_sum, fl
   Kokkos::parallel_for(
       "tessera::cross_entropy_shard_stats", row_teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const int r = team.league_rank();
-        float max = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, vocab_local),
-            [&](const int j, float& partial) { partial = maximum(partial, x(r, j)); },
-            Kokkos::Max<float>(max));
-        double sum = 0.0;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, vocab_local),
-            [&](const int j, double& partial) { partial += math::exp(x(r, j) - max); }, sum);
+        const float max =
+            team_reduce<Largest, float>(team, vocab_local, [&](const Index j) { return x(r, j); });
+        const double sum = team_reduce<Plus, double>(
+            team, vocab_local, [&](const Index j) { return math::exp_approx(x(r, j) - max); });
         Kokkos::single(Kokkos::PerTeam(team), [&]() {
           maxima(r) = max;
           sums(r) = static_cast<float>(sum);
@@ -111,7 +103,7 @@ void KokkosBackend::rebase_row_sums(float* row_sum, const float* row_max, const 
   const Vector<const float> local(row_max, rows), global(global_max, rows);
   Kokkos::parallel_for(
       "tessera::rebase_row_sums", flat(rows),
-      KOKKOS_LAMBDA(const Index r) { sums(r) *= math::exp(local(r) - global(r)); });
+      KOKKOS_LAMBDA(const Index r) { sums(r) *= math::exp_approx(local(r) - global(r)); });
 }
 
 void KokkosBackend::cross_entropy_shard_finish(float* losses, float* d_logits, const float* logits,
@@ -136,8 +128,9 @@ void KokkosBackend::cross_entropy_shard_finish(float* losses, float* d_logits, c
         // d loss / d x_j = softmax_j (1 + 2 z_loss lse) - [j == target], for this shard's columns.
         const float factor = grad_scale * (1.0f + 2.0f * z_loss * lse);
         const int local_target = t(r) - vocab_begin;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, vocab_local), [&](const int j) {
-          dx(r, j) = math::exp(x(r, j) - lse) * factor - (j == local_target ? grad_scale : 0.0f);
+        team_for(team, vocab_local, [&](const Index j) {
+          dx(r, j) =
+              math::exp_approx(x(r, j) - lse) * factor - (j == local_target ? grad_scale : 0.0f);
         });
       });
 }

@@ -1,6 +1,7 @@
 // Element-wise ops and sums of squares of the Kokkos backend.
 #include "backend/kokkos/kokkos_backend_impl.hpp"
 #include "backend/kokkos/kokkos_common.hpp"
+#include "backend/kokkos/team_loops.hpp"
 
 namespace tessera::kokkos {
 
@@ -27,10 +28,13 @@ void KokkosBackend::scale(float* x, float factor, std::size_t count) {
 double KokkosBackend::sum_of_squares(const float* x, std::size_t count) {
   const Vector<const float> v(x, count);
   double sum = 0.0;
+  const Index n = static_cast<Index>(count);
   Kokkos::parallel_reduce(
-      "tessera::sum_of_squares", flat(count),
-      KOKKOS_LAMBDA(const Index i, double& partial) {
-        partial += static_cast<double>(v(i)) * static_cast<double>(v(i));
+      "tessera::sum_of_squares", flat(static_cast<std::size_t>(span_items(n))),
+      KOKKOS_LAMBDA(const Index item, double& partial) {
+        partial += span_reduce<Plus>(item * kSpan, span_end(item, n), [&](const Index i) {
+          return static_cast<double>(v(i)) * static_cast<double>(v(i));
+        });
       },
       sum);
   return sum;
@@ -58,14 +62,11 @@ double KokkosBackend::sum_of_squares_of_ranges(const float* base,
       KOKKOS_LAMBDA(const Team& team) {
         const int r = team.league_rank();
         const std::size_t offset = bounds(r, 0);
-        double sum = 0.0;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, static_cast<Index>(bounds(r, 1))),
-            [&](const Index i, double& partial) {
+        const double sum =
+            team_reduce<Plus, double>(team, static_cast<Index>(bounds(r, 1)), [&](const Index i) {
               const double x = v(offset + static_cast<std::size_t>(i));
-              partial += x * x;
-            },
-            sum);
+              return x * x;
+            });
         Kokkos::single(Kokkos::PerTeam(team), [&]() { sums(r) = sum; });
       });
   const auto host_sums = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), sums);

@@ -20,9 +20,7 @@ void KokkosBackend::embedding_forward(float* out, const int32_t* tokens, const f
   const Vector<const int32_t> ids(tokens, rows);
   const Matrix<const float> t(table, vocab_local, dim);
   Kokkos::parallel_for(
-      "tessera::embedding_forward", flat(static_cast<std::size_t>(rows) * dim),
-      KOKKOS_LAMBDA(const Index i) {
-        const Index r = i / dim, c = i % dim;
+      "tessera::embedding_forward", grid(rows, dim), KOKKOS_LAMBDA(const Index r, const Index c) {
         const Index row = local_row(ids(r), vocab_begin, vocab_local);
         y(r, c) = row < 0 ? 0.0f : t(row, c);
       });
@@ -50,11 +48,8 @@ void KokkosBackend::position_forward(float* out, const float* table, int rows, i
   const Matrix<float> y(out, rows, dim);
   const Matrix<const float> t(table, seq, dim);
   Kokkos::parallel_for(
-      "tessera::position_forward", flat(static_cast<std::size_t>(rows) * dim),
-      KOKKOS_LAMBDA(const Index i) {
-        const Index r = i / dim, c = i % dim;
-        y(r, c) += t(r % seq, c);
-      });
+      "tessera::position_forward", grid(rows, dim),
+      KOKKOS_LAMBDA(const Index r, const Index c) { y(r, c) += t(r % seq, c); });
 }
 
 void KokkosBackend::position_backward(float* d_table, const float* d_out, int rows, int seq,
@@ -63,9 +58,8 @@ void KokkosBackend::position_backward(float* d_table, const float* d_out, int ro
   const Matrix<float> dt(d_table, seq, dim);
   const Matrix<const float> dy(d_out, rows, dim);
   Kokkos::parallel_for(
-      "tessera::position_backward", flat(static_cast<std::size_t>(seq) * dim),
-      KOKKOS_LAMBDA(const Index i) {
-        const Index position = i / dim, c = i % dim;
+      "tessera::position_backward", grid(seq, dim),
+      KOKKOS_LAMBDA(const Index position, const Index c) {
         float sum = dt(position, c);
         for (Index r = position; r < rows; r += seq) sum += dy(r, c);
         dt(position, c) = sum;

@@ -4,6 +4,7 @@
 
 #include "backend/kokkos/kokkos_backend_impl.hpp"
 #include "backend/kokkos/kokkos_common.hpp"
+#include "backend/kokkos/team_loops.hpp"
 
 namespace tessera::kokkos {
 
@@ -16,10 +17,8 @@ void KokkosBackend::linear_forward(float* out, const float* in, const float* wei
   if (bias == nullptr) return;
   const Vector<const float> b(bias, out_features);
   Kokkos::parallel_for(
-      "tessera::linear_bias", flat(static_cast<std::size_t>(rows) * out_features),
-      KOKKOS_LAMBDA(const Index i) {
-        y(i / out_features, i % out_features) += b(i % out_features);
-      });
+      "tessera::linear_bias", grid(rows, out_features),
+      KOKKOS_LAMBDA(const Index r, const Index c) { y(r, c) += b(c); });
 }
 
 void KokkosBackend::linear_backward(float* d_in, float* d_weight, float* d_bias, const float* d_out,
@@ -41,11 +40,9 @@ void KokkosBackend::linear_backward(float* d_in, float* d_weight, float* d_bias,
       KOKKOS_LAMBDA(const Team& team) {
         const int begin = team.league_rank() * kColumnBlock;
         const int end = begin + kColumnBlock < out_features ? begin + kColumnBlock : out_features;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, begin, end), [&](const int c) {
-          float sum = db(c);
-          for (int r = 0; r < rows; ++r) sum += dy(r, c);
-          db(c) = sum;
-        });
+        team_column_sums(
+            team, begin, end, rows, [&](const Index r, const Index c) { return dy(r, c); },
+            [&](const Index c, const float sum) { db(c) += sum; });
       });
 }
 

@@ -1,9 +1,9 @@
-// LayerNorm and RMSNorm of the Kokkos backend: a team per row, the row staged in team scratch for
-// the forward pass (read once from memory); statistics in fp32 with two passes (mean, then
-// squared deviations), as the CPU backend. Gain and bias gradients are column sums over rows
-// (column_block_teams: deterministic, no atomics).
+// LayerNorm and RMSNorm of the Kokkos backend: a team per row (team_loops.hpp); statistics in
+// fp32 with two passes (mean, then squared deviations), as the CPU backend. Gain and bias gradients
+// are column sums over rows (column_block_teams: deterministic, no atomics).
 #include "backend/kokkos/kokkos_backend_impl.hpp"
 #include "backend/kokkos/kokkos_common.hpp"
+#include "backend/kokkos/team_loops.hpp"
 
 namespace tessera::kokkos {
 namespace {
@@ -20,16 +20,16 @@ void reduce_parameter_grads(float* d_gain, float* d_bias, const float* d_out, co
       "tessera::norm_parameter_grads", column_block_teams(dim), KOKKOS_LAMBDA(const Team& team) {
         const int begin = team.league_rank() * kColumnBlock;
         const int end = begin + kColumnBlock < dim ? begin + kColumnBlock : dim;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, begin, end), [&](const int c) {
-          float gain_sum = dg(c), bias_sum = has_bias ? db(c) : 0.0f;
-          for (int r = 0; r < rows; ++r) {
-            const float shift = has_mean ? mu(r) : 0.0f;
-            gain_sum += dy(r, c) * (x(r, c) - shift) * rs(r);
-            bias_sum += dy(r, c);
-          }
-          dg(c) = gain_sum;
-          if (has_bias) db(c) = bias_sum;
-        });
+        team_column_sums(
+            team, begin, end, rows,
+            [&](const Index r, const Index c) {
+              return dy(r, c) * (x(r, c) - (has_mean ? mu(r) : 0.0f)) * rs(r);
+            },
+            [&](const Index c, const float sum) { dg(c) += sum; });
+        if (!has_bias) return;
+        team_column_sums(
+            team, begin, end, rows, [&](const Index r, const Index c) { return dy(r, c); },
+            [&](const Index c, const float sum) { db(c) += sum; });
       });
 }
 
@@ -43,29 +43,23 @@ void KokkosBackend::layernorm_forward(float* out, float* mean, float* rstd, cons
   const Matrix<const float> x(in, rows, dim);
   const Vector<const float> g(gain, dim), b(bias, bias == nullptr ? 0 : dim);
   const bool has_bias = bias != nullptr;
-  int level = 0;
-  const TeamPolicy policy = row_teams(rows, static_cast<std::size_t>(dim), &level);
   Kokkos::parallel_for(
-      "tessera::layernorm_forward", policy, KOKKOS_LAMBDA(const Team& team) {
+      "tessera::layernorm_forward", row_teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const int r = team.league_rank();
-        const ScratchFloats row(team.team_scratch(level), dim);
-        float sum = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, dim),
-            [&](const int c, float& partial) {
-              row(c) = x(r, c);
-              partial += row(c);
-            },
-            sum);
+        const float sum =
+            team_reduce<Plus, float>(team, dim, [&](const Index c) { return x(r, c); });
         const float m = sum / static_cast<float>(dim);
-        float squares = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, dim),
-            [&](const int c, float& partial) { partial += (row(c) - m) * (row(c) - m); }, squares);
+        const float squares = team_reduce<Plus, float>(
+            team, dim, [&](const Index c) { return (x(r, c) - m) * (x(r, c) - m); });
         const float inv_std = 1.0f / math::sqrt(squares / static_cast<float>(dim) + eps);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, dim), [&](const int c) {
-          y(r, c) = (row(c) - m) * inv_std * g(c) + (has_bias ? b(c) : 0.0f);
-        });
+        // Two loops rather than a test per element, which would keep a host compiler from
+        // vectorising.
+        if (has_bias) {
+          team_for(team, dim,
+                   [&](const Index c) { y(r, c) = (x(r, c) - m) * inv_std * g(c) + b(c); });
+        } else {
+          team_for(team, dim, [&](const Index c) { y(r, c) = (x(r, c) - m) * inv_std * g(c); });
+        }
         Kokkos::single(Kokkos::PerTeam(team), [&]() {
           mu(r) = m;
           rs(r) = inv_std;
@@ -85,20 +79,15 @@ void KokkosBackend::layernorm_backward(float* d_in, float* d_gain, float* d_bias
   Kokkos::parallel_for(
       "tessera::layernorm_backward", row_teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const int r = team.league_rank();
-        float sum_dxhat = 0.0f, sum_dxhat_xhat = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, dim),
-            [&](const int c, float& partial) { partial += dy(r, c) * g(c); }, sum_dxhat);
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, dim),
-            [&](const int c, float& partial) {
-              partial += dy(r, c) * g(c) * (x(r, c) - mu(r)) * rs(r);
-            },
-            sum_dxhat_xhat);
+        const float m = mu(r), s = rs(r);
+        const float sum_dxhat =
+            team_reduce<Plus, float>(team, dim, [&](const Index c) { return dy(r, c) * g(c); });
+        const float sum_dxhat_xhat = team_reduce<Plus, float>(
+            team, dim, [&](const Index c) { return dy(r, c) * g(c) * (x(r, c) - m) * s; });
         const float mean_dxhat = sum_dxhat * inv_dim, mean_dxhat_xhat = sum_dxhat_xhat * inv_dim;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, dim), [&](const int c) {
-          const float xhat = (x(r, c) - mu(r)) * rs(r);
-          dx(r, c) = rs(r) * (dy(r, c) * g(c) - mean_dxhat - xhat * mean_dxhat_xhat);
+        team_for(team, dim, [&](const Index c) {
+          const float xhat = (x(r, c) - m) * s;
+          dx(r, c) = s * (dy(r, c) * g(c) - mean_dxhat - xhat * mean_dxhat_xhat);
         });
       });
   reduce_parameter_grads(d_gain, d_bias, d_out, in, mean, rstd, rows, dim);
@@ -110,23 +99,13 @@ void KokkosBackend::rmsnorm_forward(float* out, float* rstd, const float* in, co
   const Vector<float> rs(rstd, rows);
   const Matrix<const float> x(in, rows, dim);
   const Vector<const float> g(gain, dim);
-  int level = 0;
-  const TeamPolicy policy = row_teams(rows, static_cast<std::size_t>(dim), &level);
   Kokkos::parallel_for(
-      "tessera::rmsnorm_forward", policy, KOKKOS_LAMBDA(const Team& team) {
+      "tessera::rmsnorm_forward", row_teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const int r = team.league_rank();
-        const ScratchFloats row(team.team_scratch(level), dim);
-        float squares = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, dim),
-            [&](const int c, float& partial) {
-              row(c) = x(r, c);
-              partial += row(c) * row(c);
-            },
-            squares);
+        const float squares =
+            team_reduce<Plus, float>(team, dim, [&](const Index c) { return x(r, c) * x(r, c); });
         const float inv_rms = 1.0f / math::sqrt(squares / static_cast<float>(dim) + eps);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, dim),
-                             [&](const int c) { y(r, c) = row(c) * inv_rms * g(c); });
+        team_for(team, dim, [&](const Index c) { y(r, c) = x(r, c) * inv_rms * g(c); });
         Kokkos::single(Kokkos::PerTeam(team), [&]() { rs(r) = inv_rms; });
       });
 }
@@ -142,12 +121,10 @@ void KokkosBackend::rmsnorm_backward(float* d_in, float* d_gain, const float* d_
   Kokkos::parallel_for(
       "tessera::rmsnorm_backward", row_teams(rows), KOKKOS_LAMBDA(const Team& team) {
         const int r = team.league_rank();
-        float dot = 0.0f;
-        Kokkos::parallel_reduce(
-            Kokkos::TeamThreadRange(team, dim),
-            [&](const int c, float& partial) { partial += dy(r, c) * g(c) * x(r, c); }, dot);
+        const float dot = team_reduce<Plus, float>(
+            team, dim, [&](const Index c) { return dy(r, c) * g(c) * x(r, c); });
         const float correction = rs(r) * rs(r) * dot * inv_dim;
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, dim), [&](const int c) {
+        team_for(team, dim, [&](const Index c) {
           dx(r, c) = rs(r) * (dy(r, c) * g(c) - x(r, c) * correction);
         });
       });

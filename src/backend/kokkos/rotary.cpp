@@ -16,8 +16,8 @@ void KokkosBackend::rotate(float* qkv, const AttentionShape& shape, float base, 
   // thousands of radians, where a float angle would already be off by ~1e-4.
   const Matrix<float> table(workspace(2 * pairs), 2, pairs);
   Kokkos::parallel_for(
-      "tessera::rotary_table", flat(pairs), KOKKOS_LAMBDA(const Index p) {
-        const Index position = p / half, i = p % half;
+      "tessera::rotary_table", grid(seq, half), KOKKOS_LAMBDA(const Index position, const Index i) {
+        const Index p = position * half + i;
         const double frequency =
             math::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / head_dim);
         const double angle = static_cast<double>(position) * frequency;
@@ -29,9 +29,8 @@ void KokkosBackend::rotate(float* qkv, const AttentionShape& shape, float base, 
   const Index token_stride = static_cast<Index>(3) * shape.n_heads * head_dim;
   const Vector<float> x(qkv, static_cast<std::size_t>(rows) * token_stride);
   Kokkos::parallel_for(
-      "tessera::rotary", flat(static_cast<std::size_t>(rows) * heads * half),
-      KOKKOS_LAMBDA(const Index item) {
-        const Index i = item % half, head = item / half % heads, r = item / half / heads;
+      "tessera::rotary", GridPolicy<3>({0, 0, 0}, {rows, heads, half}),
+      KOKKOS_LAMBDA(const Index r, const Index head, const Index i) {
         const Index p = (r % seq) * half + i;
         const Index first = r * token_stride + head * head_dim + i, second = first + half;
         const float c = table(0, p), s = sign * table(1, p);
