@@ -16,8 +16,9 @@ bool cuda_backend_built();
 /// The backend config.train.backend names, computing its GEMMs in config.train.precision. "cuda"
 /// gives each rank the GPU of its node-local rank and moves the tensor, data and pipeline groups
 /// of `parallel` onto NCCL; "kokkos" computes on the Kokkos build's default execution space, its
-/// buffers handed to the MPI groups as they are. Throws UsageError (on every rank) when the backend is not built in, a
-/// node has fewer GPUs than ranks, or bf16 is asked of a CPU without bf16 kernels.
+/// buffers handed to the MPI groups as they are. Throws UsageError (on every rank) when the
+/// backend is not built in, a node has fewer GPUs than ranks, or bf16 is asked of a CPU without
+/// bf16 kernels.
 std::unique_ptr<Backend> make_training_backend(const Config& config, ParallelContext& parallel);
 
 /// A backend of `kind` computing in `precision` for a tool of one process that measures one

@@ -35,22 +35,6 @@ TokenBuffer::TokenBuffer(Backend& backend, const std::vector<int32_t>& host)
 
 TokenBuffer::~TokenBuffer() { backend_.release_tokens(data_); }
 
-std::vector<float> random_floats(std::size_t count, uint32_t seed, float low, float high) {
-  std::mt19937 engine(seed);
-  std::uniform_real_distribution<float> distribution(low, high);
-  std::vector<float> values(count);
-  for (float& value : values) value = distribution(engine);
-  return values;
-}
-
-std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low, int32_t high) {
-  std::mt19937 engine(seed);
-  std::uniform_int_distribution<int32_t> distribution(low, high - 1);
-  std::vector<int32_t> tokens(count);
-  for (int32_t& token : tokens) token = distribution(engine);
-  return tokens;
-}
-
 std::vector<float> constant_floats(std::size_t count, float value) {
   return std::vector<float>(count, value);
 }

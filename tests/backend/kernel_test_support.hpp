@@ -14,6 +14,7 @@
 
 #include "backend/backend.hpp"
 #include "reference_ops.hpp"
+#include "tests/support/random_values.hpp"
 
 namespace tessera::test {
 
@@ -71,10 +72,6 @@ class TokenBuffer {
   int32_t* data_;
 };
 
-/// `count` values uniform in [low, high), reproducible from `seed`.
-std::vector<float> random_floats(std::size_t count, uint32_t seed, float low = -1.0f,
-                                 float high = 1.0f);
-std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low, int32_t high);
 std::vector<float> constant_floats(std::size_t count, float value);
 Vector to_double(const std::vector<float>& values);
 std::vector<float> to_float(const Vector& values);

@@ -4,6 +4,7 @@
 
 #include "core/error.hpp"
 #include "kernel_test_support.hpp"
+#include "tests/support/attention_counts.hpp"
 
 namespace tessera::test {
 namespace {
@@ -11,12 +12,6 @@ namespace {
 using AttentionTest = BackendTest;
 TESSERA_INSTANTIATE_BACKENDS(AttentionTest);
 
-std::size_t qkv_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
-}
-std::size_t out_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
-}
 std::size_t probs_count(const AttentionShape& s) {
   return static_cast<std::size_t>(s.batch) * s.n_heads * s.seq * s.seq;
 }

@@ -33,6 +33,7 @@
 
 #include "backend/cuda/cuda_backend.hpp"
 #include "cuda_backends.hpp"
+#include "tests/support/attention_counts.hpp"
 
 namespace tessera::test {
 namespace {
@@ -47,12 +48,6 @@ const AttentionShape kShapes[] = {{1, 1, 1, 4},   {1, 3, 2, 8},    {2, 13, 4, 16
                                   {3, 13, 1, 8},  {2, 7, 3, 64},   {4, 64, 2, 32},
                                   {1, 33, 4, 17}, {2, 130, 2, 64}, {1, 100, 2, 128}};
 
-std::size_t qkv_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
-}
-std::size_t out_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
-}
 testing::Message describe(const AttentionShape& s) {
   return testing::Message() << "batch=" << s.batch << " seq=" << s.seq << " heads=" << s.n_heads
                             << " head_dim=" << s.head_dim;

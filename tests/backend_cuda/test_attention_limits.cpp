@@ -1,18 +1,12 @@
 // What the CUDA backend's attention keeps and refuses: a state linear in seq, head sizes <= 128.
 #include "core/error.hpp"
 #include "cuda_backends.hpp"
+#include "tests/support/attention_counts.hpp"
 
 namespace tessera::test {
 namespace {
 
 using AttentionConformance = DeviceConformance;
-
-std::size_t qkv_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
-}
-std::size_t out_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
-}
 
 // The point of the fused kernels: one log-sum-exp per query row instead of seq x seq
 // probabilities (gpt2-124m at batch 8, seq 1024: 393,216 floats instead of 402,653,184).

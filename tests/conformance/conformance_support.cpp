@@ -119,22 +119,6 @@ const int32_t* PairedTokens::on(const Backend& backend) const {
   return &backend == &cpu_backend() ? cpu_ : device_;
 }
 
-std::vector<float> random_floats(std::size_t count, uint32_t seed, float low, float high) {
-  std::mt19937 generator(seed);
-  std::uniform_real_distribution<float> distribution(low, high);
-  std::vector<float> values(count);
-  for (float& value : values) value = distribution(generator);
-  return values;
-}
-
-std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low, int32_t high) {
-  std::mt19937 generator(seed);
-  std::uniform_int_distribution<int32_t> distribution(low, high - 1);
-  std::vector<int32_t> values(count);
-  for (int32_t& value : values) value = distribution(generator);
-  return values;
-}
-
 void expect_match(const std::vector<float>& device, const std::vector<float>& cpu,
                   Tolerance tolerance, const std::string& what) {
   ASSERT_EQ(device.size(), cpu.size()) << what;

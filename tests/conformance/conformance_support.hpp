@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "tests/support/random_values.hpp"
 
 namespace tessera::test {
 
@@ -109,11 +110,6 @@ class DeviceConformance : public ::testing::Test {
  protected:
   void SetUp() override;
 };
-
-/// `count` values uniform in [low, high), reproducible from `seed`.
-std::vector<float> random_floats(std::size_t count, uint32_t seed, float low = -1.0f,
-                                 float high = 1.0f);
-std::vector<int32_t> random_tokens(std::size_t count, uint32_t seed, int32_t low, int32_t high);
 
 /// Checks every element of the device's copy against the CPU copy; reports the mismatch count, the
 /// first few mismatches and (always, for tuning) the worst error as a fraction of its tolerance.

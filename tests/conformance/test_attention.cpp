@@ -3,18 +3,13 @@
 
 #include "conformance_support.hpp"
 #include "core/error.hpp"
+#include "tests/support/attention_counts.hpp"
 
 namespace tessera::test {
 namespace {
 
 using AttentionConformance = DeviceConformance;
 
-std::size_t qkv_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * 3 * s.n_heads * s.head_dim;
-}
-std::size_t out_count(const AttentionShape& s) {
-  return static_cast<std::size_t>(s.batch) * s.seq * s.n_heads * s.head_dim;
-}
 testing::Message describe(const AttentionShape& s) {
   return testing::Message() << "batch=" << s.batch << " seq=" << s.seq << " heads=" << s.n_heads
                             << " head_dim=" << s.head_dim;
