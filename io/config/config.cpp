@@ -324,6 +324,14 @@ void check_backend(const Config& config) {
   }
 }
 
+void check_debug(const Config& config) {
+  if (config.debug.stall_at_step > 0 && config.train.hang_timeout_s <= 0) {
+    inconsistent(
+        "debug.stall_at_step stalls a rank until the hang watchdog ends the job, and "
+        "train.hang_timeout_s = 0 turns the watchdog off; set a timeout, or stall_at_step = 0");
+  }
+}
+
 void check_parallel(const ParallelConfig& parallel) {
   const bool interleaved = parallel.schedule == PipelineScheduleKind::interleaved;
   if (parallel.chunks_per_stage > 1 && !interleaved) {
@@ -357,6 +365,7 @@ Config parse_named(const std::string& toml_text, const std::string& source,
   check_train(config.train);
   check_parallel(config.parallel);
   check_backend(config);
+  check_debug(config);
   return config;
 }
 

@@ -75,6 +75,9 @@ struct TrainConfig {
   /// A step whose loss or gradient norm is not finite leaves the weights alone; this many such
   /// steps in a row end the run (kDivergedExit), keeping the checkpoints written before.
   int max_bad_steps = 5;
+  /// No rank progressing for this long ends the job (kHungExit) with a line naming the stuck
+  /// ranks; 0 watches nothing.
+  double hang_timeout_s = 600.0;
   /// Weight decay is applied to matrices only unless these say otherwise.
   bool decay_norms_and_biases = false;
   bool decay_embeddings = false;
@@ -169,6 +172,10 @@ struct DebugConfig {
   /// nan_gradient_steps steps.
   int nan_gradients_from = 0;
   int nan_gradient_steps = 1;
+  /// At the start of this step (0: never), rank stall_rank stops progressing (alive, its
+  /// watchdog still answering) until the hang watchdog ends the job.
+  int stall_at_step = 0;
+  int stall_rank = 0;
 
   bool operator==(const DebugConfig&) const = default;
 };

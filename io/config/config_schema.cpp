@@ -206,6 +206,11 @@ std::vector<KeySpec> build_schema() {
       entry("train.max_bad_steps", &C::train, &T::max_bad_steps, at_least(1),
             "a step with a non-finite loss or gradient norm is skipped (the weights stay); this "
             "many in a row end the run with exit status 3, its earlier checkpoints kept"),
+      entry("train.hang_timeout_s", &C::train, &T::hang_timeout_s, at_least(0),
+            "when no rank has made progress for this many seconds (a rank stopped or stuck, the "
+            "others waiting for it), the job ends with exit status 4 and a line naming the stuck "
+            "ranks and what every rank was doing; 0 turns the watchdog off. Above the longest "
+            "single operation (a step's forward or backward, a checkpoint write)"),
       entry("train.decay_norms_and_biases", &C::train, &T::decay_norms_and_biases,
             "apply weight decay to norm gains and biases too"),
       entry("train.decay_embeddings", &C::train, &T::decay_embeddings,
@@ -278,6 +283,11 @@ std::vector<KeySpec> build_schema() {
             "for tests: from this step on (0: never) the gradients are made NaN after backward"),
       entry("debug.nan_gradient_steps", &C::debug, &DebugConfig::nan_gradient_steps, at_least(1),
             "for tests: how many steps from debug.nan_gradients_from get NaN gradients"),
+      entry("debug.stall_at_step", &C::debug, &DebugConfig::stall_at_step, at_least(0),
+            "for tests: at the start of this step (0: never) rank debug.stall_rank stops making "
+            "progress, alive, until the hang watchdog ends the job; needs train.hang_timeout_s"),
+      entry("debug.stall_rank", &C::debug, &DebugConfig::stall_rank, at_least(0),
+            "for tests: the rank that debug.stall_at_step stalls"),
   };
 }
 

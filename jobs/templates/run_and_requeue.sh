@@ -81,6 +81,11 @@ case $status in
     note "training diverged (exit 3): its loss stayed non-finite for train.max_bad_steps steps;" \
       "not requeued; resume from the last checkpoint with a lower train.lr or with train.grad_clip"
     ;;
+  4)
+    note "training hung (exit 4): no rank progressed for train.hang_timeout_s; $rank_errors names" \
+      "the stuck ranks. Not requeued (a hang that a bug causes would come back): submit again," \
+      "with --exclude for a bad node, to resume from the last checkpoint"
+    ;;
   2)
     note "tessera refused its input (exit 2): see $rank_errors"
     ;;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -10,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
+#include <thread>
+#include <utility>
 
 #include "backend/backend.hpp"
 #include "core/error.hpp"
@@ -19,6 +22,7 @@
 #include "io/metrics/progress.hpp"
 #include "optim/lr_schedule.hpp"
 #include "parallel/agreement.hpp"
+#include "parallel/hang_watchdog.hpp"
 #include "train/backend_choice.hpp"
 #include "train/checkpointing.hpp"
 #include "train/model_replica.hpp"
@@ -63,6 +67,12 @@ GridShape check_layout(const Config& config, int world_size) {
   const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
   check_sequence_parallel(config.model, config.train.micro_batch, shape.tp, p.sequence_parallel);
   stage_bounds(config.model, p, shape.pp * p.chunks_per_stage);  // an override that cannot work
+  if (config.debug.stall_at_step > 0 && config.debug.stall_rank >= world_size) {
+    throw UsageError(
+        fmt::format("debug.stall_rank = {} is not a rank of this job of {}; pick "
+                    "one from 0 to {}",
+                    config.debug.stall_rank, world_size, world_size - 1));
+  }
   return shape;
 }
 
@@ -163,11 +173,20 @@ class TrainingRun {
   /// After a resume: logs the settings that differ from the checkpoint's, once, and keeps them
   /// for the manifest.
   void report_changed_settings();
+  /// debug.stall_at_step: this rank stops progressing, alive, until the watchdog ends the job.
+  [[noreturn]] void stall_on_purpose(int step);
+  /// Runs `work` as `phase` of `step`: the watchdog is told, and failures name the phase.
+  template <class Work>
+  auto in_phase(int step, const char* phase, Work&& work) {
+    watchdog_.mark(step, phase);
+    return with_context(step, phase, std::forward<Work>(work));
+  }
 
   const Config& config_;
   ParallelContext& parallel_;
-  StopSignals signals_;  // from before the restore: a signal then stops after the first step
-  const bool reporter_;  // world rank 0 writes the run directory and the console
+  HangWatchdog watchdog_;  // first: setting up can hang too (a file system, a collective)
+  StopSignals signals_;    // from before the restore: a signal then stops after the first step
+  const bool reporter_;    // world rank 0 writes the run directory and the console
   std::ostream null_stream_{nullptr};
   std::ostream& out_;
   std::optional<DataLoader> data_;
@@ -196,6 +215,8 @@ class TrainingRun {
 TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelContext& parallel)
     : config_(config),
       parallel_(parallel),
+      watchdog_(parallel.world_handle(),
+                {config.train.hang_timeout_s, kHungExit, "train.hang_timeout_s"}),
       reporter_(parallel.world_rank() == 0),
       out_(reporter_ ? console : null_stream_),
       stages_(parallel.shape().pp),
@@ -207,7 +228,9 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
       loss_holder_(stage_ == stages_ - 1 && parallel.coordinates().tp == 0),
       tokens_(microbatches_, config.train.micro_batch, config.model.seq_len),
       eval_tokens_(config.eval.batches, config.train.micro_batch, config.model.seq_len) {
+  watchdog_.mark(0, "opening the data and run.dir");
   open_data_and_run_dir();
+  watchdog_.mark(0, "setting up the backend and the model");
   backend_ = make_training_backend(config_, parallel_);
   replica_ = std::make_unique<ModelReplica>(config_, *backend_, parallel_);
   replica_->initialize(config_.train.seed);
@@ -217,6 +240,7 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
                                                        data_->tokenizer_id());
   std::vector<std::string> warnings;
   StepTimer restoring;
+  watchdog_.mark(0, "restoring the checkpoint");
   first_step_ = checkpoints_->restore([&](const std::string& w) { warnings.push_back(w); }) + 1;
   const double restore_s = first_step_ > 1 ? restoring.seconds() : 0.0;
   if (metrics_ && first_step_ > 1) {
@@ -239,6 +263,7 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
                     "remove {} or pick another run.dir to train again",
                     config_.train.steps, checkpoint_directory(config_).string()));
   }
+  watchdog_.mark(first_step_ - 1, "recording the manifest and the job's end time");
   record_manifest();
   prepare_stop(restore_s);
 }
@@ -349,13 +374,17 @@ double TrainingRun::train_step(int step, UpdateResult& update, PipelineTimings& 
   // This replica's share of the step: global microbatches dp_rank * m .. dp_rank * m + m - 1.
   const int64_t first_sample = static_cast<int64_t>(step - 1) * train.global_batch +
                                static_cast<int64_t>(dp_rank_) * microbatches_ * train.micro_batch;
+  watchdog_.mark(step, "reading the step's tokens");
   tokens_.read(*data_, Split::train, first_sample, microbatches_, train.micro_batch);
   replica_->zero_gradients();
   const auto grad_scale = static_cast<float>(1.0 / tokens_per_step_);
+  watchdog_.mark(step, "forward and backward (pipeline and tensor-parallel exchanges)");
   const std::vector<double> losses = executor_->run_step(
       schedule_, microbatches_, train.micro_batch, grad_scale,
       [&](int m) { return tokens_.microbatch(m); }, replica_->step_hooks());
+  watchdog_.mark(step, "the loss all-reduce");
   const double loss = global_loss_sum(losses, parallel_, loss_holder_) / tokens_per_step_;
+  watchdog_.mark(step, "the gradient reduction and optimizer step");
   update = replica_->reduce_and_update(step, learning_rate(train, step), std::isfinite(loss));
   pipeline = executor_->take_timings();
   return loss;
@@ -377,7 +406,7 @@ bool TrainingRun::bad_step_ends_run(int step, double loss, const UpdateResult& u
                   "({} of train.max_bad_steps = {} in a row)",
                   step, loss, update.grad_norm, bad_steps_in_a_row_, limit));
   if (bad_steps_in_a_row_ < limit) return false;
-  report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  report_saves(in_phase(step, "checkpoint", [&] { return checkpoints_->wait(); }));
   result_.diverged_at_step = step;
   const std::string explanation = fmt::format(
       "{} steps in a row had a non-finite loss or gradient norm (train.max_bad_steps)", limit);
@@ -513,12 +542,17 @@ bool TrainingRun::end_step(int step, int last_step, double step_s) {
   if (stop.reason != StopReason::none || checkpoint_due(step, last_step, agreed)) {
     const bool step_finite = bad_steps_in_a_row_ == 0;
     report_saves(
-        with_context(step, "checkpoint", [&] { return checkpoints_->save(step, step_finite); }));
+        in_phase(step, "checkpoint", [&] { return checkpoints_->save(step, step_finite); }));
     since_checkpoint_.restart();
   }
   if (stop.reason == StopReason::none) return false;
   stop_early(step, stop);
   return true;
+}
+
+void TrainingRun::stall_on_purpose(int step) {
+  watchdog_.mark(step, "debug.stall_at_step (stalled on purpose)");
+  for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
 bool TrainingRun::checkpoint_due(int step, int last_step, const BoundaryReadings& agreed) const {
@@ -530,7 +564,7 @@ bool TrainingRun::checkpoint_due(int step, int last_step, const BoundaryReadings
 }
 
 void TrainingRun::stop_early(int step, const StopDecision& stop) {
-  report_saves(with_context(step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  report_saves(in_phase(step, "checkpoint", [&] { return checkpoints_->wait(); }));
   result_.stopped_early = stop.reason;
   if (metrics_) {
     nlohmann::json record = {{"kind", "stop"},
@@ -558,11 +592,14 @@ TrainResult TrainingRun::run() {
       train.stop_after > 0 ? std::min(train.stop_after, train.steps) : train.steps;
   int done_step = first_step_ - 1;
   for (int step = first_step_; step <= last_step; ++step) {
+    if (step == config_.debug.stall_at_step && parallel_.world_rank() == config_.debug.stall_rank) {
+      stall_on_purpose(step);
+    }
     StepTimer step_timer;
     UpdateResult update;
     PipelineTimings pipeline;
     const double loss =
-        with_context(step, "training", [&] { return train_step(step, update, pipeline); });
+        in_phase(step, "training", [&] { return train_step(step, update, pipeline); });
     result_.losses.push_back(loss);
     if (!update.skipped) {
       bad_steps_in_a_row_ = 0;
@@ -574,20 +611,23 @@ TrainResult TrainingRun::run() {
     if (step > first_step_) timed_seconds += seconds;  // the first step allocates: leave it out
     const double tokens_per_s = tokens_per_step_ / seconds;
     if (step % config_.log.every == 0 || step == train.steps) {
+      watchdog_.mark(step, "logging (gathering the stages' times)");
       log_step({step, train.steps, loss, learning_rate(train, step), update.grad_norm, tokens_per_s,
                 flops_per_token * tokens_per_s / peak, run_timer.seconds()},
                update, pipeline);
     }
     if (config_.eval.every > 0 && (step % config_.eval.every == 0 || step == train.steps)) {
-      const double val_loss = with_context(step, "evaluation", [&] { return evaluate(); });
+      const double val_loss = in_phase(step, "evaluation", [&] { return evaluate(); });
       result_.val_losses.push_back(val_loss);
       if (metrics_) metrics_->write({{"kind", "eval"}, {"step", step}, {"val_loss", val_loss}});
       progress_->message(fmt::format("step {} | val_loss {:.4f}", step, val_loss));
     }
     done_step = step;
+    watchdog_.mark(step, "the step's end (agreeing on stop signals and checkpoints)");
     if (end_step(step, last_step, step_timer.seconds())) break;
   }
-  report_saves(with_context(done_step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  report_saves(in_phase(done_step, "checkpoint", [&] { return checkpoints_->wait(); }));
+  watchdog_.mark(done_step, "the final report (memory, parameter checksum)");
   report_memory(done_step);
   const int timed_steps = done_step - first_step_;
   result_.tokens_per_s = timed_steps > 0 ? tokens_per_step_ * timed_steps / timed_seconds : 0;
@@ -599,6 +639,7 @@ TrainResult TrainingRun::run() {
                      {"parameter_checksum", replica_->parameter_checksum()}});
   }
   progress_->finish();
+  watchdog_.finish();
   return result_;
 }
 

@@ -14,10 +14,12 @@ namespace tessera {
 /// Exit statuses of `tessera train`, the contract with job scripts (jobs/, doc/checkpoints.md):
 /// 0 finished all steps; kStoppedEarlyExit stopped early after a good checkpoint (a stop signal
 /// or the job's time limit) and wants to be requeued; kDivergedExit stopped because the loss or
-/// gradients stayed non-finite (train.max_bad_steps), which a requeue would not cure; 2 bad
+/// gradients stayed non-finite (train.max_bad_steps), which a requeue would not cure; kHungExit
+/// no rank made progress for train.hang_timeout_s (the hang watchdog ended the job); 2 bad
 /// input; 1 failure. 75 is EX_TEMPFAIL of sysexits.h: "try again later".
 inline constexpr int kStoppedEarlyExit = 75;
 inline constexpr int kDivergedExit = 3;
+inline constexpr int kHungExit = 4;
 
 struct TrainResult {
   std::vector<double> losses;      ///< training loss of every step, in order (every rank)

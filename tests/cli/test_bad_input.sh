@@ -40,6 +40,9 @@ expect_usage_error "batch does not divide" "micro_batch" -- train "$configs/tiny
 expect_usage_error "missing config" "nothere.toml" -- train "$work/nothere.toml"
 expect_usage_error "missing data" "$work/nodata" -- train "$configs/tiny.toml" --set data.source="$work/nodata" $run
 expect_usage_error "deadline passed" "run.deadline = 1000 is" -- train "$configs/tiny.toml" --set run.deadline=1000 $run
+expect_usage_error "negative hang timeout" "train.hang_timeout_s" -- train "$configs/tiny.toml" --set train.hang_timeout_s=-1 $run
+expect_usage_error "stall without a watchdog" "train.hang_timeout_s = 0" -- train "$configs/tiny.toml" --set debug.stall_at_step=2 --set train.hang_timeout_s=0 $run
+expect_usage_error "stall rank outside the job" "debug.stall_rank = 1 is not a rank" -- train "$configs/tiny.toml" --set debug.stall_at_step=2 --set debug.stall_rank=1 $run
 # This build has no CUDA (or, built with it, this machine no GPU): refused before any work.
 expect_usage_error "cuda backend unavailable" 'train.backend = "cuda"' -- train "$configs/tiny.toml" --set train.backend='"cuda"' $run
 expect_usage_error "kokkos in bf16" "fp32 only" -- train "$configs/tiny.toml" --set train.backend='"kokkos"' --set train.precision='"bf16"' $run

@@ -26,6 +26,8 @@ import time
 
 import h5py
 
+from process_tree import rank_pid
+
 # A small model: steps of a few milliseconds, so that a run is seconds long.
 BASE = ["train.warmup_steps=2", "eval.every=0", "log.every=1", "log.progress=plain",
         "model.n_layers=1", "model.d_model=32", "model.n_heads=2", "model.seq_len=32",
@@ -101,39 +103,6 @@ def verify_latest(run_dir, step):
         json.loads(checkpoint.attrs["manifest"])
     if count == 0 or bad:
         return "%d datasets, checksum mismatches: %s" % (count, bad)
-    return None
-
-
-def descendants(root):
-    """Every process below `root` (so that the test signals only what it started)."""
-    children = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = open("/proc/%s/stat" % pid).read()
-        except OSError:
-            continue
-        parent = int(stat[stat.rindex(")") + 2:].split()[1])  # after "pid (comm) state"
-        children.setdefault(parent, []).append(int(pid))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def rank_pid(launcher_pid, rank):
-    """The pid of `rank` among the processes mpiexec `launcher_pid` started."""
-    for pid in descendants(launcher_pid):
-        try:
-            environ = open("/proc/%d/environ" % pid, "rb").read().split(b"\0")
-            cmdline = open("/proc/%d/cmdline" % pid, "rb").read()
-        except OSError:
-            continue
-        if (b"OMPI_COMM_WORLD_RANK=%d" % rank) in environ and b"train" in cmdline:
-            return pid
     return None
 
 
