@@ -209,14 +209,18 @@ std::optional<std::string> read_text_attribute(hid_t object, const char* name,
   return text;
 }
 
+void exists_on_every_rank(MPI_Comm comm, const std::filesystem::path& file) {
+  std::error_code ec;
+  agree(comm, std::filesystem::is_regular_file(file, ec)
+                  ? std::nullopt
+                  : std::optional<std::string>("checkpoint " + file.string() +
+                                               " does not exist or is not a regular file; "
+                                               "check the path"));
+}
+
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
   silence_hdf5();
-  std::error_code ec;
-  const bool exists = std::filesystem::is_regular_file(file, ec);
-  agree(comm, exists ? std::nullopt
-                     : std::optional<std::string>("checkpoint " + file.string() +
-                                                  " does not exist or is not a regular file; "
-                                                  "check the path"));
+  exists_on_every_rank(comm, file);
   H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
   TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
   const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, fapl.get());
@@ -228,19 +232,10 @@ H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
                             " is not a readable HDF5 file (truncated or corrupt); use an older "
                             "checkpoint or rewrite it"));
   std::optional<std::string> error;
-  int version = -1;
-  if (H5Aexists(id, kVersionAttribute) > 0) {
-    H5Id attribute(TESSERA_H5(H5Aopen(id, kVersionAttribute, H5P_DEFAULT)), H5Aclose);
-    H5Id space(TESSERA_H5(H5Aget_space(attribute.get())), H5Sclose);
-    H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
-    if (H5Sget_simple_extent_npoints(space.get()) == 1 && H5Tget_class(type.get()) == H5T_INTEGER) {
-      TESSERA_H5(H5Aread(attribute.get(), H5T_NATIVE_INT, &version));
-    }
-  }
-  if (version != kCheckpointFormatVersion) {
-    error = "checkpoint " + file.string() + " has format version " + std::to_string(version) +
-            " (-1: none) but this build reads version " + std::to_string(kCheckpointFormatVersion) +
-            "; use a matching tessera";
+  try {
+    error = version_problem(id, file);
+  } catch (const std::exception& failure) {  // agreed below, never thrown on one rank alone
+    error = "checkpoint " + file.string() + ": " + failure.what();
   }
   agree(comm, error);
   return handle;
@@ -276,28 +271,35 @@ void select_block(hid_t space, const std::vector<int64_t>& offset,
 }
 
 uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape) {
-  const int64_t row = element_count(shape) / shape[0];
-  const int64_t rows_per_piece = std::max<int64_t>(1, kHashPieceElements / row);
-  std::vector<float> piece(static_cast<std::size_t>(std::min(rows_per_piece, shape[0]) * row));
+  // Pieces are runs along dimension `split` with every index before it fixed: the first
+  // dimension whose trailing block fits a piece, so that pieces follow row-major order.
+  const int dims = static_cast<int>(shape.size());
+  int split = 0;
+  int64_t trailing = element_count(shape) / shape[0];  // elements per index of `split`
+  while (split + 1 < dims && trailing > kHashPieceElements) trailing /= shape[++split];
+  const int64_t run = std::max<int64_t>(1, kHashPieceElements / trailing);
+  std::vector<float> piece(static_cast<std::size_t>(std::min(run, shape[split]) * trailing));
   H5Id file_space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
   uint64_t hash = kFnv1a64Offset;
-  for (int64_t first = 0; first < shape[0]; first += rows_per_piece) {
-    std::vector<int64_t> offset(shape.size(), 0), count = shape;
-    offset[0] = first;
-    count[0] = std::min(rows_per_piece, shape[0] - first);
-    select_block(file_space.get(), offset, count);
-    const auto elements = static_cast<hsize_t>(count[0] * row);
-    H5Id memory_space(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-    TESSERA_H5(H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(), H5P_DEFAULT,
-                       piece.data()));
-    hash = fnv1a64(std::as_bytes(std::span(piece.data(), elements)), hash);
+  std::vector<int64_t> offset(shape.size(), 0), count = shape;
+  for (int d = 0; d < split; ++d) count[d] = 1;
+  for (;;) {
+    for (offset[split] = 0; offset[split] < shape[split]; offset[split] += run) {
+      count[split] = std::min(run, shape[split] - offset[split]);
+      select_block(file_space.get(), offset, count);
+      const auto elements = static_cast<hsize_t>(count[split] * trailing);
+      H5Id memory_space(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+      TESSERA_H5(H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(),
+                         H5P_DEFAULT, piece.data()));
+      hash = fnv1a64(std::as_bytes(std::span(piece.data(), elements)), hash);
+    }
+    // The next index of the dimensions before `split`, odometer-wise; done after the last.
+    int d = split - 1;
+    while (d >= 0 && ++offset[d] == shape[d]) offset[d--] = 0;
+    if (d < 0) return hash;
   }
-  return hash;
 }
 
-namespace {
-
-/// The stored checksum of `dataset`, or none if the attribute is missing or malformed.
 std::optional<uint64_t> stored_checksum(hid_t dataset) {
   if (H5Aexists(dataset, kChecksumAttribute) <= 0) return std::nullopt;
   H5Id attribute(TESSERA_H5(H5Aopen(dataset, kChecksumAttribute, H5P_DEFAULT)), H5Aclose);
@@ -312,8 +314,6 @@ std::optional<uint64_t> stored_checksum(hid_t dataset) {
   return value;
 }
 
-}  // namespace
-
 void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
                      const std::vector<PlannedDataset>& datasets) {
   const int rank = comm_rank(comm);
@@ -322,16 +322,21 @@ void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& 
   for (std::size_t i = static_cast<std::size_t>(rank); i < datasets.size() && !error;
        i += static_cast<std::size_t>(size)) {
     const std::string path = "/" + datasets[i].name;
-    H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
-    const auto expected = stored_checksum(dataset.get());
-    if (!expected) {
-      error = "checkpoint " + file.string() + ": dataset " + path + " has no valid '" +
-              kChecksumAttribute +
-              "' attribute; the file was not written by tessera or is "
-              "corrupt; use an older checkpoint";
-    } else if (hash_dataset(dataset.get(), datasets[i].shape) != *expected) {
-      error = "checkpoint " + file.string() + ": dataset " + path +
-              " fails its checksum (data corrupt); use an older checkpoint";
+    try {
+      H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
+      const auto expected = stored_checksum(dataset.get());
+      if (!expected) {
+        error = "checkpoint " + file.string() + ": dataset " + path + " has no valid '" +
+                kChecksumAttribute +
+                "' attribute; the file was not written by tessera or is corrupt; use an older "
+                "checkpoint";
+      } else if (hash_dataset(dataset.get(), datasets[i].shape) != *expected) {
+        error = "checkpoint " + file.string() + ": dataset " + path +
+                " fails its checksum (data corrupt); use an older checkpoint";
+      }
+    } catch (const std::exception& failure) {  // agreed below, never thrown on one rank alone
+      error = "checkpoint " + file.string() + ": dataset " + path + " cannot be read (" +
+              failure.what() + "); use an older checkpoint";
     }
   }
   agree(comm, error);

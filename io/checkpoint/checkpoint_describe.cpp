@@ -91,18 +91,6 @@ void describe_dataset(hid_t file_id, const std::string& name, std::ostringstream
   describe_attributes(dataset.get(), text);
 }
 
-/// Opens `file` read-only on this rank alone; UsageError when it cannot be read as HDF5.
-H5Id open_on_this_rank(const std::filesystem::path& file) {
-  silence_hdf5();
-  const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  H5Eclear2(H5E_DEFAULT);
-  if (id < 0) {
-    throw UsageError("checkpoint " + file.string() +
-                     " is missing or not a readable HDF5 file (truncated or corrupt)");
-  }
-  return H5Id(id, H5Fclose);
-}
-
 }  // namespace
 
 std::string read_checkpoint_manifest(const std::filesystem::path& file) {
@@ -124,11 +112,15 @@ std::string read_checkpoint_manifest(const std::filesystem::path& file) {
 std::string describe_checkpoint(const std::filesystem::path& file) {
   H5Id file_id = open_on_this_rank(file);
   std::ostringstream text;
-  text << file.string() << "\n  root attributes:\n";
-  describe_attributes(file_id.get(), text);
-  text << "  datasets (name, dtype, global shape, attributes):\n";
-  for (const std::string& name : dataset_names(file_id.get())) {
-    describe_dataset(file_id.get(), name, text);
+  try {
+    text << file.string() << "\n  root attributes:\n";
+    describe_attributes(file_id.get(), text);
+    text << "  datasets (name, dtype, global shape, attributes):\n";
+    for (const std::string& name : dataset_names(file_id.get())) {
+      describe_dataset(file_id.get(), name, text);
+    }
+  } catch (const InternalError& error) {  // an HDF5 call failing on a corrupt header
+    throw UsageError(damaged_message(file, error.what()));
   }
   return text.str();
 }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -123,13 +124,48 @@ std::optional<std::string> declare(const std::vector<Block>& blocks, Counts coun
 std::optional<std::string> read_text_attribute(hid_t object, const char* name,
                                                std::size_t max_bytes);
 
+/// Collective: UsageError on every rank unless `file` is a regular file for every rank (a FIFO
+/// or a directory is never opened).
+void exists_on_every_rank(MPI_Comm comm, const std::filesystem::path& file);
+
 /// Collective: opens `file` read-only through MPI-IO; a missing, truncated or non-HDF5 file is
-/// one UsageError on every rank. Then checks the format version attribute.
+/// one UsageError on every rank. Then checks the format version attribute. Callers check the
+/// file's structure with check_on_root first.
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
 
 /// FNV-1a 64 of the dataset's float32 elements in row-major global order, read independently by
-/// the calling rank in pieces of bounded size.
+/// the calling rank in pieces of bounded size (whatever the shape: a row of a forged
+/// [1, 2^33] is read in pieces too).
 uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape);
+
+/// "checkpoint FILE is damaged (WHAT); use an older checkpoint or rewrite it".
+std::string damaged_message(const std::filesystem::path& file, const std::string& what);
+
+/// Opens `file` read-only with HDF5's serial driver on the calling rank alone (nothing
+/// collective); UsageError when it cannot be read as HDF5.
+H5Id open_on_this_rank(const std::filesystem::path& file);
+
+/// A check of a file's structure that rank 0 runs alone: returns the problem, or nullopt and
+/// (optionally) text for every rank in `shared`.
+using RootCheck = std::function<std::optional<std::string>(hid_t file_id, std::string& shared)>;
+
+/// Collective: rank 0 alone opens `file` with HDF5's serial driver, checks its format version and
+/// runs `check`; any failure there (a problem, an HDF5 error on a corrupt header, an allocation
+/// that a forged size makes fail) is one UsageError on every rank. Nothing collective happens
+/// while rank 0 reads, so no rank can be left waiting. Returns rank 0's `shared` on every rank.
+std::string check_on_root(MPI_Comm comm, const std::filesystem::path& file, const RootCheck& check);
+
+/// The format version attribute against this build's; the problem, if any.
+std::optional<std::string> version_problem(hid_t file_id, const std::filesystem::path& file);
+
+/// Whether `dataset` (at `path`, of `shape`, already checked) stores all its bytes and a
+/// checksum: an unallocated or truncated dataset is refused before anything reads it.
+std::optional<std::string> stored_data_problem(hid_t dataset, const std::string& path,
+                                               const std::vector<int64_t>& shape,
+                                               const std::filesystem::path& file);
+
+/// The stored checksum of `dataset`, or none if the attribute is missing or malformed.
+std::optional<uint64_t> stored_checksum(hid_t dataset);
 
 /// Name of the per-dataset checksum attribute and of the root attributes.
 inline constexpr const char* kChecksumAttribute = "fnv1a64";
@@ -138,7 +174,8 @@ inline constexpr const char* kMetadataAttribute = "metadata";
 inline constexpr const char* kManifestAttribute = "manifest";
 
 /// Collective: every dataset's checksum against its attribute, dataset i hashed by rank
-/// i % size; throws UsageError on every rank naming the file and the first bad dataset.
+/// i % size; throws UsageError on every rank naming the file and the first bad dataset (a read
+/// that fails on one rank included).
 void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
                      const std::vector<PlannedDataset>& datasets);
 

@@ -58,7 +58,28 @@ std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::p
            " but the model expects " + shape_string(planned.shape) +
            "; load it with the configuration that wrote it";
   }
-  return std::nullopt;
+  return stored_data_problem(dataset.get(), path, planned.shape, file);
+}
+
+/// The shape of a float32 dataset of rank 1 to 8 with no dimension 0 and at most 2^40 elements
+/// (4 TiB: more than any model's tensor), or none: nothing is sized by a shape outside that.
+std::optional<std::vector<int64_t>> tensor_shape(hid_t dataset) {
+  H5Id type(TESSERA_H5(H5Dget_type(dataset)), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != 4) return std::nullopt;
+  H5Id space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1 || rank > 8) return std::nullopt;
+  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
+  TESSERA_H5(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr));
+  constexpr hsize_t kMaxElements = hsize_t{1} << 40;
+  hsize_t elements = 1;
+  for (hsize_t extent : dims) {
+    if (extent == 0 || extent > kMaxElements || elements * extent > kMaxElements) {
+      return std::nullopt;
+    }
+    elements *= extent;
+  }
+  return std::vector<int64_t>(dims.begin(), dims.end());
 }
 
 /// Reads every planned dataset collectively; each rank selects its requested block or nothing.
@@ -101,31 +122,33 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   agree(comm, declare(
                   requests, [](const TensorReadRequest&) { return true; }, declarations));
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/false);
+  exists_on_every_rank(comm, file);
+  // Every tensor's shape, type and stored size against the model's before anything is read or
+  // allocated by what the file says.
+  check_on_root(comm, file, [&](hid_t file_id, std::string&) -> std::optional<std::string> {
+    for (const PlannedDataset& planned : plan) {
+      if (auto problem = check_dataset(file_id, file, planned)) return problem;
+    }
+    return std::nullopt;
+  });
   H5Id file_id = open_checkpoint(comm, file);
-  std::optional<std::string> problem;
-  for (std::size_t i = 0; i < plan.size() && !problem; ++i) {
-    problem = check_dataset(file_id.get(), file, plan[i]);
-  }
-  agree(comm, problem);
   verify_datasets(comm, file_id.get(), file, plan);
   read_blocks(file_id.get(), plan, requests);
 }
 
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file) {
-  H5Id file_id = open_checkpoint(comm, file);
-  std::optional<std::string> problem;
-  std::string text;
-  if (H5Aexists(file_id.get(), kMetadataAttribute) <= 0) {
-    problem = "checkpoint " + file.string() +
-              " has no metadata attribute; it is not a tessera "
-              "checkpoint";
-  } else if (auto read =
-                 read_text_attribute(file_id.get(), kMetadataAttribute, kMaxMetadataBytes)) {
-    text = std::move(*read);
-  } else {
-    problem = "checkpoint " + file.string() + " has a malformed metadata attribute";
-  }
-  agree(comm, problem);
+  exists_on_every_rank(comm, file);
+  const std::string text = check_on_root(
+      comm, file, [&](hid_t file_id, std::string& shared) -> std::optional<std::string> {
+        if (H5Aexists(file_id, kMetadataAttribute) <= 0) {
+          return "checkpoint " + file.string() +
+                 " has no metadata attribute; it is not a tessera checkpoint";
+        }
+        auto read = read_text_attribute(file_id, kMetadataAttribute, kMaxMetadataBytes);
+        if (!read) return "checkpoint " + file.string() + " has a malformed metadata attribute";
+        shared = std::move(*read);
+        return std::nullopt;
+      });
   auto metadata = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   agree(comm, metadata.is_discarded() ? std::optional<std::string>("checkpoint " + file.string() +
                                                                    ": metadata is not valid JSON")
@@ -134,29 +157,35 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
 }
 
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
-  H5Id file_id = open_checkpoint(comm, file);
+  exists_on_every_rank(comm, file);
+  // Rank 0 lists the datasets and checks each one's type, shape and stored size; the others get
+  // the list (name and shape) and share the hashing.
+  const std::string listing = check_on_root(
+      comm, file, [&](hid_t file_id, std::string& shared) -> std::optional<std::string> {
+        nlohmann::json datasets = nlohmann::json::array();
+        for (const std::string& name : dataset_names(file_id)) {
+          const std::string path = "/" + name;
+          H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
+          auto shape = tensor_shape(dataset.get());
+          if (!shape) {
+            return "checkpoint " + file.string() + ": dataset " + path +
+                   " is not a float32 tensor of rank 1 to 8 with at most 2^40 elements, none "
+                   "of its dimensions 0";
+          }
+          if (auto problem = stored_data_problem(dataset.get(), path, *shape, file)) {
+            return problem;
+          }
+          datasets.push_back({{"name", name}, {"shape", *shape}});
+        }
+        shared = datasets.dump();
+        return std::nullopt;
+      });
   std::vector<PlannedDataset> plan;
-  for (const std::string& name : dataset_names(file_id.get())) {
-    const std::string path = "/" + name;
-    H5Id dataset(TESSERA_H5(H5Dopen2(file_id.get(), path.c_str(), H5P_DEFAULT)), H5Dclose);
-    H5Id space(TESSERA_H5(H5Dget_space(dataset.get())), H5Sclose);
-    H5Id type(TESSERA_H5(H5Dget_type(dataset.get())), H5Tclose);
-    const int rank = H5Sget_simple_extent_ndims(space.get());
-    std::optional<std::string> problem;
-    if (rank < 1 || rank > 8 || H5Tget_class(type.get()) != H5T_FLOAT ||
-        H5Tget_size(type.get()) != 4) {
-      problem = "checkpoint " + file.string() + ": dataset " + path +
-                " is not a float32 tensor of rank 1 to 8";
-    }
-    agree(comm, problem);
-    std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-    TESSERA_H5(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr));
-    const bool empty = std::find(dims.begin(), dims.end(), hsize_t{0}) != dims.end();
-    agree(comm, empty ? std::optional<std::string>("checkpoint " + file.string() + ": dataset " +
-                                                   path + " is empty")
-                      : std::nullopt);
-    plan.push_back({name, std::vector<int64_t>(dims.begin(), dims.end())});
+  for (const nlohmann::json& dataset : nlohmann::json::parse(listing)) {
+    plan.push_back(
+        {dataset.at("name").get<std::string>(), dataset.at("shape").get<std::vector<int64_t>>()});
   }
+  H5Id file_id = open_checkpoint(comm, file);
   verify_datasets(comm, file_id.get(), file, plan);
 }
 
