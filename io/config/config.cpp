@@ -2,11 +2,14 @@
 // config_schema.cpp. Every problem the user can fix is a UsageError of one line.
 #include "io/config/config.hpp"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "core/error.hpp"
@@ -324,6 +327,38 @@ void check_backend(const Config& config) {
   }
 }
 
+/// Sizes beyond any model tessera is built for: products that would overflow the kernels'
+/// 32-bit row counts, or so many layers or parameters that the model's bookkeeping alone would
+/// exhaust memory (or run for minutes) before the first buffer could be refused. Whether a
+/// sensible model fits the job's memory is a separate, later check (the backend's allocation).
+void check_sizes(const Config& config) {
+  const ModelConfig& model = config.model;
+  constexpr int64_t kMaxRows = std::numeric_limits<int32_t>::max();
+  const int64_t rows = static_cast<int64_t>(config.train.micro_batch) * model.seq_len;
+  if (rows > kMaxRows) {
+    inconsistent("train.micro_batch x model.seq_len = " + std::to_string(rows) +
+                 " token rows per microbatch is more than the kernels index (2^31 - 1); lower "
+                 "train.micro_batch or model.seq_len");
+  }
+  constexpr int kMaxLayers = 10000;
+  if (model.n_layers > kMaxLayers) {
+    inconsistent("model.n_layers = " + std::to_string(model.n_layers) + " is more than " +
+                 std::to_string(kMaxLayers) +
+                 " layers, beyond any model tessera trains; check the value");
+  }
+  const double d = model.d_model, ffn = model.ffn_hidden, vocab = model.vocab_size;
+  const double per_layer = 4.0 * d * d + 3.0 * d * ffn;  // attention and the largest MLP
+  const double parameters = model.n_layers * per_layer + 2.0 * vocab * d;  // untied at most
+  constexpr double kMaxParameters = 1e13;
+  if (parameters > kMaxParameters) {
+    inconsistent(fmt::format(
+        "model.d_model = {}, model.n_layers = {}, model.ffn_hidden = {} and model.vocab_size = "
+        "{} make about {:.3g} parameters, beyond any model tessera trains (10^13); check the "
+        "values",
+        model.d_model, model.n_layers, model.ffn_hidden, model.vocab_size, parameters));
+  }
+}
+
 void check_debug(const Config& config) {
   if (config.debug.stall_at_step > 0 && config.train.hang_timeout_s <= 0) {
     inconsistent(
@@ -365,6 +400,7 @@ Config parse_named(const std::string& toml_text, const std::string& source,
   check_train(config.train);
   check_parallel(config.parallel);
   check_backend(config);
+  check_sizes(config);
   check_debug(config);
   return config;
 }

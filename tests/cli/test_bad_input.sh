@@ -40,6 +40,9 @@ expect_usage_error "batch does not divide" "micro_batch" -- train "$configs/tiny
 expect_usage_error "missing config" "nothere.toml" -- train "$work/nothere.toml"
 expect_usage_error "missing data" "$work/nodata" -- train "$configs/tiny.toml" --set data.source="$work/nodata" $run
 expect_usage_error "deadline passed" "run.deadline = 1000 is" -- train "$configs/tiny.toml" --set run.deadline=1000 $run
+expect_usage_error "rows beyond 32 bits" "token rows per microbatch" -- train "$configs/tiny.toml" --set model.seq_len=2147483647 $run
+expect_usage_error "absurd layer count" "model.n_layers = 2147483647" -- train "$configs/tiny.toml" --set model.n_layers=2147483647 $run
+expect_usage_error "absurd width" "parameters, beyond any model" -- train "$configs/tiny.toml" --set model.d_model=100000000 $run
 expect_usage_error "negative hang timeout" "train.hang_timeout_s" -- train "$configs/tiny.toml" --set train.hang_timeout_s=-1 $run
 expect_usage_error "stall without a watchdog" "train.hang_timeout_s = 0" -- train "$configs/tiny.toml" --set debug.stall_at_step=2 --set train.hang_timeout_s=0 $run
 expect_usage_error "stall rank outside the job" "debug.stall_rank = 1 is not a rank" -- train "$configs/tiny.toml" --set debug.stall_at_step=2 --set debug.stall_rank=1 $run
