@@ -11,6 +11,7 @@ packages=(
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev
+  clang libclang-rt-dev libomp-dev  # the libFuzzer harnesses (tests/fuzz, the fuzz preset)
   python3 python3-numpy python3-torch python3-h5py python3-matplotlib
   # Slurm for job scripts and the tests that run them on a private single-node cluster
   # (scripts/slurm/). srun --mpi=pmix loads the unversioned libpmix.so from libpmix-dev.

@@ -2,7 +2,7 @@
 # Installs the dependencies, builds tessera and runs the whole test suite with ctest. Where the
 # CUDA toolkit is present (/usr/local/cuda), the CUDA backend is built too and its conformance
 # tests run first (each reports "skipped: no GPU" on a machine without one), so it never
-# silently stops compiling.
+# silently stops compiling; then the fuzz harnesses run, then the release suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -17,5 +17,11 @@ if [ -x "$nvcc" ]; then
 else
   echo "test.sh: no CUDA toolkit at $nvcc: the CUDA backend was not built"
 fi
+
+# The readers of outside input under libFuzzer with AddressSanitizer and UBSan, each for
+# 25 s (tests/fuzz): only the harnesses and the libraries they read with are built.
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz -j "$(nproc)"
+ctest --preset fuzz -j "$(nproc)"
 
 ctest --preset release -j "$(nproc)" "$@"
