@@ -20,6 +20,11 @@ class MpiSession {
   /// Ends the whole job (every rank) with `status`.
   [[noreturn]] void abort_job(int status) const;
 
+  /// Ends this process with `status` after flushing its output, without MPI_Finalize: for a
+  /// library left in a state whose cleanup inside MPI_Finalize would crash (every rank that
+  /// exits so must do it alike; the launcher then reports the status).
+  [[noreturn]] void exit_without_finalize(int status) const;
+
  private:
   int rank_ = 0;
   int size_ = 1;

@@ -58,7 +58,9 @@ struct TensorReadRequest {
 /// one. Ranks may declare different tensors (pipeline stages); the file holds their union.
 /// Cost beyond the write: each dataset is read back once, by one rank (round-robin), to
 /// compute its checksum, so the file is read once in total. A non-empty `manifest` (rank 0's
-/// copy: the run manifest JSON, io/manifest) becomes the root attribute "manifest".
+/// copy: the run manifest JSON, io/manifest) becomes the root attribute "manifest". A write
+/// that fails (a full file system) is one UsageError on every rank; the temporary file is
+/// removed but stays open in HDF5 (checkpoint_file_left_open), and the process should end.
 void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                       const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata,
                       const std::string& manifest = {});
@@ -83,6 +85,10 @@ std::string read_checkpoint_manifest(const std::filesystem::path& file);
 /// A human-readable listing (datasets, shapes, dtypes, attributes) for `tessera inspect`.
 /// Serial: opens the file with the default driver on the calling process only.
 std::string describe_checkpoint(const std::filesystem::path& file);
+
+/// Whether HDF5 still holds a file of this process open: after a write that failed for space,
+/// HDF5 (1.10) cannot close the file, and its cleanup at MPI_Finalize would crash on it.
+bool checkpoint_file_left_open();
 
 /// Whether this process can do in `directory` what a save does: create it (and its parents),
 /// write a file, fsync it, rename it into place and fsync the directory. The probe file is

@@ -44,6 +44,12 @@ class H5Id {
   H5Id& operator=(const H5Id&) = delete;
   ~H5Id() { reset(); }
   hid_t get() const { return id_; }
+  /// Gives up ownership (for a close whose result is checked).
+  hid_t release() {
+    const hid_t id = id_;
+    id_ = -1;
+    return id;
+  }
   void reset();
 
  private:

@@ -9,6 +9,14 @@
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/checkpoint/checkpoint_internal.hpp"
 
+namespace tessera::checkpoint_detail {}  // namespace tessera::checkpoint_detail
+
+namespace tessera {
+
+bool checkpoint_file_left_open() { return H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_FILE) > 0; }
+
+}  // namespace tessera
+
 namespace tessera::checkpoint_detail {
 
 std::string damaged_message(const std::filesystem::path& file, const std::string& what) {

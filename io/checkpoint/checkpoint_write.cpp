@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -30,6 +31,40 @@ std::filesystem::path temp_path(MPI_Comm comm, const std::filesystem::path& file
   }
   broadcast_string(comm, suffix, 0);
   return file.string() + suffix;
+}
+
+/// What a failed write says: the file system's state when it is (nearly) full, since HDF5 only
+/// says that it could not write.
+std::string write_failure(const std::filesystem::path& file, const std::string& what) {
+  const std::filesystem::path directory =
+      file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
+  std::error_code error;
+  const std::filesystem::space_info space = std::filesystem::space(directory, error);
+  constexpr std::uintmax_t kNearlyFull = std::uintmax_t{16} << 20;
+  if (!error && space.available < kNearlyFull) {
+    return "no space left on " + directory.string() + " (" +
+           std::to_string(space.available / 1024) +
+           " KiB free: the file system filled up while the checkpoint was written); the "
+           "checkpoints already there are intact. Free space there, or point checkpoint.dir "
+           "elsewhere, then resume";
+  }
+  return "writing checkpoint " + file.string() + " failed (" + what +
+         "); the checkpoints already there are intact";
+}
+
+/// Runs `step` (HDF5 calls, some collective) on every rank, then agrees: when it failed on any
+/// rank, every rank throws the same UsageError. A write the file system refuses fails only on
+/// the ranks that wrote (MPI-IO's aggregators); without the agreement they would unwind into
+/// a collective close that the others never join.
+template <class Step>
+void agreed(MPI_Comm comm, const std::filesystem::path& file, Step&& step) {
+  std::optional<std::string> failure;
+  try {
+    step();
+  } catch (const std::exception& error) {
+    failure = write_failure(file, error.what());
+  }
+  agree(comm, failure);
 }
 
 /// A fixed-length string attribute of the root group (collective: same text on every rank).
@@ -57,8 +92,10 @@ void write_root_attributes(hid_t file_id, const std::string& metadata,
 }
 
 /// Creates every planned dataset (collective) and writes this rank's writer blocks into them
-/// with collective transfers; ranks without a block take part with an empty selection.
-std::vector<H5Id> write_datasets(hid_t file_id, const std::vector<PlannedDataset>& plan,
+/// with collective transfers; ranks without a block take part with an empty selection. Each
+/// dataset's write is agreed on.
+std::vector<H5Id> write_datasets(MPI_Comm comm, const std::filesystem::path& file, hid_t file_id,
+                                 const std::vector<PlannedDataset>& plan,
                                  const std::vector<TensorBlock>& blocks) {
   H5Id link_props(TESSERA_H5(H5Pcreate(H5P_LINK_CREATE)), H5Pclose);
   TESSERA_H5(H5Pset_create_intermediate_group(link_props.get(), 1));
@@ -68,60 +105,67 @@ std::vector<H5Id> write_datasets(hid_t file_id, const std::vector<PlannedDataset
   TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE));
   std::vector<H5Id> datasets;
   for (const PlannedDataset& planned : plan) {
-    std::vector<hsize_t> dims(planned.shape.begin(), planned.shape.end());
-    H5Id space(TESSERA_H5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)),
-               H5Sclose);
-    const std::string path = "/" + planned.name;
-    H5Id dataset(TESSERA_H5(H5Dcreate2(file_id, path.c_str(), H5T_IEEE_F32LE, space.get(),
-                                       link_props.get(), create_props.get(), H5P_DEFAULT)),
-                 H5Dclose);
-    std::vector<const TensorBlock*> mine;
-    for (const TensorBlock& block : blocks) {
-      if (block.writer && block.name == planned.name) mine.push_back(&block);
-    }
-    for (int round = 0; round < planned.rounds; ++round) {
-      const TensorBlock* block = round < static_cast<int>(mine.size()) ? mine[round] : nullptr;
-      const hsize_t elements = block ? static_cast<hsize_t>(element_count(block->local_shape)) : 0;
-      H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-      if (block) {
-        select_block(space.get(), block->global_offset, block->local_shape);
-      } else {
-        select_block(space.get(), {}, {});
-        TESSERA_H5(H5Sselect_none(memory.get()));
+    agreed(comm, file, [&] {
+      std::vector<hsize_t> dims(planned.shape.begin(), planned.shape.end());
+      H5Id space(TESSERA_H5(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr)),
+                 H5Sclose);
+      const std::string path = "/" + planned.name;
+      H5Id dataset(TESSERA_H5(H5Dcreate2(file_id, path.c_str(), H5T_IEEE_F32LE, space.get(),
+                                         link_props.get(), create_props.get(), H5P_DEFAULT)),
+                   H5Dclose);
+      std::vector<const TensorBlock*> mine;
+      for (const TensorBlock& block : blocks) {
+        if (block.writer && block.name == planned.name) mine.push_back(&block);
       }
-      const float dummy = 0.0f;
-      TESSERA_H5(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
-                          transfer.get(), block ? block->data : &dummy));
-    }
-    datasets.push_back(std::move(dataset));
+      for (int round = 0; round < planned.rounds; ++round) {
+        const TensorBlock* block = round < static_cast<int>(mine.size()) ? mine[round] : nullptr;
+        const hsize_t elements =
+            block ? static_cast<hsize_t>(element_count(block->local_shape)) : 0;
+        H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+        if (block) {
+          select_block(space.get(), block->global_offset, block->local_shape);
+        } else {
+          select_block(space.get(), {}, {});
+          TESSERA_H5(H5Sselect_none(memory.get()));
+        }
+        const float dummy = 0.0f;
+        TESSERA_H5(H5Dwrite(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
+                            transfer.get(), block ? block->data : &dummy));
+      }
+      datasets.push_back(std::move(dataset));
+    });
   }
   return datasets;
 }
 
 /// Dataset i is read back and hashed by rank i % size; every rank then writes the same value
 /// as the checksum attribute (attribute writes are collective in parallel HDF5).
-void write_checksums(MPI_Comm comm, hid_t file_id, const std::vector<PlannedDataset>& plan,
-                     const std::vector<H5Id>& datasets) {
+void write_checksums(MPI_Comm comm, const std::filesystem::path& file, hid_t file_id,
+                     const std::vector<PlannedDataset>& plan, const std::vector<H5Id>& datasets) {
   // MPI-IO consistency: sync, barrier, sync before reading what other ranks wrote.
-  TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL));
+  agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL)); });
   MPI_Barrier(comm);
-  TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL));
+  agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL)); });
   const int rank = comm_rank(comm);
   const int size = comm_size(comm);
   std::vector<uint64_t> hashes(plan.size(), 0);
-  for (std::size_t i = static_cast<std::size_t>(rank); i < plan.size();
-       i += static_cast<std::size_t>(size)) {
-    hashes[i] = hash_dataset(datasets[i].get(), plan[i].shape);
-  }
+  agreed(comm, file, [&] {
+    for (std::size_t i = static_cast<std::size_t>(rank); i < plan.size();
+         i += static_cast<std::size_t>(size)) {
+      hashes[i] = hash_dataset(datasets[i].get(), plan[i].shape);
+    }
+  });
   MPI_Allreduce(MPI_IN_PLACE, hashes.data(), static_cast<int>(hashes.size()), MPI_UINT64_T, MPI_BOR,
                 comm);
-  H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
-  for (std::size_t i = 0; i < plan.size(); ++i) {
-    H5Id attribute(TESSERA_H5(H5Acreate2(datasets[i].get(), kChecksumAttribute, H5T_STD_U64LE,
-                                         scalar.get(), H5P_DEFAULT, H5P_DEFAULT)),
-                   H5Aclose);
-    TESSERA_H5(H5Awrite(attribute.get(), H5T_NATIVE_UINT64, &hashes[i]));
-  }
+  agreed(comm, file, [&] {
+    H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      H5Id attribute(TESSERA_H5(H5Acreate2(datasets[i].get(), kChecksumAttribute, H5T_STD_U64LE,
+                                           scalar.get(), H5P_DEFAULT, H5P_DEFAULT)),
+                     H5Aclose);
+      TESSERA_H5(H5Awrite(attribute.get(), H5T_NATIVE_UINT64, &hashes[i]));
+    }
+  });
 }
 
 std::string errno_text(const std::string& what, const std::filesystem::path& path) {
@@ -150,10 +194,11 @@ std::uintmax_t expected_file_bytes(const std::vector<PlannedDataset>& plan,
   return bytes;
 }
 
-/// Whether `bytes` fit at `temp` now. HDF5 cannot close a file cleanly once a write has failed
-/// for space (and the library then crashes at MPI_Finalize), so the space is asked for first:
-/// posix_fallocate reserves it (quotas included) and the reservation is given back at once. A
-/// file system without fallocate is not asked.
+/// Whether `bytes` fit at `temp` now, asked before anything is written: posix_fallocate
+/// reserves the space (quotas included) and the reservation is given back at once, so a save
+/// that cannot fit is refused before it writes gigabytes. (Space that another writer takes
+/// meanwhile makes a write fail, which `agreed` turns into the same kind of message.) A file
+/// system without fallocate is not asked.
 std::optional<std::string> space_problem(const std::filesystem::path& temp, std::uintmax_t bytes) {
   const int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0) return std::nullopt;  // H5Fcreate says why, below
@@ -201,21 +246,30 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
         space_problem(temp, expected_file_bytes(plan, metadata_text.size() + manifest_text.size()));
   }
   agree(comm, no_space);
+  H5Id file_id;
   try {
-    H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
-    TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
-    // 1.8 format or newer: attributes over 64 KiB (a long config) go to dense storage.
-    TESSERA_H5(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
-    H5Id file_id(TESSERA_H5(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get())),
-                 H5Fclose);
-    write_root_attributes(file_id.get(), metadata_text, manifest_text);
+    // Every step that touches the file is agreed on, so that a failure anywhere (a full file
+    // system) is one error on every rank.
+    agreed(comm, file, [&] {
+      H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
+      TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
+      // 1.8 format or newer: attributes over 64 KiB (a long config) go to dense storage.
+      TESSERA_H5(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+      file_id = H5Id(TESSERA_H5(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get())),
+                     H5Fclose);
+      write_root_attributes(file_id.get(), metadata_text, manifest_text);
+    });
     {
-      auto datasets = write_datasets(file_id.get(), plan, blocks);
-      write_checksums(comm, file_id.get(), plan, datasets);
+      auto datasets = write_datasets(comm, file, file_id.get(), plan, blocks);
+      write_checksums(comm, file, file_id.get(), plan, datasets);
     }
-    TESSERA_H5(H5Fflush(file_id.get(), H5F_SCOPE_GLOBAL));
-    file_id.reset();
+    agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id.get(), H5F_SCOPE_GLOBAL)); });
+    agreed(comm, file, [&] { TESSERA_H5(H5Fclose(file_id.release())); });
   } catch (...) {
+    // A file whose writes failed cannot be closed: HDF5's close flushes, fails again on some
+    // ranks only and leaves the others in its collective close. It is abandoned instead (the
+    // caller ends the process without MPI_Finalize: checkpoint_file_left_open).
+    file_id.release();
     std::error_code ignored;
     if (comm_rank(comm) == 0) std::filesystem::remove(temp, ignored);
     throw;

@@ -97,32 +97,13 @@ void add_inspect_command(CLI::App& app, std::function<void()>& action) {
   });
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  tessera::block_stop_signals_in_new_threads();  // before MPI starts its threads
-  tessera::MpiSession mpi(argc, argv);
+/// Runs the command; every error becomes its exit status (after one line saying what).
+int run_action(const std::function<void()>& action, const int& exit_status,
+               const tessera::MpiSession& mpi) {
   const bool reporter = mpi.rank() == 0;  // prints problems every rank shares, once
-  CLI::App app{"tessera: train transformer language models on supercomputers"};
-  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
-  app.require_subcommand(1);
-  std::function<void()> action;
-  int exit_status = 0;  // what a command sets when it succeeds in more than one way
-  add_train_command(app, action, exit_status);
-  add_prepare_command(app, action);
-  add_inspect_command(app, action);
-  tessera::add_reproduce_command(app, action, exit_status);
-  tessera::add_slurm_command(app, action);
-  tessera::add_calibrate_command(app, action);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    std::ostringstream silent;
-    const int status = reporter ? app.exit(e) : app.exit(e, silent, silent);
-    return status == 0 ? 0 : kUsageExit;
-  }
   try {
     action();
+    return exit_status;
   } catch (const tessera::PeerUsageError&) {
     return kUsageExit;  // the rank that met the problem prints it
   } catch (const tessera::RankUsageError& e) {
@@ -150,5 +131,37 @@ int main(int argc, char** argv) {
     if (mpi.size() > 1) mpi.abort_job(kFailureExit);
     return kFailureExit;
   }
-  return exit_status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  tessera::block_stop_signals_in_new_threads();  // before MPI starts its threads
+  tessera::MpiSession mpi(argc, argv);
+  const bool reporter = mpi.rank() == 0;  // prints problems every rank shares, once
+  CLI::App app{"tessera: train transformer language models on supercomputers"};
+  app.set_version_flag("--version", std::string("tessera ") + TESSERA_VERSION);
+  app.require_subcommand(1);
+  std::function<void()> action;
+  int exit_status = 0;  // what a command sets when it succeeds in more than one way
+  add_train_command(app, action, exit_status);
+  add_prepare_command(app, action);
+  add_inspect_command(app, action);
+  tessera::add_reproduce_command(app, action, exit_status);
+  tessera::add_slurm_command(app, action);
+  tessera::add_calibrate_command(app, action);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream silent;
+    const int status = reporter ? app.exit(e) : app.exit(e, silent, silent);
+    return status == 0 ? 0 : kUsageExit;
+  }
+  const int status = run_action(action, exit_status, mpi);
+  if (tessera::checkpoint_file_left_open()) {
+    // A checkpoint write failed and HDF5 could not close the file: its cleanup inside
+    // MPI_Finalize would crash on it (HDF5 1.10), turning a clean error into a segfault.
+    mpi.exit_without_finalize(status);
+  }
+  return status;
 }
