@@ -7,6 +7,7 @@
 #include <array>
 #include <string>
 
+#include "git_state.hpp"  // generated on every build: cmake/TesseraGitState.cmake
 #include "io/manifest/manifest.hpp"
 
 #ifdef TESSERA_MANIFEST_CUDA
@@ -40,6 +41,14 @@ std::string onednn_version() {
          std::to_string(version->patch) + " (" + version->hash + ")";
 }
 
+/// The tree's changes beyond the commit when it was built: false when clean, else how many
+/// files differ and a hash that names those changes; null outside a git checkout.
+nlohmann::json uncommitted_changes() {
+  if (TESSERA_GIT_CHANGED_FILES < 0) return nullptr;
+  if (TESSERA_GIT_CHANGED_FILES == 0) return false;
+  return {{"files", TESSERA_GIT_CHANGED_FILES}, {"changes_hash", TESSERA_GIT_CHANGES_HASH}};
+}
+
 nlohmann::json cuda_runtime_version() {
 #ifdef TESSERA_MANIFEST_CUDA
   int version = 0;
@@ -55,6 +64,7 @@ nlohmann::json cuda_runtime_version() {
 nlohmann::json describe_build() {
   return {{"tessera_version", TESSERA_VERSION},
           {"git_commit", TESSERA_GIT_COMMIT},
+          {"git_uncommitted", uncommitted_changes()},
           {"compiler", TESSERA_COMPILER},
           {"mpi", mpi_library_version()},
           {"hdf5", hdf5_version()},
