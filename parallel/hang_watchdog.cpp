@@ -49,10 +49,10 @@ class HangWatchdog::Watcher {
       : comm_(duplicate(comm)), options_(options), period_s_(heartbeat_period(options.timeout_s)) {
     MPI_Comm_rank(comm_.get(), &rank_);
     MPI_Comm_size(comm_.get(), &size_);
-    started_ = seconds_now();
-    marked_at_ = started_;
+    const double started = seconds_now();
+    marked_at_ = started;
     known_.resize(size_);
-    heard_at_.assign(size_, started_);
+    heard_at_.assign(size_, started);
     received_.assign(size_, 0);
     ticks_sent_.assign(size_, 0);
     sends_.assign(size_, MPI_REQUEST_NULL);
@@ -230,7 +230,6 @@ class HangWatchdog::Watcher {
   double period_s_;
   int rank_ = 0;
   int size_ = 1;
-  double started_ = 0.0;
 
   std::atomic<int64_t> step_{0};
   std::atomic<int64_t> marks_{0};

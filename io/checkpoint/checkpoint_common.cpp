@@ -209,18 +209,8 @@ std::optional<std::string> read_text_attribute(hid_t object, const char* name,
   return text;
 }
 
-void exists_on_every_rank(MPI_Comm comm, const std::filesystem::path& file) {
-  std::error_code ec;
-  agree(comm, std::filesystem::is_regular_file(file, ec)
-                  ? std::nullopt
-                  : std::optional<std::string>("checkpoint " + file.string() +
-                                               " does not exist or is not a regular file; "
-                                               "check the path"));
-}
-
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
   silence_hdf5();
-  exists_on_every_rank(comm, file);
   H5Id fapl(TESSERA_H5(H5Pcreate(H5P_FILE_ACCESS)), H5Pclose);
   TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
   const hid_t id = H5Fopen(file.c_str(), H5F_ACC_RDONLY, fapl.get());
@@ -231,13 +221,6 @@ H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
                             "checkpoint " + file.string() +
                             " is not a readable HDF5 file (truncated or corrupt); use an older "
                             "checkpoint or rewrite it"));
-  std::optional<std::string> error;
-  try {
-    error = version_problem(id, file);
-  } catch (const std::exception& failure) {  // agreed below, never thrown on one rank alone
-    error = "checkpoint " + file.string() + ": " + failure.what();
-  }
-  agree(comm, error);
   return handle;
 }
 

@@ -130,13 +130,9 @@ std::optional<std::string> declare(const std::vector<Block>& blocks, Counts coun
 std::optional<std::string> read_text_attribute(hid_t object, const char* name,
                                                std::size_t max_bytes);
 
-/// Collective: UsageError on every rank unless `file` is a regular file for every rank (a FIFO
-/// or a directory is never opened).
-void exists_on_every_rank(MPI_Comm comm, const std::filesystem::path& file);
-
-/// Collective: opens `file` read-only through MPI-IO; a missing, truncated or non-HDF5 file is
-/// one UsageError on every rank. Then checks the format version attribute. Callers check the
-/// file's structure with check_on_root first.
+/// Collective: opens `file` read-only through MPI-IO; a file that cannot be opened is one
+/// UsageError on every rank. Callers check the file first with check_on_root (that it is a
+/// regular file, its format version, its structure).
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
 
 /// FNV-1a 64 of the dataset's float32 elements in row-major global order, read independently by
@@ -155,7 +151,8 @@ H5Id open_on_this_rank(const std::filesystem::path& file);
 /// (optionally) text for every rank in `shared`.
 using RootCheck = std::function<std::optional<std::string>(hid_t file_id, std::string& shared)>;
 
-/// Collective: rank 0 alone opens `file` with HDF5's serial driver, checks its format version and
+/// Collective: every rank checks that `file` is a regular file (a FIFO or a directory is never
+/// opened); then rank 0 alone opens it with HDF5's serial driver, checks its format version and
 /// runs `check`; any failure there (a problem, an HDF5 error on a corrupt header, an allocation
 /// that a forged size makes fail) is one UsageError on every rank. Nothing collective happens
 /// while rank 0 reads, so no rank can be left waiting. Returns rank 0's `shared` on every rank.

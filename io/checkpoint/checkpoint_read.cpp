@@ -122,7 +122,6 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   agree(comm, declare(
                   requests, [](const TensorReadRequest&) { return true; }, declarations));
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/false);
-  exists_on_every_rank(comm, file);
   // Every tensor's shape, type and stored size against the model's before anything is read or
   // allocated by what the file says.
   check_on_root(comm, file, [&](hid_t file_id, std::string&) -> std::optional<std::string> {
@@ -137,7 +136,6 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
 }
 
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file) {
-  exists_on_every_rank(comm, file);
   const std::string text = check_on_root(
       comm, file, [&](hid_t file_id, std::string& shared) -> std::optional<std::string> {
         if (H5Aexists(file_id, kMetadataAttribute) <= 0) {
@@ -157,7 +155,6 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
 }
 
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
-  exists_on_every_rank(comm, file);
   // Rank 0 lists the datasets and checks each one's type, shape and stored size; the others get
   // the list (name and shape) and share the hashing.
   const std::string listing = check_on_root(

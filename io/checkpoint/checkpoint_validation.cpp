@@ -38,6 +38,12 @@ H5Id open_on_this_rank(const std::filesystem::path& file) {
 
 std::string check_on_root(MPI_Comm comm, const std::filesystem::path& file,
                           const RootCheck& check) {
+  std::error_code status;
+  agree(comm, std::filesystem::is_regular_file(file, status)
+                  ? std::nullopt
+                  : std::optional<std::string>("checkpoint " + file.string() +
+                                               " does not exist or is not a regular file; "
+                                               "check the path"));
   std::optional<std::string> problem;
   std::string shared;
   if (comm_rank(comm) == 0) {
