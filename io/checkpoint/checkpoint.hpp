@@ -5,13 +5,15 @@
 // (global shape, local shape, global offset) and writes or reads its hyperslab with collective
 // MPI-IO transfers, so a file written at one (tp, pp, dp) layout loads at any other. The file
 // appears under its final name only once complete (temp file, fsync, rename), and every
-// dataset carries an FNV-1a 64 checksum of its bytes in row-major global order, verified on
-// load. doc/checkpoints.md describes the file as h5ls, h5dump and h5py show it.
+// dataset carries a checksum of its elements keyed by their global positions (position_hash,
+// core/checksum.hpp): each rank hashes the blocks it writes or reads from its own buffers, so
+// neither a save nor a restore reads the file more than once. doc/checkpoints.md describes the
+// file as h5ls, h5dump and h5py show it.
 //
 // Every function taking an MPI_Comm is collective over it. Problems with the file or the
 // request (missing tensor, shape mismatch, corrupt data, truncated file) throw UsageError on
-// every rank with the same message; a failed HDF5 call throws InternalError naming the call,
-// file:line and rank.
+// every rank with the same message (CheckpointDamaged when the data fails its checksum); a
+// failed HDF5 call throws InternalError naming the call, file:line and rank.
 #pragma once
 
 #include <mpi.h>
@@ -24,10 +26,22 @@
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
+
 namespace tessera {
 
-/// Version of the file layout, stored as the root attribute "tessera_format_version".
-inline constexpr int kCheckpointFormatVersion = 1;
+/// Version of the file layout, stored as the root attribute "tessera_format_version". Version 2
+/// stores position_hash checksums ("position_hash64"); version 1 files (FNV-1a 64 of the bytes,
+/// "fnv1a64") are still read, and verified by reading each dataset back.
+inline constexpr int kCheckpointFormatVersion = 2;
+inline constexpr int kOldestReadableCheckpointFormat = 1;
+
+/// A checkpoint whose data fails its checksum or cannot be read: the file is damaged, as
+/// opposed to a request it does not match (a UsageError). An older checkpoint may be intact.
+class CheckpointDamaged : public UsageError {
+ public:
+  using UsageError::UsageError;
+};
 
 /// The block of one logical tensor that a rank holds, for writing.
 struct TensorBlock {
@@ -56,8 +70,8 @@ struct TensorReadRequest {
 /// Writes `blocks` and `metadata` (rank 0's copy: step, config, layout, RNG state, data
 /// position) to `file` atomically: a crash leaves the previous file or none, never a partial
 /// one. Ranks may declare different tensors (pipeline stages); the file holds their union.
-/// Cost beyond the write: each dataset is read back once, by one rank (round-robin), to
-/// compute its checksum, so the file is read once in total. A non-empty `manifest` (rank 0's
+/// Checksums come from the writers' buffers (one pass over the memory each rank writes); the
+/// file is not read back. A non-empty `manifest` (rank 0's
 /// copy: the run manifest JSON, io/manifest) becomes the root attribute "manifest". A write
 /// that fails (a full file system) is one UsageError on every rank; the temporary file is
 /// removed but stays open in HDF5 (checkpoint_file_left_open), and the process should end.
@@ -65,17 +79,21 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                       const std::vector<TensorBlock>& blocks, const nlohmann::json& metadata,
                       const std::string& manifest = {});
 
-/// Reads each request's block from `file`, after checking the format version, that every
-/// requested tensor exists as float32 with exactly the expected global shape, and the checksum
-/// of every requested tensor (each read once in total, datasets split round-robin over ranks).
+/// Reads each request's block from `file`, after checking the format version and that every
+/// requested tensor exists as float32 with exactly the expected global shape (UsageError), then
+/// verifies the checksum of every requested tensor (CheckpointDamaged). When the requests cover
+/// a tensor (copies of a block, as dp replicas read, count once) the ranks hash what they read
+/// and the file is read once; a tensor read only in part, or any tensor of a version 1 file, is
+/// read back whole by one rank to be verified.
 void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                      const std::vector<TensorReadRequest>& requests);
 
 /// The metadata JSON given to write_checkpoint.
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file);
 
-/// Checks the format version and the checksum of every dataset in `file`; throws UsageError
-/// naming the file and the first bad dataset.
+/// Checks the format version and the checksum of every dataset in `file`, reading it once
+/// (datasets spread over the ranks); throws UsageError naming the file and the first bad
+/// dataset (CheckpointDamaged when its data fails).
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
 
 /// The run manifest attribute of `file` (JSON text). Serial, like describe_checkpoint.
@@ -115,8 +133,16 @@ class CheckpointDirectory {
                              const nlohmann::json& metadata, const std::string& manifest = {});
   /// Complete checkpoints in the directory, oldest first (temp files are not listed).
   std::vector<Entry> list() const;
-  /// The newest checkpoint that passes verify_checkpoint, or none. Each one that fails is
-  /// reported through `warn` (on every rank, same message) before falling back to the previous.
+  /// Loads the newest sound checkpoint with `load` (which reads it, e.g. with read_checkpoint,
+  /// whose checksums verify what it reads): newest first, `latest`'s target before the others.
+  /// A candidate whose structure is damaged (checked first, without reading its data) or whose
+  /// data `load` finds damaged (CheckpointDamaged) is reported through `warn` (on every rank,
+  /// same message) and the previous one is tried; any other error of `load` (the file does not
+  /// match the model) ends the search. Returns the entry loaded, or none.
+  std::optional<Entry> load_latest(const std::function<void(const Entry&)>& load,
+                                   const Warning& warn = {}) const;
+  /// The newest checkpoint that passes verify_checkpoint, or none (load_latest with a full
+  /// verification as the load).
   std::optional<Entry> latest_valid(const Warning& warn = {}) const;
   std::filesystem::path path_for(int64_t step) const;
   const std::filesystem::path& directory() const { return directory_; }

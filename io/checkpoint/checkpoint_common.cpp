@@ -79,15 +79,35 @@ void broadcast_string(MPI_Comm comm, std::string& text, int root) {
   MPI_Bcast(text.data(), static_cast<int>(length), MPI_CHAR, root, comm);
 }
 
-void agree(MPI_Comm comm, const std::optional<std::string>& local_error) {
+namespace {
+
+/// Collective: the message of the lowest rank that passes one, on every rank.
+std::optional<std::string> agreed_error(MPI_Comm comm,
+                                        const std::optional<std::string>& local_error) {
   const int size = comm_size(comm);
   int mine = local_error ? comm_rank(comm) : size;
   int first = size;
   MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-  if (first == size) return;
+  if (first == size) return std::nullopt;
   std::string message = local_error.value_or("");
   broadcast_string(comm, message, first);
-  throw UsageError(message);
+  return message;
+}
+
+}  // namespace
+
+void agree(MPI_Comm comm, const std::optional<std::string>& local_error) {
+  if (auto message = agreed_error(comm, local_error)) throw UsageError(*message);
+}
+
+void agree_damaged(MPI_Comm comm, const std::optional<std::string>& local_error) {
+  if (auto message = agreed_error(comm, local_error)) throw CheckpointDamaged(*message);
+}
+
+std::optional<ChecksumScheme> checksum_scheme(int version) {
+  if (version == 1) return ChecksumScheme{1, "fnv1a64", false};
+  if (version == kCheckpointFormatVersion) return ChecksumScheme{};
+  return std::nullopt;
 }
 
 std::string shape_string(const std::vector<int64_t>& shape) {
@@ -131,10 +151,57 @@ std::optional<std::string> check_block(const std::string& name,
   return std::nullopt;
 }
 
+namespace {
+
+bool boxes_overlap(const Box& a, const Box& b) {
+  for (std::size_t d = 0; d < a.offset.size(); ++d) {
+    if (a.offset[d] + a.shape[d] <= b.offset[d] || b.offset[d] + b.shape[d] <= a.offset[d]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/// The distinct blocks of one tensor over all ranks, each owned by the first (rank, index)
+/// that declared it: rank 0's merge in plan_datasets.
+class BoxOwners {
+ public:
+  void add(int rank, int index, Box box) {
+    for (const auto& [known, owner] : distinct_) {
+      if (known.offset == box.offset && known.shape == box.shape) return;  // a copy
+    }
+    distinct_.push_back({std::move(box), {rank, index}});
+  }
+
+  /// The owners, when the distinct blocks tile `shape` exactly once; otherwise none.
+  std::vector<std::pair<int, int>> hashers_if_tiling(const std::vector<int64_t>& shape) const {
+    int64_t covered = 0;
+    for (std::size_t i = 0; i < distinct_.size(); ++i) {
+      covered += element_count(distinct_[i].first.shape);
+      for (std::size_t j = 0; j < i; ++j) {
+        if (boxes_overlap(distinct_[i].first, distinct_[j].first)) return {};
+      }
+    }
+    if (covered != element_count(shape)) return {};
+    std::vector<std::pair<int, int>> hashers;
+    for (const auto& [box, owner] : distinct_) hashers.push_back(owner);
+    return hashers;
+  }
+
+ private:
+  std::vector<std::pair<Box, std::pair<int, int>>> distinct_;
+};
+
+}  // namespace
+
 std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Declaration>& mine,
                                           bool check_coverage) {
   nlohmann::json local = nlohmann::json::array();
-  for (const Declaration& d : mine) local.push_back({d.name, d.shape, d.written, d.blocks});
+  for (const Declaration& d : mine) {
+    nlohmann::json boxes = nlohmann::json::array();
+    for (const Box& box : d.boxes) boxes.push_back({box.offset, box.shape});
+    local.push_back({d.name, d.shape, d.written, d.blocks, std::move(boxes)});
+  }
   std::string text = local.dump();
   const int rank = comm_rank(comm);
   const int size = comm_size(comm);
@@ -153,6 +220,7 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   if (rank == 0) {
     // name -> (shape, elements written, first rank that declared it, most blocks on a rank)
     std::map<std::string, std::tuple<std::vector<int64_t>, int64_t, int, int>> merged;
+    std::map<std::string, BoxOwners> owners;
     for (int r = 0; r < size && !error; ++r) {
       auto entries = nlohmann::json::parse(all.substr(displs[r], lengths[r]));
       for (const auto& entry : entries) {
@@ -169,6 +237,11 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
         }
         written += entry[2].get<int64_t>();
         rounds = std::max(rounds, entry[3].get<int>());
+        int index = 0;
+        for (const auto& box : entry[4]) {
+          owners[name].add(
+              r, index++, {box[0].get<std::vector<int64_t>>(), box[1].get<std::vector<int64_t>>()});
+        }
       }
     }
     nlohmann::json plan = nlohmann::json::array();
@@ -179,7 +252,7 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
                 std::to_string(element_count(shape)) + " elements but its writer blocks hold " +
                 std::to_string(written) + "; mark exactly one copy of each element writer=true";
       }
-      plan.push_back({name, shape, rounds});
+      plan.push_back({name, shape, rounds, owners[name].hashers_if_tiling(shape)});
       (void)first_rank;
     }
     plan_text = plan.dump();
@@ -188,8 +261,8 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   broadcast_string(comm, plan_text, 0);
   std::vector<PlannedDataset> datasets;
   for (const auto& entry : nlohmann::json::parse(plan_text)) {
-    datasets.push_back(
-        {entry[0].get<std::string>(), entry[1].get<std::vector<int64_t>>(), entry[2].get<int>()});
+    datasets.push_back({entry[0].get<std::string>(), entry[1].get<std::vector<int64_t>>(),
+                        entry[2].get<int>(), entry[3].get<std::vector<std::pair<int, int>>>()});
   }
   return datasets;
 }
@@ -253,7 +326,8 @@ void select_block(hid_t space, const std::vector<int64_t>& offset,
       H5Sselect_hyperslab(space, H5S_SELECT_SET, start.data(), nullptr, extent.data(), nullptr));
 }
 
-uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape) {
+uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape,
+                      const ChecksumScheme& scheme) {
   // Pieces are runs along dimension `split` with every index before it fixed: the first
   // dimension whose trailing block fits a piece, so that pieces follow row-major order.
   const int dims = static_cast<int>(shape.size());
@@ -263,7 +337,8 @@ uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape) {
   const int64_t run = std::max<int64_t>(1, kHashPieceElements / trailing);
   std::vector<float> piece(static_cast<std::size_t>(std::min(run, shape[split]) * trailing));
   H5Id file_space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
-  uint64_t hash = kFnv1a64Offset;
+  uint64_t hash = scheme.by_position ? 0 : kFnv1a64Offset;
+  uint64_t index = 0;  // of the piece's first element, in row-major global order
   std::vector<int64_t> offset(shape.size(), 0), count = shape;
   for (int d = 0; d < split; ++d) count[d] = 1;
   for (;;) {
@@ -274,7 +349,10 @@ uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape) {
       H5Id memory_space(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
       TESSERA_H5(H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(),
                          H5P_DEFAULT, piece.data()));
-      hash = fnv1a64(std::as_bytes(std::span(piece.data(), elements)), hash);
+      const std::span<const float> values(piece.data(), elements);
+      hash = scheme.by_position ? position_hash(values, index, hash)
+                                : fnv1a64(std::as_bytes(values), hash);
+      index += elements;
     }
     // The next index of the dimensions before `split`, odometer-wise; done after the last.
     int d = split - 1;
@@ -283,9 +361,32 @@ uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape) {
   }
 }
 
-std::optional<uint64_t> stored_checksum(hid_t dataset) {
-  if (H5Aexists(dataset, kChecksumAttribute) <= 0) return std::nullopt;
-  H5Id attribute(TESSERA_H5(H5Aopen(dataset, kChecksumAttribute, H5P_DEFAULT)), H5Aclose);
+uint64_t block_position_hash(const std::vector<int64_t>& global_shape,
+                             const std::vector<int64_t>& local_shape,
+                             const std::vector<int64_t>& global_offset, const float* data) {
+  // The block's rows (runs along the last dimension) in order; each is contiguous in the
+  // tensor's row-major order, starting at the global index of its first element.
+  const std::size_t dims = global_shape.size();
+  const int64_t row = local_shape[dims - 1];
+  std::vector<int64_t> index(dims, 0);  // within the block, last dimension unused
+  uint64_t sum = 0;
+  for (const float* run = data;; run += row) {
+    uint64_t first = 0;
+    for (std::size_t d = 0; d < dims; ++d) {
+      first = first * static_cast<uint64_t>(global_shape[d]) +
+              static_cast<uint64_t>(global_offset[d] + index[d]);
+    }
+    sum = position_hash(std::span(run, static_cast<std::size_t>(row)), first, sum);
+    // The next row, odometer-wise over the dimensions before the last; done after the last.
+    std::size_t d = dims - 1;
+    while (d > 0 && ++index[d - 1] == local_shape[d - 1]) index[--d] = 0;
+    if (d == 0) return sum;
+  }
+}
+
+std::optional<uint64_t> stored_checksum(hid_t dataset, const ChecksumScheme& scheme) {
+  if (H5Aexists(dataset, scheme.attribute) <= 0) return std::nullopt;
+  H5Id attribute(TESSERA_H5(H5Aopen(dataset, scheme.attribute, H5P_DEFAULT)), H5Aclose);
   H5Id space(TESSERA_H5(H5Aget_space(attribute.get())), H5Sclose);
   H5Id type(TESSERA_H5(H5Aget_type(attribute.get())), H5Tclose);
   if (H5Sget_simple_extent_npoints(space.get()) != 1 || H5Tget_class(type.get()) != H5T_INTEGER ||
@@ -298,7 +399,7 @@ std::optional<uint64_t> stored_checksum(hid_t dataset) {
 }
 
 void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
-                     const std::vector<PlannedDataset>& datasets) {
+                     const std::vector<PlannedDataset>& datasets, const ChecksumScheme& scheme) {
   const int rank = comm_rank(comm);
   const int size = comm_size(comm);
   std::optional<std::string> error;
@@ -307,13 +408,13 @@ void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& 
     const std::string path = "/" + datasets[i].name;
     try {
       H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
-      const auto expected = stored_checksum(dataset.get());
+      const auto expected = stored_checksum(dataset.get(), scheme);
       if (!expected) {
         error = "checkpoint " + file.string() + ": dataset " + path + " has no valid '" +
-                kChecksumAttribute +
+                scheme.attribute +
                 "' attribute; the file was not written by tessera or is corrupt; use an older "
                 "checkpoint";
-      } else if (hash_dataset(dataset.get(), datasets[i].shape) != *expected) {
+      } else if (hash_dataset(dataset.get(), datasets[i].shape, scheme) != *expected) {
         error = "checkpoint " + file.string() + ": dataset " + path +
                 " fails its checksum (data corrupt); use an older checkpoint";
       }
@@ -322,7 +423,7 @@ void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& 
               failure.what() + "); use an older checkpoint";
     }
   }
-  agree(comm, error);
+  agree_damaged(comm, error);
 }
 
 }  // namespace tessera::checkpoint_detail

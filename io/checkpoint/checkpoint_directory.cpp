@@ -115,8 +115,8 @@ std::filesystem::path CheckpointDirectory::save(int64_t step,
   return file;
 }
 
-std::optional<CheckpointDirectory::Entry> CheckpointDirectory::latest_valid(
-    const Warning& warn) const {
+std::optional<CheckpointDirectory::Entry> CheckpointDirectory::load_latest(
+    const std::function<void(const Entry&)>& load, const Warning& warn) const {
   // `latest` is the commit point of save(): try its target first, then the others, newest
   // first (a file newer than `latest` is complete but its save() did not finish).
   auto entries = list();
@@ -125,15 +125,31 @@ std::optional<CheckpointDirectory::Entry> CheckpointDirectory::latest_valid(
   std::stable_partition(entries.begin(), entries.end(), [&](const Entry& entry) {
     return entry.path.filename().string() != latest;
   });
+  auto fall_back = [&](const UsageError& error) {
+    if (warn) warn(std::string(error.what()) + "; falling back to the previous checkpoint");
+  };
   for (auto it = entries.rbegin(); it != entries.rend(); ++it) {
+    bool structure_sound = false;
     try {
-      verify_checkpoint(comm_, it->path);
+      check_structure(comm_, it->path);  // reads no tensor: any problem here is damage
+      structure_sound = true;
+      load(*it);
       return *it;
+    } catch (const CheckpointDamaged& error) {
+      fall_back(error);
     } catch (const UsageError& error) {
-      if (warn) warn(std::string(error.what()) + "; falling back to the previous checkpoint");
+      // A sound file that does not match what `load` asks for (another model) would not match
+      // in an older checkpoint either: the search ends with that message.
+      if (structure_sound) throw;
+      fall_back(error);
     }
   }
   return std::nullopt;
+}
+
+std::optional<CheckpointDirectory::Entry> CheckpointDirectory::latest_valid(
+    const Warning& warn) const {
+  return load_latest([&](const Entry& entry) { verify_checkpoint(comm_, entry.path); }, warn);
 }
 
 }  // namespace tessera

@@ -11,7 +11,10 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "io/checkpoint/checkpoint.hpp"
 
 namespace tessera::checkpoint_detail {
 
@@ -67,12 +70,38 @@ void broadcast_string(MPI_Comm comm, std::string& text, int root);
 /// Collective: if any rank passes an error, every rank throws UsageError with the message of
 /// the lowest such rank; otherwise returns on every rank.
 void agree(MPI_Comm comm, const std::optional<std::string>& local_error);
+/// The same, throwing CheckpointDamaged: for data that fails its checksum or cannot be read.
+void agree_damaged(MPI_Comm comm, const std::optional<std::string>& local_error);
+
+/// How a file's datasets carry their checksums, by format version.
+struct ChecksumScheme {
+  int version = kCheckpointFormatVersion;
+  const char* attribute = "position_hash64";
+  /// Version 2 and later: position_hash (core/checksum.hpp), which blocks compute apart, so it
+  /// is taken from the buffers as they are written and read. Version 1: FNV-1a 64 of the bytes
+  /// in row-major order, which only a pass over the whole dataset in order can compute.
+  bool by_position = true;
+};
+
+/// The scheme of a format version this build reads, or none.
+std::optional<ChecksumScheme> checksum_scheme(int version);
 
 /// One dataset of the union over ranks, in name order (the same on every rank).
 struct PlannedDataset {
   std::string name;
   std::vector<int64_t> shape;
   int rounds = 1;  ///< collective transfers: the most blocks any one rank holds of it
+  /// For reading: (rank, index among that rank's blocks of this tensor) of blocks that cover
+  /// the tensor exactly once, copies of a block (dp replicas) counted at their first rank; then
+  /// the ranks' sums of those blocks add up to the tensor's position hash. Empty when the
+  /// distinct blocks do not tile the tensor (a partial read): its hash needs a pass over it.
+  std::vector<std::pair<int, int>> hashers;
+};
+
+/// A block's place in its tensor.
+struct Box {
+  std::vector<int64_t> offset;
+  std::vector<int64_t> shape;
 };
 
 /// What a rank declares about one tensor: its name, global shape and the elements it writes.
@@ -80,7 +109,8 @@ struct Declaration {
   std::string name;
   std::vector<int64_t> shape;
   int64_t written = 0;
-  int blocks = 0;  ///< blocks this rank writes or reads
+  int blocks = 0;          ///< blocks this rank writes or reads
+  std::vector<Box> boxes;  ///< their places, in order
 };
 
 /// Collective: the union of every rank's declarations. Throws UsageError on every rank if two
@@ -111,7 +141,7 @@ std::optional<std::string> declare(const std::vector<Block>& blocks, Counts coun
       return problem;
     }
     Declaration& declaration = by_name[block.name];
-    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, 0};
+    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, 0, {}};
     if (declaration.shape != block.global_shape) {
       return "checkpoint tensor '" + block.name + "' has blocks of different global shapes " +
              shape_string(declaration.shape) + " and " + shape_string(block.global_shape);
@@ -119,6 +149,7 @@ std::optional<std::string> declare(const std::vector<Block>& blocks, Counts coun
     if (counts(block)) {
       declaration.written += element_count(block.local_shape);
       ++declaration.blocks;
+      declaration.boxes.push_back({block.global_offset, block.local_shape});
     }
   }
   for (auto& [name, declaration] : by_name) declarations.push_back(std::move(declaration));
@@ -135,10 +166,11 @@ std::optional<std::string> read_text_attribute(hid_t object, const char* name,
 /// regular file, its format version, its structure).
 H5Id open_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
 
-/// FNV-1a 64 of the dataset's float32 elements in row-major global order, read independently by
-/// the calling rank in pieces of bounded size (whatever the shape: a row of a forged
-/// [1, 2^33] is read in pieces too).
-uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape);
+/// The checksum of the dataset's float32 elements by `scheme`, read in row-major global order
+/// independently by the calling rank in pieces of bounded size (whatever the shape: a row of a
+/// forged [1, 2^33] is read in pieces too).
+uint64_t hash_dataset(hid_t dataset, const std::vector<int64_t>& shape,
+                      const ChecksumScheme& scheme);
 
 /// "checkpoint FILE is damaged (WHAT); use an older checkpoint or rewrite it".
 std::string damaged_message(const std::filesystem::path& file, const std::string& what);
@@ -149,38 +181,53 @@ H5Id open_on_this_rank(const std::filesystem::path& file);
 
 /// A check of a file's structure that rank 0 runs alone: returns the problem, or nullopt and
 /// (optionally) text for every rank in `shared`.
-using RootCheck = std::function<std::optional<std::string>(hid_t file_id, std::string& shared)>;
+using RootCheck = std::function<std::optional<std::string>(
+    hid_t file_id, const ChecksumScheme& scheme, std::string& shared)>;
+
+/// What check_on_root found, the same on every rank.
+struct CheckedFile {
+  ChecksumScheme scheme;  ///< of the file's format version
+  std::string shared;     ///< the check's text
+};
 
 /// Collective: every rank checks that `file` is a regular file (a FIFO or a directory is never
-/// opened); then rank 0 alone opens it with HDF5's serial driver, checks its format version and
-/// runs `check`; any failure there (a problem, an HDF5 error on a corrupt header, an allocation
-/// that a forged size makes fail) is one UsageError on every rank. Nothing collective happens
-/// while rank 0 reads, so no rank can be left waiting. Returns rank 0's `shared` on every rank.
-std::string check_on_root(MPI_Comm comm, const std::filesystem::path& file, const RootCheck& check);
+/// opened); then rank 0 alone opens it with HDF5's serial driver, checks that this build reads
+/// its format version and runs `check`; any failure there (a problem, an HDF5 error on a
+/// corrupt header, an allocation that a forged size makes fail) is one UsageError on every
+/// rank. Nothing collective happens while rank 0 reads, so no rank can be left waiting.
+CheckedFile check_on_root(MPI_Comm comm, const std::filesystem::path& file, const RootCheck& check);
 
-/// The format version attribute against this build's; the problem, if any.
-std::optional<std::string> version_problem(hid_t file_id, const std::filesystem::path& file);
+/// Collective: the structure of every dataset in `file` (float32, a bounded shape, all its
+/// bytes stored, a checksum attribute), read by rank 0 alone; nothing of the data is read.
+/// Returns the datasets in name order, without hashers; a problem is one UsageError.
+std::pair<ChecksumScheme, std::vector<PlannedDataset>> check_structure(
+    MPI_Comm comm, const std::filesystem::path& file);
 
 /// Whether `dataset` (at `path`, of `shape`, already checked) stores all its bytes and a
 /// checksum: an unallocated or truncated dataset is refused before anything reads it.
 std::optional<std::string> stored_data_problem(hid_t dataset, const std::string& path,
                                                const std::vector<int64_t>& shape,
-                                               const std::filesystem::path& file);
+                                               const std::filesystem::path& file,
+                                               const ChecksumScheme& scheme);
 
 /// The stored checksum of `dataset`, or none if the attribute is missing or malformed.
-std::optional<uint64_t> stored_checksum(hid_t dataset);
+std::optional<uint64_t> stored_checksum(hid_t dataset, const ChecksumScheme& scheme);
 
-/// Name of the per-dataset checksum attribute and of the root attributes.
-inline constexpr const char* kChecksumAttribute = "fnv1a64";
+/// The position hash of a block, from its buffer (row-major local shape).
+uint64_t block_position_hash(const std::vector<int64_t>& global_shape,
+                             const std::vector<int64_t>& local_shape,
+                             const std::vector<int64_t>& global_offset, const float* data);
+
+/// Names of the root attributes.
 inline constexpr const char* kVersionAttribute = "tessera_format_version";
 inline constexpr const char* kMetadataAttribute = "metadata";
 inline constexpr const char* kManifestAttribute = "manifest";
 
-/// Collective: every dataset's checksum against its attribute, dataset i hashed by rank
-/// i % size; throws UsageError on every rank naming the file and the first bad dataset (a read
-/// that fails on one rank included).
+/// Collective: every dataset's checksum against its attribute, each read back whole, dataset i
+/// by rank i % size; throws CheckpointDamaged on every rank naming the file and the first bad
+/// dataset (a read that fails on one rank included).
 void verify_datasets(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
-                     const std::vector<PlannedDataset>& datasets);
+                     const std::vector<PlannedDataset>& datasets, const ChecksumScheme& scheme);
 
 /// Paths (without the leading '/') of every dataset in the file, in name order.
 std::vector<std::string> dataset_names(hid_t file_id);

@@ -1,5 +1,6 @@
 // read_checkpoint, read_checkpoint_metadata and verify_checkpoint: validate the file against
-// what is expected before reading anything sized by it, verify checksums, then read hyperslabs.
+// what is expected before reading anything sized by it, read hyperslabs, and verify checksums
+// from what was read.
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -30,7 +31,8 @@ bool link_exists(hid_t file_id, const std::string& path) {
 /// Checks that the file holds `planned` as a float32 dataset of exactly the expected shape,
 /// reading only the rank before the dimensions (nothing is sized by the file).
 std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::path& file,
-                                         const PlannedDataset& planned) {
+                                         const PlannedDataset& planned,
+                                         const ChecksumScheme& scheme) {
   const std::string path = "/" + planned.name;
   const std::string where = "checkpoint " + file.string() + ": tensor " + path;
   if (!link_exists(file_id, path) || H5Oexists_by_name(file_id, path.c_str(), H5P_DEFAULT) <= 0) {
@@ -58,28 +60,7 @@ std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::p
            " but the model expects " + shape_string(planned.shape) +
            "; load it with the configuration that wrote it";
   }
-  return stored_data_problem(dataset.get(), path, planned.shape, file);
-}
-
-/// The shape of a float32 dataset of rank 1 to 8 with no dimension 0 and at most 2^40 elements
-/// (4 TiB: more than any model's tensor), or none: nothing is sized by a shape outside that.
-std::optional<std::vector<int64_t>> tensor_shape(hid_t dataset) {
-  H5Id type(TESSERA_H5(H5Dget_type(dataset)), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_FLOAT || H5Tget_size(type.get()) != 4) return std::nullopt;
-  H5Id space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  if (rank < 1 || rank > 8) return std::nullopt;
-  std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-  TESSERA_H5(H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr));
-  constexpr hsize_t kMaxElements = hsize_t{1} << 40;
-  hsize_t elements = 1;
-  for (hsize_t extent : dims) {
-    if (extent == 0 || extent > kMaxElements || elements * extent > kMaxElements) {
-      return std::nullopt;
-    }
-    elements *= extent;
-  }
-  return std::vector<int64_t>(dims.begin(), dims.end());
+  return stored_data_problem(dataset.get(), path, planned.shape, file, scheme);
 }
 
 /// Reads every planned dataset collectively; each rank selects its requested block or nothing.
@@ -114,6 +95,39 @@ void read_blocks(hid_t file_id, const std::vector<PlannedDataset>& plan,
   }
 }
 
+/// Collective: the checksums of what the ranks read (`requests`) against `stored` (one per
+/// planned dataset). Tensors the requests tile are hashed from the buffers, each block by its
+/// owner; the others are read back whole (verify_datasets). CheckpointDamaged on a mismatch.
+void verify_read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
+                        const std::vector<PlannedDataset>& plan,
+                        const std::vector<TensorReadRequest>& requests,
+                        const std::vector<uint64_t>& stored, const ChecksumScheme& scheme) {
+  const int rank = comm_rank(comm);
+  std::map<std::string, std::vector<const TensorReadRequest*>> mine;
+  for (const TensorReadRequest& request : requests) mine[request.name].push_back(&request);
+  std::vector<uint64_t> sums(plan.size(), 0);
+  std::vector<PlannedDataset> untiled;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (plan[i].hashers.empty()) untiled.push_back(plan[i]);
+    for (const auto& [owner, index] : plan[i].hashers) {
+      if (owner != rank) continue;
+      const TensorReadRequest& block = *mine[plan[i].name][static_cast<std::size_t>(index)];
+      sums[i] += block_position_hash(block.global_shape, block.local_shape, block.global_offset,
+                                     block.data);
+    }
+  }
+  // Unsigned sums wrap around, so the ranks' partial sums add up to the tensor's hash.
+  MPI_Allreduce(MPI_IN_PLACE, sums.data(), static_cast<int>(sums.size()), MPI_UINT64_T, MPI_SUM,
+                comm);
+  verify_datasets(comm, file_id, file, untiled, scheme);
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (!plan[i].hashers.empty() && sums[i] != stored[i]) {  // the same verdict on every rank
+      throw CheckpointDamaged("checkpoint " + file.string() + ": dataset /" + plan[i].name +
+                              " fails its checksum (data corrupt); use an older checkpoint");
+    }
+  }
+}
+
 }  // namespace
 
 void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
@@ -123,30 +137,50 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                   requests, [](const TensorReadRequest&) { return true; }, declarations));
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/false);
   // Every tensor's shape, type and stored size against the model's before anything is read or
-  // allocated by what the file says.
-  check_on_root(comm, file, [&](hid_t file_id, std::string&) -> std::optional<std::string> {
-    for (const PlannedDataset& planned : plan) {
-      if (auto problem = check_dataset(file_id, file, planned)) return problem;
-    }
-    return std::nullopt;
-  });
+  // allocated by what the file says; rank 0 shares the stored checksums.
+  const CheckedFile checked = check_on_root(
+      comm, file,
+      [&](hid_t file_id, const ChecksumScheme& scheme,
+          std::string& shared) -> std::optional<std::string> {
+        nlohmann::json checksums = nlohmann::json::array();
+        for (const PlannedDataset& planned : plan) {
+          if (auto problem = check_dataset(file_id, file, planned, scheme)) return problem;
+          const std::string path = "/" + planned.name;
+          H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
+          checksums.push_back(stored_checksum(dataset.get(), scheme).value());
+        }
+        shared = checksums.dump();
+        return std::nullopt;
+      });
   H5Id file_id = open_checkpoint(comm, file);
-  verify_datasets(comm, file_id.get(), file, plan);
+  if (!checked.scheme.by_position) {
+    // Version 1: FNV-1a needs each dataset whole and in order; verify before reading.
+    verify_datasets(comm, file_id.get(), file, plan, checked.scheme);
+    read_blocks(file_id.get(), plan, requests);
+    return;
+  }
   read_blocks(file_id.get(), plan, requests);
+  verify_read_blocks(comm, file_id.get(), file, plan, requests,
+                     nlohmann::json::parse(checked.shared).get<std::vector<uint64_t>>(),
+                     checked.scheme);
 }
 
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file) {
-  const std::string text = check_on_root(
-      comm, file, [&](hid_t file_id, std::string& shared) -> std::optional<std::string> {
-        if (H5Aexists(file_id, kMetadataAttribute) <= 0) {
-          return "checkpoint " + file.string() +
-                 " has no metadata attribute; it is not a tessera checkpoint";
-        }
-        auto read = read_text_attribute(file_id, kMetadataAttribute, kMaxMetadataBytes);
-        if (!read) return "checkpoint " + file.string() + " has a malformed metadata attribute";
-        shared = std::move(*read);
-        return std::nullopt;
-      });
+  const std::string text =
+      check_on_root(
+          comm, file,
+          [&](hid_t file_id, const ChecksumScheme&,
+              std::string& shared) -> std::optional<std::string> {
+            if (H5Aexists(file_id, kMetadataAttribute) <= 0) {
+              return "checkpoint " + file.string() +
+                     " has no metadata attribute; it is not a tessera checkpoint";
+            }
+            auto read = read_text_attribute(file_id, kMetadataAttribute, kMaxMetadataBytes);
+            if (!read) return "checkpoint " + file.string() + " has a malformed metadata attribute";
+            shared = std::move(*read);
+            return std::nullopt;
+          })
+          .shared;
   auto metadata = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   agree(comm, metadata.is_discarded() ? std::optional<std::string>("checkpoint " + file.string() +
                                                                    ": metadata is not valid JSON")
@@ -155,35 +189,9 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
 }
 
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
-  // Rank 0 lists the datasets and checks each one's type, shape and stored size; the others get
-  // the list (name and shape) and share the hashing.
-  const std::string listing = check_on_root(
-      comm, file, [&](hid_t file_id, std::string& shared) -> std::optional<std::string> {
-        nlohmann::json datasets = nlohmann::json::array();
-        for (const std::string& name : dataset_names(file_id)) {
-          const std::string path = "/" + name;
-          H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
-          auto shape = tensor_shape(dataset.get());
-          if (!shape) {
-            return "checkpoint " + file.string() + ": dataset " + path +
-                   " is not a float32 tensor of rank 1 to 8 with at most 2^40 elements, none "
-                   "of its dimensions 0";
-          }
-          if (auto problem = stored_data_problem(dataset.get(), path, *shape, file)) {
-            return problem;
-          }
-          datasets.push_back({{"name", name}, {"shape", *shape}});
-        }
-        shared = datasets.dump();
-        return std::nullopt;
-      });
-  std::vector<PlannedDataset> plan;
-  for (const nlohmann::json& dataset : nlohmann::json::parse(listing)) {
-    plan.push_back(
-        {dataset.at("name").get<std::string>(), dataset.at("shape").get<std::vector<int64_t>>()});
-  }
+  const auto [scheme, plan] = check_structure(comm, file);
   H5Id file_id = open_checkpoint(comm, file);
-  verify_datasets(comm, file_id.get(), file, plan);
+  verify_datasets(comm, file_id.get(), file, plan, scheme);
 }
 
 }  // namespace tessera

@@ -1,5 +1,5 @@
 // write_checkpoint: plan the union of datasets, write each rank's hyperslabs collectively into
-// a temp file, checksum, then publish it with fsync + rename.
+// a temp file with checksums of the writers' buffers, then publish it with fsync + rename.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -138,29 +138,28 @@ std::vector<H5Id> write_datasets(MPI_Comm comm, const std::filesystem::path& fil
   return datasets;
 }
 
-/// Dataset i is read back and hashed by rank i % size; every rank then writes the same value
-/// as the checksum attribute (attribute writes are collective in parallel HDF5).
-void write_checksums(MPI_Comm comm, const std::filesystem::path& file, hid_t file_id,
-                     const std::vector<PlannedDataset>& plan, const std::vector<H5Id>& datasets) {
-  // MPI-IO consistency: sync, barrier, sync before reading what other ranks wrote.
-  agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL)); });
-  MPI_Barrier(comm);
-  agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id, H5F_SCOPE_GLOBAL)); });
-  const int rank = comm_rank(comm);
-  const int size = comm_size(comm);
+/// Each dataset's position hash, summed over its writers' blocks (each element has one writer),
+/// becomes its checksum attribute on every rank alike (attribute writes are collective in
+/// parallel HDF5). Nothing is read back: the buffers are hashed as they were written.
+void write_checksums(MPI_Comm comm, const std::filesystem::path& file,
+                     const std::vector<PlannedDataset>& plan, const std::vector<H5Id>& datasets,
+                     const std::vector<TensorBlock>& blocks) {
+  std::map<std::string, std::size_t> index_of;
+  for (std::size_t i = 0; i < plan.size(); ++i) index_of[plan[i].name] = i;
   std::vector<uint64_t> hashes(plan.size(), 0);
-  agreed(comm, file, [&] {
-    for (std::size_t i = static_cast<std::size_t>(rank); i < plan.size();
-         i += static_cast<std::size_t>(size)) {
-      hashes[i] = hash_dataset(datasets[i].get(), plan[i].shape);
-    }
-  });
-  MPI_Allreduce(MPI_IN_PLACE, hashes.data(), static_cast<int>(hashes.size()), MPI_UINT64_T, MPI_BOR,
+  for (const TensorBlock& block : blocks) {
+    if (!block.writer) continue;
+    hashes[index_of.at(block.name)] +=
+        block_position_hash(block.global_shape, block.local_shape, block.global_offset, block.data);
+  }
+  // Unsigned sums wrap around, so the ranks' partial sums add up to the tensor's hash.
+  MPI_Allreduce(MPI_IN_PLACE, hashes.data(), static_cast<int>(hashes.size()), MPI_UINT64_T, MPI_SUM,
                 comm);
+  const ChecksumScheme scheme;
   agreed(comm, file, [&] {
     H5Id scalar(TESSERA_H5(H5Screate(H5S_SCALAR)), H5Sclose);
     for (std::size_t i = 0; i < plan.size(); ++i) {
-      H5Id attribute(TESSERA_H5(H5Acreate2(datasets[i].get(), kChecksumAttribute, H5T_STD_U64LE,
+      H5Id attribute(TESSERA_H5(H5Acreate2(datasets[i].get(), scheme.attribute, H5T_STD_U64LE,
                                            scalar.get(), H5P_DEFAULT, H5P_DEFAULT)),
                      H5Aclose);
       TESSERA_H5(H5Awrite(attribute.get(), H5T_NATIVE_UINT64, &hashes[i]));
@@ -261,7 +260,7 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
     });
     {
       auto datasets = write_datasets(comm, file, file_id.get(), plan, blocks);
-      write_checksums(comm, file, file_id.get(), plan, datasets);
+      write_checksums(comm, file, plan, datasets, blocks);
     }
     agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id.get(), H5F_SCOPE_GLOBAL)); });
     agreed(comm, file, [&] { TESSERA_H5(H5Fclose(file_id.release())); });

@@ -174,9 +174,7 @@ std::vector<SaveReport> TrainingCheckpoints::wait() {
 }
 
 int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& warn) {
-  const std::optional<CheckpointDirectory::Entry> entry = directory_.latest_valid(warn);
-  if (!entry) return 0;
-  const nlohmann::json metadata = read_checkpoint_metadata(parallel_.world_handle(), entry->path);
+  if (directory_.list().empty()) return 0;  // a new run: no host copy of the state to make
   std::vector<std::array<std::vector<float>, 3>> host;
   std::vector<TensorReadRequest> requests;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
@@ -191,7 +189,16 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
       }
     }
   }
-  read_checkpoint(parallel_.world_handle(), entry->path, requests);
+  // The file is read once: read_checkpoint verifies the checksums of what it reads, and a
+  // damaged file gives way to the previous one.
+  nlohmann::json metadata;
+  const std::optional<CheckpointDirectory::Entry> entry = directory_.load_latest(
+      [&](const CheckpointDirectory::Entry& candidate) {
+        metadata = read_checkpoint_metadata(parallel_.world_handle(), candidate.path);
+        read_checkpoint(parallel_.world_handle(), candidate.path, requests);
+      },
+      warn);
+  if (!entry) return 0;
   restored_bytes_ = std::filesystem::file_size(entry->path);
   restored_config_ = metadata.value("config", std::string());
   std::size_t index = 0;

@@ -4,21 +4,19 @@
 Usage: check_h5py.py CHECKPOINT.h5 EXPECTED.json
 EXPECTED.json maps each tensor name to its global shape. Checks: every expected tensor is a
 float32 dataset of that shape at /NAME, no other dataset exists, the root attributes hold format
-version 1 and JSON metadata, and each dataset's fnv1a64 attribute is FNV-1a 64 of its bytes in
-row-major global order (little-endian float32). Exits non-zero on any mismatch.
+version 2 and JSON metadata, and each dataset's position_hash64 attribute is the position hash
+of its elements, computed here in numpy (tests/support/checkpoint_hash.py). Exits non-zero on
+any mismatch.
 """
 import json
 import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
 
-
-def fnv1a64(data: bytes) -> int:
-    value = 0xCBF29CE484222325
-    for byte in data:
-        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return value
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from checkpoint_hash import checksum_problem  # noqa: E402
 
 
 def main() -> int:
@@ -27,8 +25,8 @@ def main() -> int:
         expected = json.load(handle)
     problems = []
     with h5py.File(path, "r") as checkpoint:
-        if int(checkpoint.attrs.get("tessera_format_version", -1)) != 1:
-            problems.append("root attribute tessera_format_version is not 1")
+        if int(checkpoint.attrs.get("tessera_format_version", -1)) != 2:
+            problems.append("root attribute tessera_format_version is not 2")
         metadata = checkpoint.attrs.get("metadata", b"")
         metadata = metadata.decode() if isinstance(metadata, bytes) else str(metadata)
         try:
@@ -47,10 +45,9 @@ def main() -> int:
             if list(dataset.shape) != shape or dataset.dtype != np.dtype("<f4"):
                 problems.append(f"{name}: {dataset.dtype} {dataset.shape} != float32 {shape}")
                 continue
-            stored = int(dataset.attrs["fnv1a64"])
-            computed = fnv1a64(np.ascontiguousarray(dataset[...], dtype="<f4").tobytes())
-            if stored != computed:
-                problems.append(f"{name}: fnv1a64 attribute {stored:016x} != data {computed:016x}")
+            problem = checksum_problem(checkpoint, dataset)
+            if problem:
+                problems.append(problem)
     for problem in problems:
         print(f"check_h5py: {path}: {problem}", file=sys.stderr)
     print(f"check_h5py: {path}: {len(expected)} datasets, {len(problems)} problems")

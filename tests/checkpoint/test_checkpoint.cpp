@@ -169,8 +169,8 @@ TEST_F(CheckpointTest, DescribeListsDatasetsShapesAndAttributes) {
     const std::string text = describe_checkpoint(file);
     EXPECT_NE(text.find("/model/layers/0/attn/q/weight  float32 [8, 6]"), std::string::npos)
         << text;
-    EXPECT_NE(text.find("@fnv1a64 = "), std::string::npos) << text;
-    EXPECT_NE(text.find("@tessera_format_version = 1"), std::string::npos) << text;
+    EXPECT_NE(text.find("@position_hash64 = "), std::string::npos) << text;
+    EXPECT_NE(text.find("@tessera_format_version = 2"), std::string::npos) << text;
     EXPECT_NE(text.find("\"step\":42"), std::string::npos) << text;
   });
 }

@@ -5,7 +5,7 @@ uninterrupted run does.
 `signal`: SIGUSR1 to the single process, and to rank 1 alone of a 2-rank mpiexec, and SIGTERM
 to a single process saving asynchronously: exit 75, the
 stop line and metrics record, a `latest` checkpoint of that step that h5py verifies (every
-tensor's FNV-1a 64), then the same command resumes and finishes with the uninterrupted run's
+tensor's checksum), then the same command resumes and finishes with the uninterrupted run's
 final parameter checksum.
 `time_limit`: run.deadline a few seconds away: exit 75 before the deadline with the numbers in
 the log, then a resume without the deadline ends bitwise equal to the uninterrupted run (both
@@ -27,6 +27,9 @@ import time
 import h5py
 
 from process_tree import rank_pid
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support"))
+from checkpoint_hash import checksum_problem  # noqa: E402
 
 # A small model: steps of a few milliseconds, so that a run is seconds long.
 BASE = ["train.warmup_steps=2", "eval.every=0", "log.every=1", "log.progress=plain",
@@ -74,13 +77,6 @@ def final_checksum(run_dir):
     return finals[-1]["parameter_checksum"] if finals else None
 
 
-def fnv1a64(data):
-    value = 0xCBF29CE484222325
-    for byte in data:
-        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return value
-
-
 def verify_latest(run_dir, step):
     """The checkpoint `latest` names is step_<step>.h5 and every tensor matches its checksum."""
     directory = os.path.join(run_dir, "checkpoints")
@@ -96,8 +92,7 @@ def verify_latest(run_dir, step):
             nonlocal count
             if isinstance(item, h5py.Dataset):
                 count += 1
-                data = item[...].astype("<f4").tobytes()
-                if fnv1a64(data) != int(item.attrs["fnv1a64"]):
+                if checksum_problem(checkpoint, item):
                     bad.append(name)
         checkpoint.visititems(visit)
         json.loads(checkpoint.attrs["manifest"])
