@@ -95,6 +95,9 @@ class Backend {
   /// dst = src, both backend buffers. The default goes through the host; backends override it.
   virtual void copy_device(float* dst, const float* src, std::size_t count);
   virtual MemoryUse memory_use() const = 0;
+  /// Whether the host reads and writes this backend's buffers in place (the CPU backend's,
+  /// Kokkos' host spaces): checkpoints then write and read them without a host copy.
+  virtual bool host_accessible() const { return false; }
 
   // ---- element-wise --------------------------------------------------------------------------
   /// out = a + b. `out` may alias `a` or `b`.

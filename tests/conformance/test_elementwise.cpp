@@ -1,5 +1,7 @@
 // Memory, element-wise ops, sum of squares and AdamW: the device backend against the CPU backend.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "conformance_support.hpp"
 
@@ -42,6 +44,25 @@ TEST_F(ElementwiseConformance, MemoryUseCountsBuffersAndKeepsTheirPeak) {
   EXPECT_FALSE(device.name.empty());
   EXPECT_GE(device.memory_bytes, held.system_bytes);
   EXPECT_GT(device.compute_units, 0);
+}
+
+// A backend that says its buffers are host memory: the host's writes in place are what the
+// backend sees, and the backend's are what the host reads (checkpoints rely on it).
+TEST_F(ElementwiseConformance, HostAccessibleBuffersAreReadAndWrittenInPlace) {
+  Backend& backend = device_backend();
+  EXPECT_EQ(backend.host_accessible(), backend.describe_device().kind == "cpu");
+  if (!backend.host_accessible()) return;  // a GPU's buffers go through copy_to/from_host
+  const std::vector<float> values = random_floats(1000, 5);
+  float* buffer = backend.allocate(values.size());
+  std::copy(values.begin(), values.end(), buffer);
+  backend.scale(buffer, 2.0f, values.size());
+  std::vector<float> copied(values.size());
+  backend.copy_to_host(copied.data(), buffer, values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    ASSERT_EQ(buffer[i], 2.0f * values[i]) << i;
+    ASSERT_EQ(copied[i], buffer[i]) << i;
+  }
+  backend.release(buffer);
 }
 
 // One correctly rounded add or multiply per element on both sides: results agree exactly.

@@ -53,6 +53,7 @@ class CpuBackend final : public Backend {
   void fill_zero(float* buffer, std::size_t count) override;
   void copy_device(float* dst, const float* src, std::size_t count) override;
   MemoryUse memory_use() const override;
+  bool host_accessible() const override { return true; }
 
   void add(float* out, const float* a, const float* b, std::size_t count) override;
   void accumulate(float* out, const float* in, std::size_t count) override;

@@ -126,6 +126,8 @@ MemoryUse KokkosBackend::memory_use() const {
   return {ledger_.current_bytes(), ledger_.peak_bytes(), system_bytes};
 }
 
+bool KokkosBackend::host_accessible() const { return kHostAccessible; }
+
 DeviceDescription KokkosBackend::describe_device() const {
   DeviceDescription device;
   device.kind = kHostAccessible ? "cpu" : "gpu";
