@@ -200,7 +200,7 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   for (const Declaration& d : mine) {
     nlohmann::json boxes = nlohmann::json::array();
     for (const Box& box : d.boxes) boxes.push_back({box.offset, box.shape});
-    local.push_back({d.name, d.shape, d.written, d.blocks, std::move(boxes)});
+    local.push_back({d.name, d.shape, d.written, std::move(boxes)});
   }
   std::string text = local.dump();
   const int rank = comm_rank(comm);
@@ -218,16 +218,16 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   std::optional<std::string> error;
   std::string plan_text;
   if (rank == 0) {
-    // name -> (shape, elements written, first rank that declared it, most blocks on a rank)
-    std::map<std::string, std::tuple<std::vector<int64_t>, int64_t, int, int>> merged;
+    // name -> (shape, elements written, first rank that declared it)
+    std::map<std::string, std::tuple<std::vector<int64_t>, int64_t, int>> merged;
     std::map<std::string, BoxOwners> owners;
     for (int r = 0; r < size && !error; ++r) {
       auto entries = nlohmann::json::parse(all.substr(displs[r], lengths[r]));
       for (const auto& entry : entries) {
         auto name = entry[0].get<std::string>();
         auto shape = entry[1].get<std::vector<int64_t>>();
-        auto [it, inserted] = merged.try_emplace(name, shape, 0, r, 0);
-        auto& [known_shape, written, first_rank, rounds] = it->second;
+        auto [it, inserted] = merged.try_emplace(name, shape, 0, r);
+        auto& [known_shape, written, first_rank] = it->second;
         if (known_shape != shape) {
           error = "checkpoint tensor '" + name + "': rank " + std::to_string(first_rank) +
                   " declares global shape " + shape_string(known_shape) + " but rank " +
@@ -236,9 +236,8 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
           break;
         }
         written += entry[2].get<int64_t>();
-        rounds = std::max(rounds, entry[3].get<int>());
         int index = 0;
-        for (const auto& box : entry[4]) {
+        for (const auto& box : entry[3]) {
           owners[name].add(
               r, index++, {box[0].get<std::vector<int64_t>>(), box[1].get<std::vector<int64_t>>()});
         }
@@ -246,13 +245,13 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
     }
     nlohmann::json plan = nlohmann::json::array();
     for (const auto& [name, value] : merged) {
-      const auto& [shape, written, first_rank, rounds] = value;
+      const auto& [shape, written, first_rank] = value;
       if (!error && check_coverage && written != element_count(shape)) {
         error = "checkpoint tensor '" + name + "' of shape " + shape_string(shape) + " has " +
                 std::to_string(element_count(shape)) + " elements but its writer blocks hold " +
                 std::to_string(written) + "; mark exactly one copy of each element writer=true";
       }
-      plan.push_back({name, shape, rounds, owners[name].hashers_if_tiling(shape)});
+      plan.push_back({name, shape, owners[name].hashers_if_tiling(shape)});
       (void)first_rank;
     }
     plan_text = plan.dump();
@@ -262,7 +261,7 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   std::vector<PlannedDataset> datasets;
   for (const auto& entry : nlohmann::json::parse(plan_text)) {
     datasets.push_back({entry[0].get<std::string>(), entry[1].get<std::vector<int64_t>>(),
-                        entry[2].get<int>(), entry[3].get<std::vector<std::pair<int, int>>>()});
+                        entry[2].get<std::vector<std::pair<int, int>>>()});
   }
   return datasets;
 }

@@ -90,7 +90,6 @@ std::optional<ChecksumScheme> checksum_scheme(int version);
 struct PlannedDataset {
   std::string name;
   std::vector<int64_t> shape;
-  int rounds = 1;  ///< collective transfers: the most blocks any one rank holds of it
   /// For reading: (rank, index among that rank's blocks of this tensor) of blocks that cover
   /// the tensor exactly once, copies of a block (dp replicas) counted at their first rank; then
   /// the ranks' sums of those blocks add up to the tensor's position hash. Empty when the
@@ -109,8 +108,7 @@ struct Declaration {
   std::string name;
   std::vector<int64_t> shape;
   int64_t written = 0;
-  int blocks = 0;          ///< blocks this rank writes or reads
-  std::vector<Box> boxes;  ///< their places, in order
+  std::vector<Box> boxes;  ///< the places of the blocks it writes or reads, in order
 };
 
 /// Collective: the union of every rank's declarations. Throws UsageError on every rank if two
@@ -141,14 +139,13 @@ std::optional<std::string> declare(const std::vector<Block>& blocks, Counts coun
       return problem;
     }
     Declaration& declaration = by_name[block.name];
-    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, 0, {}};
+    if (declaration.name.empty()) declaration = {block.name, block.global_shape, 0, {}};
     if (declaration.shape != block.global_shape) {
       return "checkpoint tensor '" + block.name + "' has blocks of different global shapes " +
              shape_string(declaration.shape) + " and " + shape_string(block.global_shape);
     }
     if (counts(block)) {
       declaration.written += element_count(block.local_shape);
-      ++declaration.blocks;
       declaration.boxes.push_back({block.global_offset, block.local_shape});
     }
   }

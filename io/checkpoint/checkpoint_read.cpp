@@ -63,35 +63,21 @@ std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::p
   return stored_data_problem(dataset.get(), path, planned.shape, file, scheme);
 }
 
-/// Reads every planned dataset collectively; each rank selects its requested block or nothing.
-void read_blocks(hid_t file_id, const std::vector<PlannedDataset>& plan,
-                 const std::vector<TensorReadRequest>& requests) {
+/// Each rank reads its requested blocks with independent MPI-IO transfers: no rank's read
+/// depends on another's, so none waits for a slower one at every dataset (collective transfers
+/// cost 10x the read at 4 and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs").
+void read_blocks(hid_t file_id, const std::vector<TensorReadRequest>& requests) {
   H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
-  TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_COLLECTIVE));
-  for (const PlannedDataset& planned : plan) {
-    std::vector<const TensorReadRequest*> mine;
-    for (const TensorReadRequest& request : requests) {
-      if (request.name == planned.name) mine.push_back(&request);
-    }
-    const std::string path = "/" + planned.name;
+  TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
+  for (const TensorReadRequest& request : requests) {
+    const std::string path = "/" + request.name;
     H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
     H5Id space(TESSERA_H5(H5Dget_space(dataset.get())), H5Sclose);
-    for (int round = 0; round < planned.rounds; ++round) {
-      const TensorReadRequest* request =
-          round < static_cast<int>(mine.size()) ? mine[round] : nullptr;
-      const hsize_t elements =
-          request ? static_cast<hsize_t>(element_count(request->local_shape)) : 0;
-      H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-      if (request) {
-        select_block(space.get(), request->global_offset, request->local_shape);
-      } else {
-        select_block(space.get(), {}, {});
-        TESSERA_H5(H5Sselect_none(memory.get()));
-      }
-      float dummy = 0.0f;
-      TESSERA_H5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
-                         request ? request->data : &dummy));
-    }
+    const auto elements = static_cast<hsize_t>(element_count(request.local_shape));
+    H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+    select_block(space.get(), request.global_offset, request.local_shape);
+    TESSERA_H5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
+                       request.data));
   }
 }
 
@@ -156,10 +142,10 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   if (!checked.scheme.by_position) {
     // Version 1: FNV-1a needs each dataset whole and in order; verify before reading.
     verify_datasets(comm, file_id.get(), file, plan, checked.scheme);
-    read_blocks(file_id.get(), plan, requests);
+    read_blocks(file_id.get(), requests);
     return;
   }
-  read_blocks(file_id.get(), plan, requests);
+  read_blocks(file_id.get(), requests);
   verify_read_blocks(comm, file_id.get(), file, plan, requests,
                      nlohmann::json::parse(checked.shared).get<std::vector<uint64_t>>(),
                      checked.scheme);

@@ -141,7 +141,6 @@ std::pair<ChecksumScheme, std::vector<PlannedDataset>> check_structure(
   for (const nlohmann::json& dataset : nlohmann::json::parse(checked.shared)) {
     plan.push_back({dataset.at("name").get<std::string>(),
                     dataset.at("shape").get<std::vector<int64_t>>(),
-                    1,
                     {}});
   }
   return {checked.scheme, std::move(plan)};

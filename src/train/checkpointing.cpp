@@ -1,7 +1,9 @@
 #include "train/checkpointing.hpp"
 
+#include <bit>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <span>
 
 #include "core/error.hpp"
 
@@ -21,6 +23,29 @@ Block tensor_block(const std::string& prefix, const ParameterInfo& info) {
 
 const char* const kPrefixes[] = {"model/", "optimizer/m/", "optimizer/v/"};
 
+/// The backend's buffers of a chunk's values, first and second moments (the moments of its
+/// optimizer's range only).
+std::array<float*, 3> backend_arrays(const ModelReplica::ChunkState& chunk) {
+  return {chunk.model.parameters().values(), chunk.optimizer.first_moments(),
+          chunk.optimizer.second_moments()};
+}
+
+/// Collective over `comm`: whether every element of every rank's blocks is finite.
+bool finite_on_every_rank(MPI_Comm comm, const std::vector<TensorBlock>& blocks) {
+  uint32_t not_finite = 0;  // set by an exponent of all ones: an infinity or a NaN
+  for (const TensorBlock& block : blocks) {
+    std::size_t count = 1;
+    for (const int64_t extent : block.local_shape) count *= static_cast<std::size_t>(extent);
+    for (const float value : std::span(block.data, count)) {
+      not_finite |=
+          static_cast<uint32_t>((std::bit_cast<uint32_t>(value) & 0x7F800000u) == 0x7F800000u);
+    }
+  }
+  int finite = not_finite == 0 ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &finite, 1, MPI_INT, MPI_MIN, comm);
+  return finite == 1;
+}
+
 }  // namespace
 
 std::filesystem::path checkpoint_directory(const Config& config) {
@@ -28,7 +53,8 @@ std::filesystem::path checkpoint_directory(const Config& config) {
                                        : std::filesystem::path(config.checkpoint.dir);
 }
 
-/// values, m and v of each chunk on the host, each laid out like the flat parameter buffer.
+/// Host copies of each chunk's values, m and v, each laid out like the flat parameter buffer;
+/// an array read and written in place (TrainingCheckpoints::in_place) has none.
 struct TrainingCheckpoints::HostState {
   std::vector<std::array<std::vector<float>, 3>> chunks;
 };
@@ -59,42 +85,81 @@ TrainingCheckpoints::TrainingCheckpoints(const Config& config, ParallelContext& 
         "checkpoint.async = true needs an MPI library that offers "
         "MPI_THREAD_MULTIPLE, and this one does not; set checkpoint.async = false");
   }
+  // The snapshot's memory is allocated and first touched now, not at the first save, where
+  // that (slower than the copy itself) would block training.
+  if (config.checkpoint.async) {
+    staging_ = std::make_unique<HostState>();
+    place(*staging_, /*snapshot=*/true);
+  }
 }
 
 TrainingCheckpoints::~TrainingCheckpoints() {
   if (pending_ && pending_->writer.joinable()) pending_->writer.join();
 }
 
-std::unique_ptr<TrainingCheckpoints::HostState> TrainingCheckpoints::gather_state() {
-  auto state = std::make_unique<HostState>();
-  for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
-    const ParameterStore& p = chunk.model.parameters();
-    std::array<std::vector<float>, 3> host;
-    host[0].resize(p.padded_count());
-    backend_.copy_to_host(host[0].data(), p.values(), p.padded_count());
-    const std::size_t begin = chunk.optimizer.begin(), size = chunk.optimizer.end() - begin;
-    for (int moment = 1; moment <= 2; ++moment) {
-      float* device =
-          moment == 1 ? chunk.optimizer.first_moments() : chunk.optimizer.second_moments();
-      std::vector<float>& full = host[static_cast<std::size_t>(moment)];
-      full.assign(p.padded_count(), 0.0f);
-      backend_.copy_to_host(full.data() + begin, device, size);
-      // Under ZeRO-1 each dp rank holds 1/dp of the moments: gather them so that every rank can
-      // describe whole logical tensors (the file does not depend on the ZeRO setting).
-      if (size < p.padded_count())
-        parallel_.host_dp().all_gather(full.data() + begin, full.data(), size);
-    }
-    state->chunks.push_back(std::move(host));
-  }
-  return state;
+bool TrainingCheckpoints::in_place(const ModelReplica::ChunkState& chunk, std::size_t array) const {
+  // Moments sharded by ZeRO-1 are gathered into a whole-tensor copy first.
+  const bool sharded =
+      chunk.optimizer.end() - chunk.optimizer.begin() < chunk.model.parameters().padded_count();
+  return backend_.host_accessible() && (array == 0 || !sharded);
 }
 
-std::vector<TensorBlock> TrainingCheckpoints::blocks_of(const HostState& state) const {
+std::vector<std::array<float*, 3>> TrainingCheckpoints::place(HostState& host, bool snapshot) {
+  std::vector<std::array<float*, 3>> places;
+  const auto chunks = replica_.chunk_states();
+  host.chunks.resize(chunks.size());
+  for (std::size_t c = 0; c < chunks.size(); ++c) {
+    ParameterStore& p = chunks[c].model.parameters();
+    const std::array<float*, 3> device = backend_arrays(chunks[c]);
+    std::array<float*, 3>& place = places.emplace_back();
+    for (std::size_t a = 0; a < 3; ++a) {
+      if (!snapshot && in_place(chunks[c], a)) {
+        place[a] = device[a];
+        continue;
+      }
+      // Kept from save to save: every element a block names is written before it is read (the
+      // padding past the last parameter is in no block), so it needs no clearing.
+      std::vector<float>& copy = host.chunks[c][a];
+      copy.resize(p.padded_count());
+      place[a] = copy.data();
+    }
+  }
+  return places;
+}
+
+std::vector<std::array<float*, 3>> TrainingCheckpoints::copy_to_host(HostState& host,
+                                                                     bool snapshot) {
+  const auto places = place(host, snapshot);
+  const auto chunks = replica_.chunk_states();
+  for (std::size_t c = 0; c < chunks.size(); ++c) {
+    const ParameterStore& p = chunks[c].model.parameters();
+    const std::size_t begin = chunks[c].optimizer.begin();
+    const std::size_t size = chunks[c].optimizer.end() - begin;
+    const std::array<float*, 3> device = backend_arrays(chunks[c]);
+    for (std::size_t a = 0; a < 3; ++a) {
+      if (places[c][a] == device[a]) continue;  // in place
+      if (a == 0) {
+        backend_.copy_to_host(places[c][a], device[a], p.padded_count());
+        continue;
+      }
+      backend_.copy_to_host(places[c][a] + begin, device[a], size);
+      // Under ZeRO-1 each dp rank holds 1/dp of the moments: gather them so that every rank can
+      // describe whole logical tensors (the file does not depend on the ZeRO setting).
+      if (size < p.padded_count()) {
+        parallel_.host_dp().all_gather(places[c][a] + begin, places[c][a], size);
+      }
+    }
+  }
+  return places;
+}
+
+std::vector<TensorBlock> TrainingCheckpoints::blocks_of(
+    const std::vector<std::array<float*, 3>>& places) const {
   const auto& coordinates = parallel_.coordinates();
   std::vector<TensorBlock> blocks;
   std::size_t index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
-    const auto& arrays = state.chunks[index++];
+    const auto& arrays = places[index++];
     for (const ParameterInfo& info : chunk.model.parameters().infos()) {
       // One rank writes each element: dp replica 0, tp rank 0 for replicated tensors, and the
       // first stage for the embedding the last stage holds a tied copy of.
@@ -103,7 +168,7 @@ std::vector<TensorBlock> TrainingCheckpoints::blocks_of(const HostState& state) 
           coordinates.dp == 0 && !tied_copy && (coordinates.tp == 0 || !info.replicated());
       for (std::size_t a = 0; a < 3; ++a) {
         auto block = tensor_block<TensorBlock>(kPrefixes[a], info);
-        block.data = arrays[a].data() + info.offset;
+        block.data = arrays[a] + info.offset;
         block.writer = writer;
         blocks.push_back(std::move(block));
       }
@@ -127,35 +192,43 @@ nlohmann::json TrainingCheckpoints::metadata(int step) const {
 
 std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {
   std::vector<SaveReport> done = wait();  // one save in flight at a time
-  if (!step_finite || !replica_.state_is_finite()) {
+  const auto start = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point from) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
+  };
+  const bool async = config_.checkpoint.async;
+  // A save of a state that is not finite is refused: retention would keep it in place of a good
+  // one. An asynchronous save checks its snapshot in the writer thread, off training's path.
+  if (!step_finite || (!async && !replica_.state_is_finite())) {
     SaveReport refused;
     refused.step = step;
     refused.not_finite = true;
     done.push_back(refused);
     return done;
   }
-  const auto start = std::chrono::steady_clock::now();
-  auto seconds_since = [](std::chrono::steady_clock::time_point from) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - from).count();
-  };
   auto pending = std::make_unique<Pending>();
-  pending->state = gather_state();
-  pending->blocks = blocks_of(*pending->state);
+  pending->state = staging_ ? std::move(staging_) : std::make_unique<HostState>();
+  pending->blocks = blocks_of(copy_to_host(*pending->state, /*snapshot=*/async));
   pending->report.step = step;
   pending->report.blocked_s = seconds_since(start);
-  auto write = [this, step, start, seconds_since, job = pending.get(), header = metadata(step),
-                manifest = manifest_] {
+  auto write = [this, step, start, seconds_since, async, job = pending.get(),
+                header = metadata(step), manifest = manifest_] {
     try {
-      job->report.bytes =
-          std::filesystem::file_size(directory_.save(step, job->blocks, header, manifest));
+      if (async && !finite_on_every_rank(writer_comm_.handle(), job->blocks)) {
+        job->report.not_finite = true;
+      } else {
+        job->report.bytes =
+            std::filesystem::file_size(directory_.save(step, job->blocks, header, manifest));
+      }
     } catch (...) {
       job->failure = std::current_exception();
     }
     job->report.write_s = seconds_since(start);
   };
-  if (!config_.checkpoint.async) {
+  if (!async) {
     write();
     pending->report.blocked_s = pending->report.write_s;
+    staging_ = std::move(pending->state);
     if (pending->failure) std::rethrow_exception(pending->failure);
     done.push_back(pending->report);
     return done;
@@ -169,22 +242,23 @@ std::vector<SaveReport> TrainingCheckpoints::wait() {
   if (!pending_) return {};
   std::unique_ptr<Pending> finished = std::move(pending_);
   finished->writer.join();
+  staging_ = std::move(finished->state);
   if (finished->failure) std::rethrow_exception(finished->failure);
   return {finished->report};
 }
 
 int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& warn) {
-  if (directory_.list().empty()) return 0;  // a new run: no host copy of the state to make
-  std::vector<std::array<std::vector<float>, 3>> host;
+  if (directory_.list().empty()) return 0;  // a new run: nothing to place
+  std::unique_ptr<HostState> host = staging_ ? std::move(staging_) : std::make_unique<HostState>();
+  const auto places = place(*host, /*snapshot=*/false);
   std::vector<TensorReadRequest> requests;
+  std::size_t index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
-    const ParameterStore& p = chunk.model.parameters();
-    auto& arrays = host.emplace_back();
-    for (auto& array : arrays) array.assign(p.padded_count(), 0.0f);
-    for (const ParameterInfo& info : p.infos()) {
+    const auto& arrays = places[index++];
+    for (const ParameterInfo& info : chunk.model.parameters().infos()) {
       for (std::size_t a = 0; a < 3; ++a) {
         auto request = tensor_block<TensorReadRequest>(kPrefixes[a], info);
-        request.data = arrays[a].data() + info.offset;
+        request.data = arrays[a] + info.offset;
         requests.push_back(std::move(request));
       }
     }
@@ -192,25 +266,48 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
   // The file is read once: read_checkpoint verifies the checksums of what it reads, and a
   // damaged file gives way to the previous one.
   nlohmann::json metadata;
+  bool read_into_the_state = false;
   const std::optional<CheckpointDirectory::Entry> entry = directory_.load_latest(
       [&](const CheckpointDirectory::Entry& candidate) {
         metadata = read_checkpoint_metadata(parallel_.world_handle(), candidate.path);
+        read_into_the_state = true;
         read_checkpoint(parallel_.world_handle(), candidate.path, requests);
       },
       warn);
-  if (!entry) return 0;
+  staging_ = std::move(host);
+  if (!entry) {
+    // Every checkpoint was damaged: the run starts afresh, from the state a failed in-place
+    // read may have overwritten.
+    if (read_into_the_state) start_afresh();
+    return 0;
+  }
   restored_bytes_ = std::filesystem::file_size(entry->path);
   restored_config_ = metadata.value("config", std::string());
-  std::size_t index = 0;
+  index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     ParameterStore& p = chunk.model.parameters();
-    const auto& arrays = host[index++];
-    backend_.copy_from_host(p.values(), arrays[0].data(), p.padded_count());
+    const auto& arrays = places[index++];
     const std::size_t begin = chunk.optimizer.begin(), size = chunk.optimizer.end() - begin;
-    backend_.copy_from_host(chunk.optimizer.first_moments(), arrays[1].data() + begin, size);
-    backend_.copy_from_host(chunk.optimizer.second_moments(), arrays[2].data() + begin, size);
+    const std::array<float*, 3> device = backend_arrays(chunk);
+    for (std::size_t a = 0; a < 3; ++a) {
+      if (arrays[a] == device[a]) continue;  // read in place
+      if (a == 0) {
+        backend_.copy_from_host(device[a], arrays[a], p.padded_count());
+      } else {
+        backend_.copy_from_host(device[a], arrays[a] + begin, size);
+      }
+    }
   }
   return metadata.at("step").get<int>();
+}
+
+void TrainingCheckpoints::start_afresh() {
+  replica_.initialize(config_.train.seed);
+  for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
+    const std::size_t size = chunk.optimizer.end() - chunk.optimizer.begin();
+    backend_.fill_zero(chunk.optimizer.first_moments(), size);
+    backend_.fill_zero(chunk.optimizer.second_moments(), size);
+  }
 }
 
 }  // namespace tessera

@@ -3,11 +3,15 @@
 // optimizer/v/<name>, each with its global shape, each rank writing and reading the block it
 // holds. A run can therefore resume at any (dp, tp, pp) layout and ZeRO setting.
 //
-// With checkpoint.async the state is copied to host memory at the step boundary (the only part
-// training waits for) and written by a background thread over a duplicate of the world
-// communicator, so that its collectives never mix with the training's.
+// A backend whose buffers are host memory (backend.host_accessible) is written from and read
+// into in place; otherwise (a GPU, or moments sharded by ZeRO-1) through a host copy that is
+// kept from save to save. With checkpoint.async the state is copied to host memory at the step
+// boundary (the only part training waits for), then checked for non-finite values and written
+// by a background thread over a duplicate of the world communicator, so that its collectives
+// never mix with the training's.
 #pragma once
 
+#include <array>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -67,8 +71,17 @@ class TrainingCheckpoints {
  private:
   struct HostState;
   struct Pending;
-  std::unique_ptr<HostState> gather_state();
-  std::vector<TensorBlock> blocks_of(const HostState& state) const;
+  /// Whether array `array` of `chunk` (0 the values, 1 and 2 the moments) is written and read
+  /// in place: the backend's buffers are host memory and the moments are not ZeRO shards.
+  bool in_place(const ModelReplica::ChunkState& chunk, std::size_t array) const;
+  /// The host address of each chunk's values, m and v for a save or a restore: the backend's
+  /// buffer where in_place (unless a `snapshot` is wanted), else `host`'s copy (sized here).
+  std::vector<std::array<float*, 3>> place(HostState& host, bool snapshot);
+  /// place(), then copies what is not in place from the backend (gathering ZeRO shards).
+  std::vector<std::array<float*, 3>> copy_to_host(HostState& host, bool snapshot);
+  std::vector<TensorBlock> blocks_of(const std::vector<std::array<float*, 3>>& places) const;
+  /// The freshly initialized state (after a read in place that found every file damaged).
+  void start_afresh();
   nlohmann::json metadata(int step) const;
 
   const Config& config_;
@@ -81,6 +94,9 @@ class TrainingCheckpoints {
   std::uintmax_t restored_bytes_ = 0;
   std::string restored_config_;
   std::unique_ptr<Pending> pending_;
+  /// The host copy of the state, kept from save to save: allocating and first touching it
+  /// costs more than the copy itself (doc/checkpoints.md, "Costs").
+  std::unique_ptr<HostState> staging_;
   std::string manifest_;
 };
 
