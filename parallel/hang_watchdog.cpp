@@ -35,6 +35,10 @@ double seconds_now() {
 /// enough to cost nothing (one small message per rank every few seconds at most).
 double heartbeat_period(double timeout_s) { return std::clamp(timeout_s / 6.0, 0.25, 10.0); }
 
+/// A watching thread that wakes this much later than asked was not running: its process was
+/// stopped (SIGSTOP, a debugger, a paused node) or starved far beyond a busy machine's delays.
+double suspension_gap(double period_s) { return std::max(3.0 * period_s, 2.0); }
+
 bool mpi_thread_multiple() {
   int provided = MPI_THREAD_SINGLE;
   MPI_Query_thread(&provided);
@@ -51,6 +55,7 @@ class HangWatchdog::Watcher {
     MPI_Comm_size(comm_.get(), &size_);
     const double started = seconds_now();
     marked_at_ = started;
+    watched_since_ = started;
     known_.resize(size_);
     heard_at_.assign(size_, started);
     received_.assign(size_, 0);
@@ -128,9 +133,16 @@ class HangWatchdog::Watcher {
 
   void watch() {
     std::unique_lock<std::mutex> lock(mutex_);
+    double last_tick = seconds_now();
     while (!wake_.wait_for(lock, std::chrono::duration<double>(period_s_),
                            [this] { return stopping_; })) {
       const double now = seconds_now();
+      // Time this rank did not see is not held against the others: after a suspension it
+      // watches a whole timeout afresh. A rank stopped and then continued (as Open MPI does
+      // before it kills a job that another rank has already ended) thus does not report the
+      // hang that it caused a second time.
+      if (now - last_tick > period_s_ + suspension_gap(period_s_)) watched_since_ = now;
+      last_tick = now;
       if (rank_ == 0) {
         watch_as_root(now);
       } else {
@@ -143,7 +155,7 @@ class HangWatchdog::Watcher {
     Heartbeat heartbeat;
     heartbeat.step = step_.load(std::memory_order_relaxed);
     heartbeat.marks = marks_.load(std::memory_order_relaxed);
-    heartbeat.idle_s = now - marked_at_.load(std::memory_order_acquire);
+    heartbeat.idle_s = own_idle(now);
     std::strncpy(heartbeat.operation, operation_.load(std::memory_order_relaxed),
                  sizeof heartbeat.operation - 1);
     return heartbeat;
@@ -183,11 +195,18 @@ class HangWatchdog::Watcher {
     heard_at_[rank] = now;
   }
 
-  /// known_[rank] as of `now`: the idle time grows by the silence since it was heard.
+  /// Seconds since this rank marked progress, as far as this watcher saw them.
+  double own_idle(double now) const {
+    return std::min(now - marked_at_.load(std::memory_order_acquire), now - watched_since_);
+  }
+
+  /// known_[rank] as of `now`: the idle time grows by the silence since it was heard; neither
+  /// counts from before this watcher last began watching.
   RankProgress progress_now(int rank, double now) const {
     RankProgress progress = known_[rank];
-    progress.silent_s = now - heard_at_[rank];
-    progress.idle_s += progress.silent_s;
+    const double watched_s = now - watched_since_;
+    progress.silent_s = std::min(now - heard_at_[rank], watched_s);
+    progress.idle_s = std::min(progress.idle_s + now - heard_at_[rank], watched_s);
     return progress;
   }
 
@@ -209,13 +228,12 @@ class HangWatchdog::Watcher {
   void watch_as_member(double now) {
     take_arrivals(0, kAnswerTag, now);
     if (send(0, kHeartbeatTag, own_heartbeat(now))) ++sent_;
-    const double own_idle = now - marked_at_.load(std::memory_order_acquire);
     const RankProgress root = progress_now(0, now);
     // Rank 1 stands in for a silent rank 0; the others only should rank 1 be gone as well.
     const double patience = rank_ == 1 ? options_.timeout_s : 2 * options_.timeout_s;
-    if (own_idle < options_.timeout_s || root.silent_s < patience) return;
     const Heartbeat mine = own_heartbeat(now);
-    const RankProgress self{rank_, mine.step, mine.operation, mine.marks, own_idle, 0.0};
+    if (mine.idle_s < options_.timeout_s || root.silent_s < patience) return;
+    const RankProgress self{rank_, mine.step, mine.operation, mine.marks, mine.idle_s, 0.0};
     end_job(describe_hang({root, self}, options_.timeout_s, 3 * period_s_, options_.setting));
   }
 
@@ -240,6 +258,7 @@ class HangWatchdog::Watcher {
   // rank's latest heartbeat; a member rank keeps rank 0's (the answers) and its own slot.
   std::vector<RankProgress> known_;
   std::vector<double> heard_at_;
+  double watched_since_ = 0.0;       // start, or the end of the last suspension
   std::vector<int64_t> received_;    // heartbeats or answers received from each rank
   std::vector<int64_t> ticks_sent_;  // answers rank 0 sent to each rank
   int64_t sent_ = 0;                 // heartbeats a member sent to rank 0

@@ -7,7 +7,10 @@ Cases, each within the timeout plus 30 s:
 - rank 0 itself stopped: rank 1 reports it;
 - a rank stalled alive (debug.stall_at_step: its watchdog still answers) in a 4-rank
   tensor-parallel run: named as the rank furthest behind, its partners as waiting;
-- one rank alone, stalled: the job of one process ends too.
+- one rank alone, stalled: the job of one process ends too;
+- the whole job suspended for longer than the timeout and then continued (scontrol suspend and
+  resume, a paused node): it trains on, with no hang reported (a watchdog judges only time it
+  saw run).
 Signals only the processes it started (found below the launcher's pid), and afterwards makes
 sure none of them is left, stopped or not.
 
@@ -149,6 +152,38 @@ def stalled_rank(tessera, configs, work, ranks, settings, expected):
     return failures
 
 
+def suspended_job(tessera, configs, work):
+    """SIGSTOP every rank for longer than the timeout, then SIGCONT: the job must go on."""
+    name = "suspend-resume"
+    run = Run(tessera, configs, work, name, 2, [])
+    failure = None
+    try:
+        if not run.wait_for_steps(20):
+            failure = "the run did not start"
+        else:
+            ranks = [rank_pid(run.process.pid, rank) for rank in (0, 1)]
+            if None in ranks:
+                failure = "ranks not found among the launcher's processes"
+            else:
+                for pid in ranks:
+                    os.kill(pid, signal.SIGSTOP)
+                time.sleep(TIMEOUT_S + 3)
+                steps = len(re.findall(r"^step ", run.text(), re.M))
+                for pid in ranks:
+                    os.kill(pid, signal.SIGCONT)
+                if not run.wait_for_steps(steps + 20, limit_s=TIMEOUT_S + GRACE_S):
+                    failure = "it did not train on after SIGCONT"
+                elif hang_lines(run.text()):
+                    failure = "a hang was reported: " + hang_lines(run.text())[0]
+    finally:
+        run.clean_up()
+    if failure:
+        print("FAIL %s: %s\n%s" % (name, failure, run.text()[-3000:]))
+        return 1
+    print("ok   %s: trained on after %d s suspended" % (name, TIMEOUT_S + 3))
+    return 0
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: test_hang.py TESSERA CONFIG_DIR")
@@ -167,6 +202,7 @@ def main():
                                      r"ranks 0-1 in step 3, the loss all-reduce"])
         failures += stalled_rank(tessera, configs, work, 1, [], [
             r"rank 0 of 1: hang: .*stuck: rank 0 in step 3, debug.stall_at_step"])
+        failures += suspended_job(tessera, configs, work)
     if failures:
         sys.exit("%d hang case(s) failed" % failures)
     print("all hang cases passed")
