@@ -163,15 +163,20 @@ bool boxes_overlap(const Box& a, const Box& b) {
 }
 
 /// The distinct blocks of one tensor over all ranks, each owned by the first (rank, index)
-/// that declared it: rank 0's merge in plan_datasets.
+/// that declared it, and the copies of them: rank 0's merge in plan_datasets.
 class BoxOwners {
  public:
   void add(int rank, int index, Box box) {
     for (const auto& [known, owner] : distinct_) {
-      if (known.offset == box.offset && known.shape == box.shape) return;  // a copy
+      if (known.offset == box.offset && known.shape == box.shape) {
+        copies_.push_back({rank, index, owner.first, owner.second});
+        return;
+      }
     }
     distinct_.push_back({std::move(box), {rank, index}});
   }
+
+  const std::vector<BlockCopy>& copies() const { return copies_; }
 
   /// The owners, when the distinct blocks tile `shape` exactly once; otherwise none.
   std::vector<std::pair<int, int>> hashers_if_tiling(const std::vector<int64_t>& shape) const {
@@ -190,6 +195,7 @@ class BoxOwners {
 
  private:
   std::vector<std::pair<Box, std::pair<int, int>>> distinct_;
+  std::vector<BlockCopy> copies_;
 };
 
 }  // namespace
@@ -251,7 +257,11 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
                 std::to_string(element_count(shape)) + " elements but its writer blocks hold " +
                 std::to_string(written) + "; mark exactly one copy of each element writer=true";
       }
-      plan.push_back({name, shape, owners[name].hashers_if_tiling(shape)});
+      nlohmann::json copies = nlohmann::json::array();
+      for (const BlockCopy& copy : owners[name].copies()) {
+        copies.push_back({copy.rank, copy.index, copy.owner_rank, copy.owner_index});
+      }
+      plan.push_back({name, shape, owners[name].hashers_if_tiling(shape), std::move(copies)});
       (void)first_rank;
     }
     plan_text = plan.dump();
@@ -260,8 +270,13 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
   broadcast_string(comm, plan_text, 0);
   std::vector<PlannedDataset> datasets;
   for (const auto& entry : nlohmann::json::parse(plan_text)) {
+    std::vector<BlockCopy> copies;
+    for (const auto& copy : entry[3]) {
+      copies.push_back(
+          {copy[0].get<int>(), copy[1].get<int>(), copy[2].get<int>(), copy[3].get<int>()});
+    }
     datasets.push_back({entry[0].get<std::string>(), entry[1].get<std::vector<int64_t>>(),
-                        entry[2].get<std::vector<std::pair<int, int>>>()});
+                        entry[2].get<std::vector<std::pair<int, int>>>(), std::move(copies)});
   }
   return datasets;
 }

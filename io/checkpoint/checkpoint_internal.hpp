@@ -86,6 +86,15 @@ struct ChecksumScheme {
 /// The scheme of a format version this build reads, or none.
 std::optional<ChecksumScheme> checksum_scheme(int version);
 
+/// A block that rank `rank` declared (its `index`-th of the tensor) with the same place as an
+/// earlier one, `owner_index`-th of `owner_rank`: a dp replica's copy.
+struct BlockCopy {
+  int rank = 0;
+  int index = 0;
+  int owner_rank = 0;
+  int owner_index = 0;
+};
+
 /// One dataset of the union over ranks, in name order (the same on every rank).
 struct PlannedDataset {
   std::string name;
@@ -95,6 +104,8 @@ struct PlannedDataset {
   /// the ranks' sums of those blocks add up to the tensor's position hash. Empty when the
   /// distinct blocks do not tile the tensor (a partial read): its hash needs a pass over it.
   std::vector<std::pair<int, int>> hashers;
+  /// For reading: blocks that only their owner reads from the file and sends to the copy's rank.
+  std::vector<BlockCopy> copies;
 };
 
 /// A block's place in its tensor.

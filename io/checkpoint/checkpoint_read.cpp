@@ -63,22 +63,72 @@ std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::p
   return stored_data_problem(dataset.get(), path, planned.shape, file, scheme);
 }
 
-/// Each rank reads its requested blocks with independent MPI-IO transfers: no rank's read
-/// depends on another's, so none waits for a slower one at every dataset (collective transfers
-/// cost 10x the read at 4 and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs").
-void read_blocks(hid_t file_id, const std::vector<TensorReadRequest>& requests) {
+/// Each rank's requests by tensor name, in the order it declared them (the indices the plan's
+/// hashers and copies use).
+std::map<std::string, std::vector<const TensorReadRequest*>> requests_by_name(
+    const std::vector<TensorReadRequest>& requests) {
+  std::map<std::string, std::vector<const TensorReadRequest*>> by_name;
+  for (const TensorReadRequest& request : requests) by_name[request.name].push_back(&request);
+  return by_name;
+}
+
+/// Each rank reads its requested blocks that are not copies of another's (dp replicas ask for
+/// the same blocks: the first reads it for all), with independent MPI-IO transfers: no rank's
+/// read depends on another's, so none waits for a slower one at every dataset (collective
+/// transfers cost 10x the read at 4 and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs").
+/// Then the owners send the copies. The file is read once in total.
+void read_blocks(MPI_Comm comm, hid_t file_id, const std::vector<PlannedDataset>& plan,
+                 const std::vector<TensorReadRequest>& requests) {
+  const int rank = comm_rank(comm);
+  auto mine = requests_by_name(requests);
   H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
   TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
-  for (const TensorReadRequest& request : requests) {
-    const std::string path = "/" + request.name;
+  for (const PlannedDataset& planned : plan) {
+    if (mine[planned.name].empty()) continue;  // a tensor of other ranks' stages
+    std::vector<bool> is_copy(mine[planned.name].size(), false);
+    for (const BlockCopy& copy : planned.copies) {
+      if (copy.rank == rank) is_copy[static_cast<std::size_t>(copy.index)] = true;
+    }
+    const std::string path = "/" + planned.name;
     H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
     H5Id space(TESSERA_H5(H5Dget_space(dataset.get())), H5Sclose);
-    const auto elements = static_cast<hsize_t>(element_count(request.local_shape));
-    H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-    select_block(space.get(), request.global_offset, request.local_shape);
-    TESSERA_H5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
-                       request.data));
+    for (std::size_t i = 0; i < is_copy.size(); ++i) {
+      if (is_copy[i]) continue;
+      const TensorReadRequest& request = *mine[planned.name][i];
+      const auto elements = static_cast<hsize_t>(element_count(request.local_shape));
+      H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+      select_block(space.get(), request.global_offset, request.local_shape);
+      TESSERA_H5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
+                         request.data));
+    }
   }
+  // Every copy in plan order, sent and received in that same order between each pair of ranks
+  // (MPI does not reorder messages of one tag), in pieces whose count fits an int.
+  constexpr int64_t kPiece = int64_t{1} << 30;
+  std::vector<MPI_Request> transfers;
+  for (const PlannedDataset& planned : plan) {
+    for (const BlockCopy& copy : planned.copies) {
+      if (copy.rank != rank && copy.owner_rank != rank) continue;
+      const auto& blocks = mine[planned.name];
+      const TensorReadRequest& owned = *blocks[static_cast<std::size_t>(copy.owner_index)];
+      const int64_t count = element_count(owned.local_shape);
+      if (copy.rank == rank && copy.owner_rank == rank) {
+        std::copy_n(owned.data, count, blocks[static_cast<std::size_t>(copy.index)]->data);
+        continue;
+      }
+      for (int64_t first = 0; first < count; first += kPiece) {
+        const int piece = static_cast<int>(std::min(kPiece, count - first));
+        MPI_Request& transfer_request = transfers.emplace_back();
+        if (copy.owner_rank == rank) {
+          MPI_Isend(owned.data + first, piece, MPI_FLOAT, copy.rank, 0, comm, &transfer_request);
+        } else {
+          MPI_Irecv(blocks[static_cast<std::size_t>(copy.index)]->data + first, piece, MPI_FLOAT,
+                    copy.owner_rank, 0, comm, &transfer_request);
+        }
+      }
+    }
+  }
+  MPI_Waitall(static_cast<int>(transfers.size()), transfers.data(), MPI_STATUSES_IGNORE);
 }
 
 /// Collective: the checksums of what the ranks read (`requests`) against `stored` (one per
@@ -89,8 +139,7 @@ void verify_read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::pat
                         const std::vector<TensorReadRequest>& requests,
                         const std::vector<uint64_t>& stored, const ChecksumScheme& scheme) {
   const int rank = comm_rank(comm);
-  std::map<std::string, std::vector<const TensorReadRequest*>> mine;
-  for (const TensorReadRequest& request : requests) mine[request.name].push_back(&request);
+  auto mine = requests_by_name(requests);
   std::vector<uint64_t> sums(plan.size(), 0);
   std::vector<PlannedDataset> untiled;
   for (std::size_t i = 0; i < plan.size(); ++i) {
@@ -142,10 +191,10 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   if (!checked.scheme.by_position) {
     // Version 1: FNV-1a needs each dataset whole and in order; verify before reading.
     verify_datasets(comm, file_id.get(), file, plan, checked.scheme);
-    read_blocks(file_id.get(), requests);
+    read_blocks(comm, file_id.get(), plan, requests);
     return;
   }
-  read_blocks(file_id.get(), requests);
+  read_blocks(comm, file_id.get(), plan, requests);
   verify_read_blocks(comm, file_id.get(), file, plan, requests,
                      nlohmann::json::parse(checked.shared).get<std::vector<uint64_t>>(),
                      checked.scheme);

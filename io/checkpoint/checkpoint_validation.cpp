@@ -141,6 +141,7 @@ std::pair<ChecksumScheme, std::vector<PlannedDataset>> check_structure(
   for (const nlohmann::json& dataset : nlohmann::json::parse(checked.shared)) {
     plan.push_back({dataset.at("name").get<std::string>(),
                     dataset.at("shape").get<std::vector<int64_t>>(),
+                    {},
                     {}});
   }
   return {checked.scheme, std::move(plan)};

@@ -122,6 +122,27 @@ TEST_F(CheckpointTest, DamagedReplicatedTensorIsDetectedWhenEveryRankReadsIt) {
   EXPECT_NE(message.find("/" + norm.name), std::string::npos) << message;
 }
 
+TEST_F(CheckpointTest, RepeatedBlocksAreFilledFromTheRankThatReadThem) {
+  // Each rank asks for the whole tensor twice and for one row (dp replicas and a rank that wants
+  // one block twice): only the first request of each block reads the file, every other one is
+  // a copy sent by that rank or copied on it.
+  const auto file = write_test_file("repeated.h5", 5);
+  const TestTensor& out = test_tensors()[1];
+  const int64_t columns = out.shape[1];
+  const int64_t row_index = checkpoint_detail::comm_rank(MPI_COMM_WORLD) % out.shape[0];
+  std::vector<float> first(static_cast<std::size_t>(out.shape[0] * columns), 0.0f);
+  std::vector<float> second(first.size(), 0.0f);
+  std::vector<float> row(static_cast<std::size_t>(columns), 0.0f);
+  read_checkpoint(MPI_COMM_WORLD, file,
+                  {{out.name, out.shape, out.shape, {0, 0}, first.data()},
+                   {out.name, out.shape, {1, columns}, {row_index, 0}, row.data()},
+                   {out.name, out.shape, out.shape, {0, 0}, second.data()}});
+  const auto whole = block_values(out.name, 5, out.shape, {out.shape, {0, 0}});
+  EXPECT_EQ(first, whole);
+  EXPECT_EQ(second, whole);
+  EXPECT_EQ(row, block_values(out.name, 5, out.shape, {{1, columns}, {row_index, 0}}));
+}
+
 TEST_F(CheckpointTest, PartialReadIsVerifiedWhole) {
   // Only the first row of [6, 8] is read; the flipped byte lies in the middle of the data, so
   // only a check of the whole tensor finds it.
