@@ -30,6 +30,7 @@
 #include "io/config/config.hpp"
 #include "model/transformer.hpp"
 #include "optim/adamw.hpp"
+#include "parallel/layout/training_layout.hpp"
 #include "parallel/mpi_session.hpp"
 #include "train/backend_choice.hpp"
 #include "train/trainer.hpp"
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
   tessera::Config config;
   try {
     config = tessera::load_config(config_path, overrides);
-    tessera::check_layout(config, mpi.size());  // every rank rejects the same layout
+    tessera::resolve_layout(config, mpi.size());  // every rank rejects the same layout
   } catch (const tessera::UsageError& error) {
     if (mpi.rank() == 0) std::fprintf(stderr, "bench_train_step: %s\n", error.what());
     return 2;

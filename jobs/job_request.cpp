@@ -7,7 +7,7 @@
 
 #include "core/error.hpp"
 #include "jobs/slurm_script.hpp"
-#include "train/trainer.hpp"
+#include "parallel/layout/training_layout.hpp"
 
 namespace tessera {
 namespace {
@@ -186,7 +186,7 @@ JobPlan plan_job(const JobRequest& request) {
   check_directive_path(plan.log_dir, "run.dir");
   const int ranks = request.resources.ranks();
   if (request.layouts.empty()) {
-    plan.shape = check_layout(config, ranks);
+    plan.shape = resolve_layout(config, ranks).shape;
     warn_about_placement(plan, plan.shape, config, plan.warnings);
     return plan;
   }
@@ -210,7 +210,7 @@ JobPlan plan_job(const JobRequest& request) {
     const Config variant_config = load_config(request.config_file, overrides);
     GridShape shape;
     try {
-      shape = check_layout(variant_config, ranks);
+      shape = resolve_layout(variant_config, ranks).shape;
     } catch (const UsageError& error) {
       throw UsageError(fmt::format("--layout {}: {}", text, error.what()));
     }

@@ -32,24 +32,6 @@ void check_rank(int rank, const GridShape& shape) {
                 join("rank ", rank, " outside a grid of ", shape.world_size()));
 }
 
-std::string divisors_hint(int n) {
-  std::ostringstream out;
-  const char* separator = "";
-  for (int d = 1; d <= n; ++d) {
-    if (n % d == 0) {
-      out << separator << d;
-      separator = ", ";
-    }
-  }
-  return out.str();
-}
-
-void check_divides(int tp, std::string_view key, int value) {
-  if (value % tp == 0) return;
-  throw UsageError(join("parallel.tp = ", tp, " does not divide ", key, " = ", value,
-                        "; pick a divisor of ", value, " (", divisors_hint(value), ")"));
-}
-
 }  // namespace
 
 /// The member of a (tp, dp, pp) triple that `axis` names.
@@ -193,34 +175,6 @@ GridShape resolve_grid_shape(int world_size, GridShape shape) {
                           shape.world_size(), " but the job has ", world_size, " ranks; launch ",
                           shape.world_size(),
                           " ranks or set parallel.dp = 0 to derive dp from the job size"));
-  }
-  return shape;
-}
-
-GridShape validate_layout(int world_size, GridShape shape, const LayoutDimensions& dims) {
-  shape = resolve_grid_shape(world_size, shape);
-  check_divides(shape.tp, "model.n_heads", dims.n_heads);
-  check_divides(shape.tp, "model.ffn_hidden", dims.ffn_hidden);
-  check_divides(shape.tp, "model.vocab_size", dims.vocab_size);
-  const int virtual_stages = shape.pp * dims.chunks_per_stage;
-  if (virtual_stages > dims.n_layers) {
-    throw UsageError(
-        dims.chunks_per_stage == 1
-            ? join("parallel.pp = ", shape.pp, " exceeds model.n_layers = ", dims.n_layers,
-                   "; pick pp <= ", dims.n_layers, " so every stage holds a layer")
-            : join("parallel.pp x chunks_per_stage = ", shape.pp, " x ", dims.chunks_per_stage,
-                   " = ", virtual_stages, " exceeds model.n_layers = ", dims.n_layers,
-                   "; every virtual stage needs a layer: lower pp or chunks_per_stage"));
-  }
-  if (dims.micro_batch < 1) {
-    throw UsageError(join("train.micro_batch = ", dims.micro_batch, " must be at least 1"));
-  }
-  const int per_step = dims.micro_batch * shape.dp;
-  if (dims.global_batch < per_step || dims.global_batch % per_step != 0) {
-    throw UsageError(join("train.global_batch = ", dims.global_batch,
-                          " is not divisible by train.micro_batch x dp = ", dims.micro_batch, " x ",
-                          shape.dp, "; pick a multiple of ", per_step,
-                          " or a smaller micro_batch"));
   }
   return shape;
 }

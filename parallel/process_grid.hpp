@@ -84,24 +84,4 @@ int model_parallel_group_id(int rank, const GridShape& shape, const GridOrder& o
 /// dp x tp x pp does not equal the world size or an axis size is not positive.
 GridShape resolve_grid_shape(int world_size, GridShape shape);
 
-/// The model and batch sizes a layout must divide.
-struct LayoutDimensions {
-  int n_heads = 1;
-  int vocab_size = 1;
-  int ffn_hidden = 1;  ///< the resolved width (not 0)
-  int n_layers = 1;
-  int global_batch = 1;
-  int micro_batch = 1;
-  int chunks_per_stage = 1;  ///< virtual pipeline stages per rank (interleaved schedule)
-};
-
-/// Checks that the layout can run this model and batch and returns the resolved shape.
-/// Throws UsageError with one line naming the numbers and the fix, e.g.
-/// "parallel.tp = 3 does not divide model.n_heads = 16; pick a divisor of 16".
-/// Tensor parallelism splits heads, the MLP's hidden layer and the vocabulary (vocab-parallel
-/// embedding and cross-entropy) into tp equal parts; pipeline parallelism gives each of the
-/// pp x chunks_per_stage virtual stages at least one layer; every dp rank runs
-/// global_batch / (micro_batch x dp) microbatches per step.
-GridShape validate_layout(int world_size, GridShape shape, const LayoutDimensions& dims);
-
 }  // namespace tessera

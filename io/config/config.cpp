@@ -367,19 +367,6 @@ void check_debug(const Config& config) {
   }
 }
 
-void check_parallel(const ParallelConfig& parallel) {
-  const bool interleaved = parallel.schedule == PipelineScheduleKind::interleaved;
-  if (parallel.chunks_per_stage > 1 && !interleaved) {
-    inconsistent("parallel.chunks_per_stage = " + std::to_string(parallel.chunks_per_stage) +
-                 " needs parallel.schedule = \"interleaved\"; set it, or chunks_per_stage = 1");
-  }
-  if (interleaved && parallel.chunks_per_stage < 2) {
-    inconsistent(
-        "parallel.schedule = \"interleaved\" needs parallel.chunks_per_stage >= 2 "
-        "virtual stages per rank; set chunks_per_stage, or use schedule = \"1f1b\"");
-  }
-}
-
 Config parse_named(const std::string& toml_text, const std::string& source,
                    const std::vector<std::string>& overrides) {
   toml::table root;
@@ -398,7 +385,6 @@ Config parse_named(const std::string& toml_text, const std::string& source,
   derive(config);
   check_model(config.model);
   check_train(config.train);
-  check_parallel(config.parallel);
   check_backend(config);
   check_sizes(config);
   check_debug(config);

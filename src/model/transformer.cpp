@@ -25,15 +25,6 @@ double model_flops_per_token(const ModelConfig& config) {
   return 6.0 * matmul_parameters + 12.0 * config.n_layers * d * config.seq_len;
 }
 
-void check_sequence_parallel(const ModelConfig& model, int micro_batch, int tp,
-                             bool sequence_parallel) {
-  const int64_t rows = static_cast<int64_t>(micro_batch) * model.seq_len;
-  if (!sequence_parallel || tp == 1 || rows % tp == 0) return;
-  throw UsageError("parallel.sequence_parallel splits the " + std::to_string(rows) +
-                   " rows of a microbatch (train.micro_batch * model.seq_len) over parallel.tp = " +
-                   std::to_string(tp) + " ranks, which does not divide them");
-}
-
 Transformer::Transformer(const ModelConfig& config, Backend& backend, ModelPartition partition)
     : config_(config), backend_(backend), partition_(partition), parameters_(backend) {
   if (partition_.end_layer < 0) partition_.end_layer = config_.n_layers;

@@ -74,11 +74,6 @@ struct ModelPartition {
   Recompute recompute = Recompute::none;
 };
 
-/// Throws UsageError unless sequence parallelism over `tp` ranks can split the rows of every
-/// microbatch (micro_batch * seq_len) into equal blocks; a no-op when it is off or tp == 1.
-void check_sequence_parallel(const ModelConfig& model, int micro_batch, int tp,
-                             bool sequence_parallel);
-
 /// Model FLOPs per trained token, forward and backward: 6 * (parameters used in matrix
 /// products, the head included) + 12 * n_layers * d_model * seq for attention (PaLM, app. B).
 double model_flops_per_token(const ModelConfig& config);

@@ -5,7 +5,6 @@
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
-#include "train/stage_layout.hpp"
 #include "train/step_timer.hpp"
 
 namespace tessera {
@@ -22,14 +21,13 @@ struct ModelReplica::Chunk {
   ParameterStore& parameters() { return model->parameters(); }
 };
 
-ModelReplica::ModelReplica(const Config& config, Backend& backend, ParallelContext& parallel)
+ModelReplica::ModelReplica(const Config& config, const TrainingLayout& layout, Backend& backend,
+                           ParallelContext& parallel)
     : config_(config), backend_(backend), parallel_(parallel) {
-  const ParallelConfig& layout = config_.parallel;
   const int stages = parallel_.shape().pp, stage = parallel_.coordinates().pp;
   const int dp = parallel_.shape().dp, dp_rank = parallel_.coordinates().dp;
-  const bool zero = layout.zero == 1;
-  const std::vector<int> bounds =
-      stage_bounds(config_.model, layout, stages * layout.chunks_per_stage);
+  const bool zero = config_.parallel.zero == 1;
+  const std::vector<int>& bounds = layout.stage_bounds;
   for (int c = 0; c < layout.chunks_per_stage; ++c) {
     const auto virtual_stage = static_cast<std::size_t>(c * stages + stage);
     ModelPartition partition;
@@ -52,9 +50,9 @@ ModelReplica::ModelReplica(const Config& config, Backend& backend, ParallelConte
       chunk->shard = chunk->pool->take(shard);
     } else {
       chunk->optimizer = std::make_unique<AdamW>(config_.train, p, backend_);
-      if (dp > 1 && !layout.deterministic) {
-        chunk->buckets =
-            std::make_unique<BucketedGradientReduction>(p, parallel_.dp(), layout.bucket_mb);
+      if (dp > 1 && !config_.parallel.deterministic) {
+        chunk->buckets = std::make_unique<BucketedGradientReduction>(p, parallel_.dp(),
+                                                                     config_.parallel.bucket_mb);
       }
     }
     chunks_.push_back(std::move(chunk));

@@ -11,6 +11,7 @@
 #include "io/config/config.hpp"
 #include "model/transformer.hpp"
 #include "optim/adamw.hpp"
+#include "parallel/layout/training_layout.hpp"
 #include "parallel/parallel_context.hpp"
 #include "train/gradient_sync.hpp"
 #include "train/pipeline_executor.hpp"
@@ -32,7 +33,9 @@ struct UpdateResult {
 
 class ModelReplica {
  public:
-  ModelReplica(const Config& config, Backend& backend, ParallelContext& parallel);
+  /// The chunks of this rank's pipeline stage under `layout`, on `parallel`'s grid.
+  ModelReplica(const Config& config, const TrainingLayout& layout, Backend& backend,
+               ParallelContext& parallel);
   ~ModelReplica();
 
   std::vector<Transformer*> chunks();

@@ -29,7 +29,6 @@
 #include "train/pipeline_executor.hpp"
 #include "train/preflight_checks.hpp"
 #include "train/run_dir_lock.hpp"
-#include "train/stage_layout.hpp"
 #include "train/step_accounting.hpp"
 #include "train/step_timer.hpp"
 #include "train/stop_signals.hpp"
@@ -52,40 +51,25 @@ void write_resolved_config(const Config& config) {
   }
 }
 
-}  // namespace
-
-GridShape check_layout(const Config& config, int world_size) {
-  const ParallelConfig& p = config.parallel;
-  LayoutDimensions dims;
-  dims.n_heads = config.model.n_heads;
-  dims.vocab_size = config.model.vocab_size;
-  dims.ffn_hidden = config.model.ffn_hidden;
-  dims.n_layers = config.model.n_layers;
-  dims.global_batch = config.train.global_batch;
-  dims.micro_batch = config.train.micro_batch;
-  dims.chunks_per_stage = p.chunks_per_stage;
-  const GridShape shape = validate_layout(world_size, GridShape{p.dp, p.tp, p.pp}, dims);
-  check_sequence_parallel(config.model, config.train.micro_batch, shape.tp, p.sequence_parallel);
-  stage_bounds(config.model, p, shape.pp * p.chunks_per_stage);  // an override that cannot work
+/// debug.stall_rank must name a rank of the job.
+void check_stall_rank(const Config& config, int world_size) {
   if (config.debug.stall_at_step > 0 && config.debug.stall_rank >= world_size) {
     throw UsageError(
         fmt::format("debug.stall_rank = {} is not a rank of this job of {}; pick "
                     "one from 0 to {}",
                     config.debug.stall_rank, world_size, world_size - 1));
   }
-  return shape;
 }
 
-ParallelContext make_parallel_context(const Config& config) {
-  int world_size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  return ParallelContext(MPI_COMM_WORLD, check_layout(config, world_size),
-                         GridOrder(config.parallel.order));
-}
+}  // namespace
 
 TrainResult train(const Config& config, std::ostream& console) {
-  ParallelContext parallel = make_parallel_context(config);
-  return train(config, console, parallel);
+  int world_size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  const TrainingLayout layout = resolve_layout(config, world_size);
+  check_stall_rank(config, world_size);
+  ParallelContext parallel(MPI_COMM_WORLD, layout.shape, layout.order);
+  return train(config, layout, console, parallel);
 }
 
 namespace {
@@ -139,7 +123,8 @@ const char* stop_reason_name(StopReason reason) {
 /// One training run on this rank: set up in the constructor, `run` trains, evaluates and logs.
 class TrainingRun {
  public:
-  TrainingRun(const Config& config, std::ostream& console, ParallelContext& parallel);
+  TrainingRun(const Config& config, const TrainingLayout& layout, std::ostream& console,
+              ParallelContext& parallel);
   TrainResult run();
 
  private:
@@ -183,6 +168,7 @@ class TrainingRun {
   }
 
   const Config& config_;
+  const TrainingLayout& layout_;
   ParallelContext& parallel_;
   HangWatchdog watchdog_;  // first: setting up can hang too (a file system, a collective)
   StopSignals signals_;    // from before the restore: a signal then stops after the first step
@@ -203,7 +189,7 @@ class TrainingRun {
   std::optional<StopMonitor> stop_monitor_;
   std::unique_ptr<ProgressDisplay> progress_;
   const int stages_, stage_, dp_rank_;
-  const int microbatches_;  // per dp replica and step
+  const int microbatches_;  // per dp replica and step (the layout's)
   const double tokens_per_step_;
   const StageSchedule schedule_;
   const bool loss_holder_;  // last pipeline stage, tensor-parallel rank 0
@@ -212,8 +198,10 @@ class TrainingRun {
   std::string data_check_;  // the log line of verify_token_shards, "" when nothing was checked
 };
 
-TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelContext& parallel)
+TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std::ostream& console,
+                         ParallelContext& parallel)
     : config_(config),
+      layout_(layout),
       parallel_(parallel),
       watchdog_(parallel.world_handle(),
                 {config.train.hang_timeout_s, kHungExit, "train.hang_timeout_s"}),
@@ -222,7 +210,7 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
       stages_(parallel.shape().pp),
       stage_(parallel.coordinates().pp),
       dp_rank_(parallel.coordinates().dp),
-      microbatches_(config.train.global_batch / (config.train.micro_batch * parallel.shape().dp)),
+      microbatches_(layout.micro_batches),
       tokens_per_step_(static_cast<double>(config.train.global_batch) * config.model.seq_len),
       schedule_(schedule_for(config.parallel, stages_, stage_, microbatches_)),
       loss_holder_(stage_ == stages_ - 1 && parallel.coordinates().tp == 0),
@@ -232,7 +220,8 @@ TrainingRun::TrainingRun(const Config& config, std::ostream& console, ParallelCo
   open_data_and_run_dir();
   watchdog_.mark(0, "setting up the backend and the model");
   backend_ = make_training_backend(config_, parallel_);
-  replica_ = std::make_unique<ModelReplica>(config_, *backend_, parallel_);
+  TESSERA_CHECK(layout_.shape == parallel_.shape(), "the process grid is the layout's");
+  replica_ = std::make_unique<ModelReplica>(config_, layout_, *backend_, parallel_);
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
                                                  stages_, *backend_);
@@ -650,8 +639,9 @@ int exit_status(const TrainResult& result) {
   return result.stopped_early != StopReason::none ? kStoppedEarlyExit : 0;
 }
 
-TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel) {
-  return TrainingRun(config, console, parallel).run();
+TrainResult train(const Config& config, const TrainingLayout& layout, std::ostream& console,
+                  ParallelContext& parallel) {
+  return TrainingRun(config, layout, console, parallel).run();
 }
 
 }  // namespace tessera

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/config/config.hpp"
+#include "parallel/layout/training_layout.hpp"
 #include "parallel/parallel_context.hpp"
 #include "train/stop_decision.hpp"
 
@@ -36,23 +37,17 @@ struct TrainResult {
 /// The exit status a finished `train` call stands for: 0, kStoppedEarlyExit or kDivergedExit.
 int exit_status(const TrainResult& result);
 
-/// The layout `config` resolves to on `world_size` ranks: divisibility by tp, pipeline stages,
-/// batch split, sequence parallelism, stage_layers. UsageError with one line naming the numbers
-/// and the fix. Needs no MPI (`tessera slurm` checks a request with it).
-GridShape check_layout(const Config& config, int world_size);
-
-/// Checks config.parallel against the job's ranks (UsageError on every rank when it cannot
-/// work) and builds the process grid over MPI_COMM_WORLD. MPI must be initialised.
-ParallelContext make_parallel_context(const Config& config);
-
-/// Trains as `config` says on the ranks of `parallel`. World rank 0 writes config.toml,
+/// Trains as `config` says on the ranks of `parallel`, whose grid is `layout`'s (resolve_layout
+/// of `config` on them). World rank 0 writes config.toml,
 /// manifest.json and metrics.jsonl into run.dir and progress to `console`; the others stay
 /// silent. Throws UsageError before any work when the data cannot be used. SIGUSR1 or SIGTERM
 /// (on any rank), or the job's end drawing near, ends the run early with a checkpoint
 /// (TrainResult::stopped_early).
-TrainResult train(const Config& config, std::ostream& console, ParallelContext& parallel);
+TrainResult train(const Config& config, const TrainingLayout& layout, std::ostream& console,
+                  ParallelContext& parallel);
 
-/// The same on every rank of MPI_COMM_WORLD.
+/// The same on every rank of MPI_COMM_WORLD: resolves the layout (UsageError on every rank when
+/// it cannot work) and builds its process grid. MPI must be initialised.
 TrainResult train(const Config& config, std::ostream& console);
 
 }  // namespace tessera

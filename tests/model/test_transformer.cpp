@@ -63,15 +63,6 @@ TEST(Transformer, QkvAreAdjacentSoTheyRunAsOneGemm) {
   EXPECT_EQ(v.offset, k.offset + k.count);
 }
 
-TEST(Transformer, SequenceParallelNeedsRowsDivisibleByTp) {
-  ModelConfig config = small(ModelFamily::gpt2);
-  config.seq_len = 7;
-  EXPECT_THROW(check_sequence_parallel(config, 3, 2, true), UsageError);  // 21 rows over 2
-  EXPECT_NO_THROW(check_sequence_parallel(config, 2, 2, true));           // 14 rows
-  EXPECT_NO_THROW(check_sequence_parallel(config, 3, 2, false));          // off
-  EXPECT_NO_THROW(check_sequence_parallel(config, 3, 1, true));           // no tp
-}
-
 TEST(Transformer, FlopsPerTokenFollowsThePalmFormula) {
   auto backend = make_cpu_backend();
   const ModelConfig config = small(ModelFamily::gpt2);

@@ -1,4 +1,5 @@
-// Which transformer blocks each pipeline stage computes.
+// Which transformer blocks each virtual pipeline stage computes: balanced by cost, or as
+// parallel.stage_layers says. Part of the layout module (training_layout.hpp).
 #pragma once
 
 #include <vector>

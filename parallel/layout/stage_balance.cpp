@@ -1,4 +1,4 @@
-#include "train/stage_layout.hpp"
+#include "parallel/layout/stage_balance.hpp"
 
 #include <algorithm>
 #include <charconv>

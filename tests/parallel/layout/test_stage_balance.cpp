@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.hpp"
-#include "train/stage_layout.hpp"
+#include "parallel/layout/stage_balance.hpp"
 
 namespace tessera {
 namespace {
@@ -18,7 +18,7 @@ ModelConfig model(int layers, int vocab) {
   return config;
 }
 
-TEST(StageLayout, EveryStageGetsContiguousNonEmptyBlocksCoveringAllLayers) {
+TEST(StageBalance, EveryStageGetsContiguousNonEmptyBlocksCoveringAllLayers) {
   for (int layers : {1, 2, 5, 8, 13, 32}) {
     for (int stages = 1; stages <= layers; ++stages) {
       const std::vector<int> bounds = balance_stages(model(layers, 256), stages);
@@ -31,12 +31,12 @@ TEST(StageLayout, EveryStageGetsContiguousNonEmptyBlocksCoveringAllLayers) {
   }
 }
 
-TEST(StageLayout, EqualBlocksSplitEvenlyWhenTheHeadIsCheap) {
+TEST(StageBalance, EqualBlocksSplitEvenlyWhenTheHeadIsCheap) {
   EXPECT_EQ(balance_stages(model(8, 2), 4), (std::vector<int>{0, 2, 4, 6, 8}));
   EXPECT_EQ(balance_stages(model(8, 2), 8), (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8}));
 }
 
-TEST(StageLayout, AnExpensiveHeadTakesBlocksOffTheLastStage) {
+TEST(StageBalance, AnExpensiveHeadTakesBlocksOffTheLastStage) {
   // A 50k vocabulary makes the head cost several blocks of d_model 64: the last stage gets
   // fewer blocks than the others.
   const std::vector<int> bounds = balance_stages(model(8, 50000), 2);
@@ -49,7 +49,7 @@ TEST(StageLayout, AnExpensiveHeadTakesBlocksOffTheLastStage) {
 namespace tessera {
 namespace {
 
-TEST(StageLayout, AnOverrideSetsTheBlocksPerStage) {
+TEST(StageBalance, AnOverrideSetsTheBlocksPerStage) {
   ParallelConfig parallel;
   parallel.stage_layers = "3,3,2";
   EXPECT_EQ(stage_bounds(model(8, 256), parallel, 3), (std::vector<int>{0, 3, 6, 8}));
@@ -57,7 +57,7 @@ TEST(StageLayout, AnOverrideSetsTheBlocksPerStage) {
   EXPECT_EQ(stage_bounds(model(8, 2), parallel, 4), balance_stages(model(8, 2), 4));
 }
 
-TEST(StageLayout, AnOverrideThatCannotWorkIsAUsageError) {
+TEST(StageBalance, AnOverrideThatCannotWorkIsAUsageError) {
   ParallelConfig parallel;
   for (const char* bad : {"3,3", "3,3,3", "3,x,2", "3,0,5", "3,,5", "4,4,"}) {
     parallel.stage_layers = bad;
