@@ -1,6 +1,9 @@
 // read_checkpoint, read_checkpoint_metadata and verify_checkpoint: validate the file against
 // what is expected before reading anything sized by it, read hyperslabs, and verify checksums
 // from what was read.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -72,38 +75,77 @@ std::map<std::string, std::vector<const TensorReadRequest*>> requests_by_name(
   return by_name;
 }
 
-/// Each rank reads its requested blocks that are not copies of another's (dp replicas ask for
-/// the same blocks: the first reads it for all), with independent MPI-IO transfers: no rank's
-/// read depends on another's, so none waits for a slower one at every dataset (collective
-/// transfers cost 10x the read at 4 and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs").
-/// Then the owners send the copies. The file is read once in total.
-void read_blocks(MPI_Comm comm, hid_t file_id, const std::vector<PlannedDataset>& plan,
-                 const std::vector<TensorReadRequest>& requests) {
-  const int rank = comm_rank(comm);
-  auto mine = requests_by_name(requests);
+using RequestsByName = std::map<std::string, std::vector<const TensorReadRequest*>>;
+
+/// This rank's requests of `planned` that it reads from the file: all but the copies of a
+/// block that a rank before it (or an earlier request of its own) reads.
+std::vector<const TensorReadRequest*> blocks_to_read(const PlannedDataset& planned,
+                                                     const RequestsByName& mine, int rank) {
+  const auto found = mine.find(planned.name);
+  if (found == mine.end()) return {};  // a tensor of other ranks' stages
+  std::vector<bool> is_copy(found->second.size(), false);
+  for (const BlockCopy& copy : planned.copies) {
+    if (copy.rank == rank) is_copy[static_cast<std::size_t>(copy.index)] = true;
+  }
+  std::vector<const TensorReadRequest*> blocks;
+  for (std::size_t i = 0; i < is_copy.size(); ++i) {
+    if (!is_copy[i]) blocks.push_back(found->second[i]);
+  }
+  return blocks;
+}
+
+/// Asks the kernel to start reading every dataset in `datasets` (their contiguous storage)
+/// before the first H5Dread: one deep queue of reads instead of one dataset's readahead at a
+/// time (0.57 s -> 0.40 s for 0.71 GB on 1 rank here). Only a hint: it fails silently.
+void prefetch(const std::filesystem::path& file, const std::vector<hid_t>& datasets) {
+  const int descriptor = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (descriptor < 0) return;
+  for (const hid_t dataset : datasets) {
+    const haddr_t offset = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous
+    if (offset == HADDR_UNDEF) continue;
+    ::posix_fadvise(descriptor, static_cast<off_t>(offset),
+                    static_cast<off_t>(H5Dget_storage_size(dataset)), POSIX_FADV_WILLNEED);
+  }
+  ::close(descriptor);
+}
+
+/// Each rank reads its blocks_to_read with independent MPI-IO transfers: no rank's read depends
+/// on another's, so none waits for a slower one at every dataset (collective transfers cost
+/// 10x the read at 4 and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs").
+void read_own_blocks(hid_t file_id, const std::filesystem::path& file,
+                     const std::vector<PlannedDataset>& plan, const RequestsByName& mine,
+                     int rank) {
+  std::vector<H5Id> datasets;
+  std::vector<hid_t> handles;
+  std::vector<std::vector<const TensorReadRequest*>> blocks;
+  for (const PlannedDataset& planned : plan) {
+    auto to_read = blocks_to_read(planned, mine, rank);
+    if (to_read.empty()) continue;
+    const std::string path = "/" + planned.name;
+    datasets.emplace_back(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
+    handles.push_back(datasets.back().get());
+    blocks.push_back(std::move(to_read));
+  }
+  prefetch(file, handles);
   H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
   TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
-  for (const PlannedDataset& planned : plan) {
-    if (mine[planned.name].empty()) continue;  // a tensor of other ranks' stages
-    std::vector<bool> is_copy(mine[planned.name].size(), false);
-    for (const BlockCopy& copy : planned.copies) {
-      if (copy.rank == rank) is_copy[static_cast<std::size_t>(copy.index)] = true;
-    }
-    const std::string path = "/" + planned.name;
-    H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
-    H5Id space(TESSERA_H5(H5Dget_space(dataset.get())), H5Sclose);
-    for (std::size_t i = 0; i < is_copy.size(); ++i) {
-      if (is_copy[i]) continue;
-      const TensorReadRequest& request = *mine[planned.name][i];
-      const auto elements = static_cast<hsize_t>(element_count(request.local_shape));
+  for (std::size_t d = 0; d < handles.size(); ++d) {
+    H5Id space(TESSERA_H5(H5Dget_space(handles[d])), H5Sclose);
+    for (const TensorReadRequest* request : blocks[d]) {
+      const auto elements = static_cast<hsize_t>(element_count(request->local_shape));
       H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-      select_block(space.get(), request.global_offset, request.local_shape);
-      TESSERA_H5(H5Dread(dataset.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
-                         request.data));
+      select_block(space.get(), request->global_offset, request->local_shape);
+      TESSERA_H5(H5Dread(handles[d], H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
+                         request->data));
     }
   }
-  // Every copy in plan order, sent and received in that same order between each pair of ranks
-  // (MPI does not reorder messages of one tag), in pieces whose count fits an int.
+}
+
+/// The copies of blocks (dp replicas' requests, or a rank's own repeated ones) from the ranks
+/// that read them: every copy in plan order, sent and received in that same order between each
+/// pair of ranks (MPI does not reorder messages of one tag), in pieces whose count fits an int.
+void fill_copies(MPI_Comm comm, const std::vector<PlannedDataset>& plan, RequestsByName& mine,
+                 int rank) {
   constexpr int64_t kPiece = int64_t{1} << 30;
   std::vector<MPI_Request> transfers;
   for (const PlannedDataset& planned : plan) {
@@ -118,17 +160,28 @@ void read_blocks(MPI_Comm comm, hid_t file_id, const std::vector<PlannedDataset>
       }
       for (int64_t first = 0; first < count; first += kPiece) {
         const int piece = static_cast<int>(std::min(kPiece, count - first));
-        MPI_Request& transfer_request = transfers.emplace_back();
+        MPI_Request& transfer = transfers.emplace_back();
         if (copy.owner_rank == rank) {
-          MPI_Isend(owned.data + first, piece, MPI_FLOAT, copy.rank, 0, comm, &transfer_request);
+          MPI_Isend(owned.data + first, piece, MPI_FLOAT, copy.rank, 0, comm, &transfer);
         } else {
           MPI_Irecv(blocks[static_cast<std::size_t>(copy.index)]->data + first, piece, MPI_FLOAT,
-                    copy.owner_rank, 0, comm, &transfer_request);
+                    copy.owner_rank, 0, comm, &transfer);
         }
       }
     }
   }
   MPI_Waitall(static_cast<int>(transfers.size()), transfers.data(), MPI_STATUSES_IGNORE);
+}
+
+/// Every requested block, the file read once in total: each block by the first rank that
+/// asked for it, which then sends it to the others (dp replicas ask for the same blocks).
+void read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
+                 const std::vector<PlannedDataset>& plan,
+                 const std::vector<TensorReadRequest>& requests) {
+  const int rank = comm_rank(comm);
+  RequestsByName mine = requests_by_name(requests);
+  read_own_blocks(file_id, file, plan, mine, rank);
+  fill_copies(comm, plan, mine, rank);
 }
 
 /// Collective: the checksums of what the ranks read (`requests`) against `stored` (one per
@@ -191,10 +244,10 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   if (!checked.scheme.by_position) {
     // Version 1: FNV-1a needs each dataset whole and in order; verify before reading.
     verify_datasets(comm, file_id.get(), file, plan, checked.scheme);
-    read_blocks(comm, file_id.get(), plan, requests);
+    read_blocks(comm, file_id.get(), file, plan, requests);
     return;
   }
-  read_blocks(comm, file_id.get(), plan, requests);
+  read_blocks(comm, file_id.get(), file, plan, requests);
   verify_read_blocks(comm, file_id.get(), file, plan, requests,
                      nlohmann::json::parse(checked.shared).get<std::vector<uint64_t>>(),
                      checked.scheme);
