@@ -8,7 +8,8 @@ written to a directory under /tmp (or $TESSERA_BENCH_DIR): the disk being measur
 restore, the checkpoint's pages are dropped from the page cache (as dd's read bypasses it), so
 the restore reads the disk, not memory. A shared disk's rate varies from minute to minute:
 each row, and dd, is run REPEATS times and the medians are shown, with dd measured between
-the rows.
+the rows. dd writes a new file beside the one it wrote last (as a checkpoint is written beside
+the last checkpoint), alone and while another process holds as much memory as the trainer.
 
 usage: bench_checkpoint.py [TESSERA] [CONFIG_DIR] [REPEATS]
 """
@@ -29,19 +30,39 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
            OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
 
 
+def dd_rate(command):
+    """GB/s that a dd command reports."""
+    output = subprocess.run(command, capture_output=True, text=True).stderr
+    rate = re.search(r"([\d.,]+) ([GM])B/s", output)
+    value = float(rate.group(1).replace(",", "."))
+    return value if rate.group(2) == "G" else value / 1000
+
+
+HELD_GB = 1.0  # about what the 1-rank trainer of MODEL holds (metrics.jsonl "memory": 1.02 GB)
+
+
 def dd_bandwidth(directory, gigabytes=1):
-    """Sequential write (with fdatasync) and read (after dropping the file's cache) in GB/s."""
-    target = os.path.join(directory, "dd.bin")
-    result = {}
-    for kind, command in [
-            ("write", ["dd", "if=/dev/zero", "of=" + target, "bs=16M",
-                       "count=%d" % (64 * gigabytes), "conv=fdatasync"]),
-            ("read", ["dd", "if=" + target, "of=/dev/null", "bs=16M", "iflag=direct"])]:
-        output = subprocess.run(command, capture_output=True, text=True).stderr
-        rate = re.search(r"([\d.,]+) ([GM])B/s", output)
-        value = float(rate.group(1).replace(",", "."))
-        result[kind] = value if rate.group(2) == "G" else value / 1000
-    os.remove(target)
+    """The disk's sequential rates in GB/s: 'write', a new file (with fdatasync) beside the one
+    the last call left, as a checkpoint is written beside the last checkpoint; 'held', the same
+    while another process holds HELD_GB of memory it has just touched, as the trainer does when
+    it saves; 'read', with O_DIRECT. On a VM whose fresh memory is slow to touch, the page cache
+    of a new file gets the pages a process freed last, unless a process took them: then it
+    touches fresh ones and 'held' is far below 'write' (doc/performance.md, "Checkpoints")."""
+    kept = os.path.join(directory, "dd-kept.bin")
+    new = os.path.join(directory, "dd-new.bin")
+    write = ["dd", "if=/dev/zero", "of=" + new, "bs=16M", "count=%d" % (64 * gigabytes),
+             "conv=fdatasync"]
+    result = {"write": dd_rate(write)}
+    result["read"] = dd_rate(["dd", "if=" + new, "of=/dev/null", "bs=16M", "iflag=direct"])
+    os.replace(new, kept)
+    holder = ("import sys; held = bytearray(int(%g * 1e9)); held[::4096] = b'x' * "
+              "len(held[::4096]); print(flush=True); sys.stdin.read()" % HELD_GB)
+    with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE) as process:
+        process.stdout.readline()  # the memory is held
+        result["held"] = dd_rate(write)
+        process.stdin.close()
+    os.replace(new, kept)
     return result
 
 
@@ -97,22 +118,23 @@ def main():
                 writes.append(size / write_s / 1e9)
                 reads.append(size / read_s / 1e9)
             rows.append((ranks, layout, size, writes, reads))
-        dd_write = statistics.median(d["write"] for d in disks)
-        dd_read = statistics.median(d["read"] for d in disks)
-        print("disk under %s: dd sequential write %.2f GB/s (fdatasync), read %.2f GB/s (direct);"
-              " medians of %d, ranges %.2f-%.2f and %.2f-%.2f" % (
-                  base, dd_write, dd_read, len(disks), min(d["write"] for d in disks),
-                  max(d["write"] for d in disks), min(d["read"] for d in disks),
-                  max(d["read"] for d in disks)))
-        print("%-6s %-10s %8s %12s %12s %8s %8s  %s" % (
-            "ranks", "layout", "file GB", "write GB/s", "read GB/s", "vs dd w", "vs dd r",
-            "(each run's write / read GB/s)"))
+        dd = {kind: statistics.median(d[kind] for d in disks) for kind in disks[0]}
+        ranges = {kind: (min(d[kind] for d in disks), max(d[kind] for d in disks))
+                  for kind in disks[0]}
+        print("disk under %s, dd medians of %d (ranges): write of a new file beside the last "
+              "%.2f GB/s (%.2f-%.2f), the same while %.1f GB is held %.2f (%.2f-%.2f), read "
+              "(direct) %.2f (%.2f-%.2f)" % (base, len(disks), dd["write"], *ranges["write"],
+                                            HELD_GB, dd["held"], *ranges["held"], dd["read"],
+                                            *ranges["read"]))
+        print("%-6s %-10s %8s %10s %10s %8s %10s %8s  %s" % (
+            "ranks", "layout", "file GB", "write GB/s", "read GB/s", "vs dd w", "vs dd held",
+            "vs dd r", "(each run's write / read GB/s)"))
         for ranks, layout, size, writes, reads in rows:
             write, read = statistics.median(writes), statistics.median(reads)
-            print("%-6d %-10s %8.2f %12.2f %12.2f %7.0f%% %7.0f%%  %s / %s" % (
-                ranks, "%d,%d,%d" % layout, size / 1e9, write, read, 100 * write / dd_write,
-                100 * read / dd_read, " ".join("%.2f" % w for w in writes),
-                " ".join("%.2f" % r for r in reads)))
+            print("%-6d %-10s %8.2f %10.2f %10.2f %7.0f%% %9.0f%% %7.0f%%  %s / %s" % (
+                ranks, "%d,%d,%d" % layout, size / 1e9, write, read, 100 * write / dd["write"],
+                100 * write / dd["held"], 100 * read / dd["read"],
+                " ".join("%.2f" % w for w in writes), " ".join("%.2f" % r for r in reads)))
         # Asynchronous saving on one rank: how long training is blocked next to the write.
         for _ in range(repeats):
             run_dir = os.path.join(work, "async")
