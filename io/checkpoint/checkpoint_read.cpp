@@ -66,16 +66,15 @@ std::optional<std::string> check_dataset(hid_t file_id, const std::filesystem::p
   return stored_data_problem(dataset.get(), path, planned.shape, file, scheme);
 }
 
+using RequestsByName = std::map<std::string, std::vector<const TensorReadRequest*>>;
+
 /// Each rank's requests by tensor name, in the order it declared them (the indices the plan's
 /// hashers and copies use).
-std::map<std::string, std::vector<const TensorReadRequest*>> requests_by_name(
-    const std::vector<TensorReadRequest>& requests) {
-  std::map<std::string, std::vector<const TensorReadRequest*>> by_name;
+RequestsByName requests_by_name(const std::vector<TensorReadRequest>& requests) {
+  RequestsByName by_name;
   for (const TensorReadRequest& request : requests) by_name[request.name].push_back(&request);
   return by_name;
 }
-
-using RequestsByName = std::map<std::string, std::vector<const TensorReadRequest*>>;
 
 /// This rank's requests of `planned` that it reads from the file: all but the copies of a
 /// block that a rank before it (or an earlier request of its own) reads.
@@ -144,14 +143,14 @@ void read_own_blocks(hid_t file_id, const std::filesystem::path& file,
 /// The copies of blocks (dp replicas' requests, or a rank's own repeated ones) from the ranks
 /// that read them: every copy in plan order, sent and received in that same order between each
 /// pair of ranks (MPI does not reorder messages of one tag), in pieces whose count fits an int.
-void fill_copies(MPI_Comm comm, const std::vector<PlannedDataset>& plan, RequestsByName& mine,
+void fill_copies(MPI_Comm comm, const std::vector<PlannedDataset>& plan, const RequestsByName& mine,
                  int rank) {
   constexpr int64_t kPiece = int64_t{1} << 30;
   std::vector<MPI_Request> transfers;
   for (const PlannedDataset& planned : plan) {
     for (const BlockCopy& copy : planned.copies) {
       if (copy.rank != rank && copy.owner_rank != rank) continue;
-      const auto& blocks = mine[planned.name];
+      const auto& blocks = mine.at(planned.name);  // this rank asked for the block
       const TensorReadRequest& owned = *blocks[static_cast<std::size_t>(copy.owner_index)];
       const int64_t count = element_count(owned.local_shape);
       if (copy.rank == rank && copy.owner_rank == rank) {
@@ -179,7 +178,7 @@ void read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file
                  const std::vector<PlannedDataset>& plan,
                  const std::vector<TensorReadRequest>& requests) {
   const int rank = comm_rank(comm);
-  RequestsByName mine = requests_by_name(requests);
+  const RequestsByName mine = requests_by_name(requests);
   read_own_blocks(file_id, file, plan, mine, rank);
   fill_copies(comm, plan, mine, rank);
 }
