@@ -21,7 +21,8 @@ MicrobatchTokens StepTokens::microbatch(int m) const {
   return {inputs_.data() + per_microbatch_ * m, targets_.data() + per_microbatch_ * m};
 }
 
-StageSchedule schedule_for(const ParallelConfig& layout, int stages, int stage, int microbatches) {
+StageSchedule schedule_for(const TrainingLayout& layout, int stage) {
+  const int stages = layout.shape.pp, microbatches = layout.micro_batches;
   switch (layout.schedule) {
     case PipelineScheduleKind::gpipe:
       return gpipe_schedule(stages, stage, microbatches);

@@ -6,6 +6,7 @@
 
 #include "io/config/config.hpp"
 #include "io/data/data_loader.hpp"
+#include "parallel/layout/training_layout.hpp"
 #include "parallel/parallel_context.hpp"
 #include "parallel/pipeline_schedule.hpp"
 #include "train/pipeline_executor.hpp"
@@ -25,8 +26,8 @@ class StepTokens {
   std::vector<int32_t> inputs_, targets_;
 };
 
-/// This stage's table for parallel.schedule.
-StageSchedule schedule_for(const ParallelConfig& layout, int stages, int stage, int microbatches);
+/// Pipeline stage `stage`'s table for the layout's schedule, stages and microbatches.
+StageSchedule schedule_for(const TrainingLayout& layout, int stage);
 
 /// Sums per-microbatch losses over the job in global microbatch order, so the figure is the
 /// same bit for bit whatever the layout. Only one rank holds each microbatch's loss (the last

@@ -212,7 +212,7 @@ TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std
       dp_rank_(parallel.coordinates().dp),
       microbatches_(layout.micro_batches),
       tokens_per_step_(static_cast<double>(config.train.global_batch) * config.model.seq_len),
-      schedule_(schedule_for(config.parallel, stages_, stage_, microbatches_)),
+      schedule_(schedule_for(layout, stage_)),
       loss_holder_(stage_ == stages_ - 1 && parallel.coordinates().tp == 0),
       tokens_(microbatches_, config.train.micro_batch, config.model.seq_len),
       eval_tokens_(config.eval.batches, config.train.micro_batch, config.model.seq_len) {
