@@ -189,7 +189,6 @@ class TrainingRun {
   std::optional<StopMonitor> stop_monitor_;
   std::unique_ptr<ProgressDisplay> progress_;
   const int stages_, stage_, dp_rank_;
-  const int microbatches_;  // per dp replica and step (the layout's)
   const double tokens_per_step_;
   const StageSchedule schedule_;
   const bool loss_holder_;  // last pipeline stage, tensor-parallel rank 0
@@ -210,11 +209,10 @@ TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std
       stages_(parallel.shape().pp),
       stage_(parallel.coordinates().pp),
       dp_rank_(parallel.coordinates().dp),
-      microbatches_(layout.micro_batches),
       tokens_per_step_(static_cast<double>(config.train.global_batch) * config.model.seq_len),
       schedule_(schedule_for(layout, stage_)),
       loss_holder_(stage_ == stages_ - 1 && parallel.coordinates().tp == 0),
-      tokens_(microbatches_, config.train.micro_batch, config.model.seq_len),
+      tokens_(layout.micro_batches, config.train.micro_batch, config.model.seq_len),
       eval_tokens_(config.eval.batches, config.train.micro_batch, config.model.seq_len) {
   watchdog_.mark(0, "opening the data and run.dir");
   open_data_and_run_dir();
@@ -354,22 +352,23 @@ void TrainingRun::announce() {
   progress_->message(fmt::format(
       "layout dp={} tp={} pp={} ({} ranks); {} microbatches of {} per replica per step; "
       "{:.3g} FLOP/token; data loss floor {:.4f}",
-      dp, tp, stages_, parallel_.world().size(), microbatches_, config_.train.micro_batch,
+      dp, tp, stages_, parallel_.world().size(), layout_.micro_batches, config_.train.micro_batch,
       flops_per_token, result_.loss_floor));
 }
 
 double TrainingRun::train_step(int step, UpdateResult& update, PipelineTimings& pipeline) {
   const TrainConfig& train = config_.train;
   // This replica's share of the step: global microbatches dp_rank * m .. dp_rank * m + m - 1.
-  const int64_t first_sample = static_cast<int64_t>(step - 1) * train.global_batch +
-                               static_cast<int64_t>(dp_rank_) * microbatches_ * train.micro_batch;
+  const int64_t first_sample =
+      static_cast<int64_t>(step - 1) * train.global_batch +
+      static_cast<int64_t>(dp_rank_) * layout_.micro_batches * train.micro_batch;
   watchdog_.mark(step, "reading the step's tokens");
-  tokens_.read(*data_, Split::train, first_sample, microbatches_, train.micro_batch);
+  tokens_.read(*data_, Split::train, first_sample, layout_.micro_batches, train.micro_batch);
   replica_->zero_gradients();
   const auto grad_scale = static_cast<float>(1.0 / tokens_per_step_);
   watchdog_.mark(step, "forward and backward (pipeline and tensor-parallel exchanges)");
   const std::vector<double> losses = executor_->run_step(
-      schedule_, microbatches_, train.micro_batch, grad_scale,
+      schedule_, layout_.micro_batches, train.micro_batch, grad_scale,
       [&](int m) { return tokens_.microbatch(m); }, replica_->step_hooks());
   watchdog_.mark(step, "the loss all-reduce");
   const double loss = global_loss_sum(losses, parallel_, loss_holder_) / tokens_per_step_;
@@ -430,7 +429,7 @@ void TrainingRun::log_step(const StepReport& report, const UpdateResult& update,
       record["stage_wait_s"] = stage_times.wait_s;
       record["bubble_measured"] = stage_times.bubble();
       record["bubble_theoretical"] =
-          theoretical_bubble_fraction(stages_, microbatches_, config_.parallel.chunks_per_stage);
+          theoretical_bubble_fraction(stages_, layout_.micro_batches, layout_.chunks_per_stage);
     }
     metrics_->write(record);
   }
