@@ -110,6 +110,20 @@ StageSchedule interleaved_schedule(int stages, int stage, int microbatches, int 
   return table;
 }
 
+std::vector<int> peak_in_flight(const StageSchedule& schedule, int chunks_per_stage) {
+  std::vector<int> now(static_cast<std::size_t>(chunks_per_stage), 0), peak = now;
+  for (const Action& action : schedule) {
+    TESSERA_CHECK(action.chunk >= 0 && action.chunk < chunks_per_stage,
+                  "chunk " + std::to_string(action.chunk) + " in a schedule of " +
+                      std::to_string(chunks_per_stage) + " chunks per stage");
+    int& in_flight = now[static_cast<std::size_t>(action.chunk)];
+    in_flight += action.kind == ActionKind::forward ? 1 : -1;
+    int& most = peak[static_cast<std::size_t>(action.chunk)];
+    most = std::max(most, in_flight);
+  }
+  return peak;
+}
+
 double theoretical_bubble_fraction(int stages, int microbatches, int chunks_per_stage) {
   return static_cast<double>(stages - 1) / (static_cast<double>(chunks_per_stage) * microbatches);
 }

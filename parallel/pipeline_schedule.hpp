@@ -46,6 +46,10 @@ StageSchedule one_f_one_b_schedule(int stages, int stage, int microbatches);
 /// (whole groups), else throws UsageError. v = 1 gives one_f_one_b_schedule.
 StageSchedule interleaved_schedule(int stages, int stage, int microbatches, int chunks_per_stage);
 
+/// The most microbatches of each chunk in flight at once (forward done, backward not yet) as
+/// `schedule` runs: the activation slots a stage holds per chunk. One entry per chunk.
+std::vector<int> peak_in_flight(const StageSchedule& schedule, int chunks_per_stage);
+
 /// The bubble of a pipeline step relative to its useful work, for p stages, m microbatches and
 /// v chunks per stage: with per-microbatch forward and backward times t_f and t_b of a whole
 /// stage, each stage computes for m (t_f + t_b) and idles (p - 1)(t_f + t_b) / v, so

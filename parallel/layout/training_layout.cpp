@@ -106,4 +106,17 @@ TrainingLayout resolve_layout(const Config& config, int world_size) {
   return layout;
 }
 
+StageSchedule schedule_for(const TrainingLayout& layout, int stage) {
+  const int stages = layout.shape.pp, microbatches = layout.micro_batches;
+  switch (layout.schedule) {
+    case PipelineScheduleKind::gpipe:
+      return gpipe_schedule(stages, stage, microbatches);
+    case PipelineScheduleKind::interleaved:
+      return interleaved_schedule(stages, stage, microbatches, layout.chunks_per_stage);
+    case PipelineScheduleKind::one_f_one_b:
+      break;
+  }
+  return one_f_one_b_schedule(stages, stage, microbatches);
+}
+
 }  // namespace tessera

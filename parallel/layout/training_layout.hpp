@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/config/config.hpp"
+#include "parallel/pipeline_schedule.hpp"
 #include "parallel/process_grid.hpp"
 
 namespace tessera {
@@ -31,6 +32,9 @@ struct TrainingLayout {
 /// the heads, the MLP and the vocabulary, stages against the layers (parallel.stage_layers
 /// included), the batch split, sequence parallelism, the schedule against chunks_per_stage.
 TrainingLayout resolve_layout(const Config& config, int world_size);
+
+/// Pipeline stage `stage`'s table for the layout's schedule, stages and microbatches.
+StageSchedule schedule_for(const TrainingLayout& layout, int stage);
 
 /// The model and batch sizes a layout must divide.
 struct LayoutDimensions {

@@ -21,19 +21,6 @@ MicrobatchTokens StepTokens::microbatch(int m) const {
   return {inputs_.data() + per_microbatch_ * m, targets_.data() + per_microbatch_ * m};
 }
 
-StageSchedule schedule_for(const TrainingLayout& layout, int stage) {
-  const int stages = layout.shape.pp, microbatches = layout.micro_batches;
-  switch (layout.schedule) {
-    case PipelineScheduleKind::gpipe:
-      return gpipe_schedule(stages, stage, microbatches);
-    case PipelineScheduleKind::interleaved:
-      return interleaved_schedule(stages, stage, microbatches, layout.chunks_per_stage);
-    case PipelineScheduleKind::one_f_one_b:
-      break;
-  }
-  return one_f_one_b_schedule(stages, stage, microbatches);
-}
-
 double global_loss_sum(const std::vector<double>& local, ParallelContext& parallel, bool holder) {
   const auto microbatches = local.size();
   std::vector<double> all(microbatches * static_cast<std::size_t>(parallel.shape().dp), 0.0);

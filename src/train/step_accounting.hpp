@@ -26,9 +26,6 @@ class StepTokens {
   std::vector<int32_t> inputs_, targets_;
 };
 
-/// Pipeline stage `stage`'s table for the layout's schedule, stages and microbatches.
-StageSchedule schedule_for(const TrainingLayout& layout, int stage);
-
 /// Sums per-microbatch losses over the job in global microbatch order, so the figure is the
 /// same bit for bit whatever the layout. Only one rank holds each microbatch's loss (the last
 /// pipeline stage of tp rank 0 of its dp replica: `holder`); the others contribute zeros.
