@@ -62,4 +62,15 @@ MPI_Comm ParallelContext::handle(GridAxis axis) const {
   return MPI_COMM_NULL;
 }
 
+NodePlacement node_placement(ParallelContext& parallel) {
+  MPI_Comm shared = MPI_COMM_NULL;
+  TESSERA_MPI_CHECK(MPI_Comm_split_type(parallel.world_handle(), MPI_COMM_TYPE_SHARED,
+                                        parallel.world().rank(), MPI_INFO_NULL, &shared));
+  const UniqueMpiComm node(shared);
+  NodePlacement placement;
+  TESSERA_MPI_CHECK(MPI_Comm_rank(node.get(), &placement.local_rank));
+  TESSERA_MPI_CHECK(MPI_Comm_size(node.get(), &placement.local_ranks));
+  return placement;
+}
+
 }  // namespace tessera

@@ -62,4 +62,13 @@ class ParallelContext {
   std::unique_ptr<Communicator> device_tp_, device_dp_, device_pp_;
 };
 
+/// A rank's place among the ranks of its node (those sharing its memory).
+struct NodePlacement {
+  int local_rank = 0;
+  int local_ranks = 1;
+};
+
+/// This rank's placement on its node. Collective over the world.
+NodePlacement node_placement(ParallelContext& parallel);
+
 }  // namespace tessera

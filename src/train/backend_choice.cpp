@@ -47,21 +47,9 @@ std::unique_ptr<Backend> make_kokkos_backend_if_built() {
 
 #ifdef TESSERA_WITH_CUDA
 
-/// This rank's index among the ranks on its node, and their number.
-std::pair<int, int> node_local_rank(Communicator& world, MPI_Comm world_handle) {
-  MPI_Comm shared = MPI_COMM_NULL;
-  TESSERA_MPI_CHECK(MPI_Comm_split_type(world_handle, MPI_COMM_TYPE_SHARED, world.rank(),
-                                        MPI_INFO_NULL, &shared));
-  const UniqueMpiComm node(shared);
-  int rank = 0, size = 1;
-  TESSERA_MPI_CHECK(MPI_Comm_rank(node.get(), &rank));
-  TESSERA_MPI_CHECK(MPI_Comm_size(node.get(), &size));
-  return {rank, size};
-}
-
 std::unique_ptr<Backend> make_cuda_training_backend(const Config& config,
                                                     ParallelContext& parallel) {
-  const auto [local_rank, local_ranks] = node_local_rank(parallel.world(), parallel.world_handle());
+  const auto [local_rank, local_ranks] = node_placement(parallel);
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess) devices = 0;
   // Two ranks on one GPU would share its memory and serialise; NCCL refuses them outright.

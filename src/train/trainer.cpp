@@ -25,6 +25,7 @@
 #include "parallel/hang_watchdog.hpp"
 #include "train/backend_choice.hpp"
 #include "train/checkpointing.hpp"
+#include "train/memory_check.hpp"
 #include "train/model_replica.hpp"
 #include "train/pipeline_executor.hpp"
 #include "train/preflight_checks.hpp"
@@ -155,6 +156,8 @@ class TrainingRun {
   bool bad_step_ends_run(int step, double loss, const UpdateResult& update);
   /// Logs the memory the run took, the largest of any rank, and records it in metrics.jsonl.
   void report_memory(int step);
+  /// The memory plan's parts on its largest stage, by name, for metrics.jsonl.
+  nlohmann::json planned_parts() const;
   /// After a resume: logs the settings that differ from the checkpoint's, once, and keeps them
   /// for the manifest.
   void report_changed_settings();
@@ -179,6 +182,7 @@ class TrainingRun {
   std::optional<RunDirLock> run_dir_lock_;  // rank 0's, before it writes anything there
   std::optional<MetricsWriter> metrics_;
   std::unique_ptr<Backend> backend_;
+  MemoryPlan memory_plan_;  // what the buffers should peak at, reported beside what they did
   std::unique_ptr<ModelReplica> replica_;
   std::unique_ptr<PipelineExecutor> executor_;
   std::unique_ptr<TrainingCheckpoints> checkpoints_;
@@ -219,6 +223,7 @@ TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std
   watchdog_.mark(0, "setting up the backend and the model");
   backend_ = make_training_backend(config_, parallel_);
   TESSERA_CHECK(layout_.shape == parallel_.shape(), "the process grid is the layout's");
+  memory_plan_ = check_memory_fits(config_, layout_, *backend_, parallel_);
   replica_ = std::make_unique<ModelReplica>(config_, layout_, *backend_, parallel_);
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
@@ -471,6 +476,12 @@ void TrainingRun::report_changed_settings() {
       fmt::format("note: {} setting(s) differ from the checkpoint's: {}", changes.size(), list));
 }
 
+nlohmann::json TrainingRun::planned_parts() const {
+  nlohmann::json parts = nlohmann::json::object();
+  for (const MemoryPart& part : memory_plan_.peak().parts) parts[part.name] = part.bytes;
+  return parts;
+}
+
 void TrainingRun::report_memory(int step) {
   const MemoryUse use = backend_->memory_use();
   Communicator& world = parallel_.world();
@@ -482,12 +493,16 @@ void TrainingRun::report_memory(int step) {
                      {"step", step},
                      {"backend", std::string(backend_->name())},
                      {"peak_buffer_bytes", peak},
+                     {"planned_peak_bytes", memory_plan_.peak().total()},
+                     {"planned_parts", planned_parts()},
                      {"system_bytes", system}});
   }
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   progress_->message(fmt::format(
-      "memory: at most {:.3f} GiB in the {} backend's buffers on a rank; {:.3f} GiB {}",
-      peak / kGiB, backend_->name(), system / kGiB,
+      "memory: at most {:.3f} GiB in the {} backend's buffers on a rank (planned {:.3f}); "
+      "{:.3f} GiB {}",
+      peak / kGiB, backend_->name(), static_cast<double>(memory_plan_.peak().total()) / kGiB,
+      system / kGiB,
       gpu ? "in use on the GPU at the end (every process's, the CUDA context's included)"
           : "peak resident set of a rank's process"));
 }
