@@ -2,14 +2,12 @@
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
-#include <unistd.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <set>
 #include <sstream>
 
 #include "core/error.hpp"
+#include "core/shipped_files.hpp"
 
 namespace tessera {
 namespace {
@@ -88,37 +86,10 @@ class ProfileReader {
   std::filesystem::path file_;
 };
 
-std::vector<std::string> available_profiles(const std::vector<std::filesystem::path>& search_path) {
-  std::set<std::string> names;
-  for (const std::filesystem::path& dir : search_path) {
-    std::error_code error;
-    for (const auto& entry : std::filesystem::directory_iterator(dir, error)) {
-      if (entry.path().extension() == ".toml") names.insert(entry.path().stem().string());
-    }
-  }
-  return {names.begin(), names.end()};
-}
-
-std::filesystem::path executable_dir() {
-  std::error_code error;
-  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
-  return error ? std::filesystem::path() : self.parent_path();
-}
-
 }  // namespace
 
 std::vector<std::filesystem::path> profile_search_path() {
-  std::vector<std::filesystem::path> dirs;
-  if (const char* env = std::getenv("TESSERA_PROFILE_PATH")) {
-    std::stringstream entries(env);
-    for (std::string dir; std::getline(entries, dir, ':');) {
-      if (!dir.empty()) dirs.emplace_back(dir);
-    }
-  }
-  const std::filesystem::path exe_dir = executable_dir();
-  if (!exe_dir.empty()) dirs.push_back(exe_dir.parent_path() / "share" / "tessera" / "profiles");
-  dirs.emplace_back(TESSERA_SOURCE_PROFILES);
-  return dirs;
+  return shipped_file_search_path("TESSERA_PROFILE_PATH", "profiles", TESSERA_SOURCE_PROFILES);
 }
 
 SiteProfile parse_site_profile(const std::string& toml_text, const std::string& name,
@@ -168,42 +139,9 @@ SiteProfile parse_site_profile(const std::string& toml_text, const std::string& 
 
 SiteProfile load_site_profile(const std::string& name_or_file,
                               const std::vector<std::filesystem::path>& search_path) {
-  std::filesystem::path file;
-  const bool is_path = name_or_file.find('/') != std::string::npos ||
-                       std::filesystem::path(name_or_file).extension() == ".toml";
-  if (is_path) {
-    file = name_or_file;
-    if (!std::filesystem::is_regular_file(file)) {
-      throw UsageError(
-          fmt::format("site profile file '{}' not found; pass an existing .toml file "
-                      "or a profile name",
-                      name_or_file));
-    }
-  } else {
-    for (const std::filesystem::path& dir : search_path) {
-      if (std::filesystem::is_regular_file(dir / (name_or_file + ".toml"))) {
-        file = dir / (name_or_file + ".toml");
-        break;
-      }
-    }
-    if (file.empty()) {
-      const std::vector<std::string> names = available_profiles(search_path);
-      throw UsageError(
-          fmt::format("site profile '{}' not found; pick one of: {} (or pass a .toml file; "
-                      "TESSERA_PROFILE_PATH adds directories)",
-                      name_or_file,
-                      names.empty() ? std::string("(none installed)")
-                                    : fmt::format("{}", fmt::join(names, ", "))));
-    }
-  }
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in) {
-    throw UsageError(
-        fmt::format("cannot read site profile {}; check its permissions", file.string()));
-  }
-  return parse_site_profile(text.str(), file.stem().string(), file);
+  const ShippedFileKind kind{"site profile", "TESSERA_PROFILE_PATH"};
+  const std::filesystem::path file = find_shipped_toml(name_or_file, search_path, kind);
+  return parse_site_profile(read_shipped_file(file, kind), file.stem().string(), file);
 }
 
 void check_request_fits_site(const JobResources& resources, const SiteProfile& profile) {
