@@ -19,6 +19,10 @@ double head_cost(const ModelConfig& model) {
   return 2.0 * static_cast<double>(model.vocab_size) * model.d_model;
 }
 
+double model_flops_per_token(const ModelConfig& model) {
+  return 3.0 * (model.n_layers * block_cost(model) + head_cost(model));
+}
+
 std::vector<int> balance_stages(const ModelConfig& model, int virtual_stages) {
   const int layers = model.n_layers;
   TESSERA_CHECK(

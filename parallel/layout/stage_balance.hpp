@@ -24,4 +24,9 @@ std::vector<int> stage_bounds(const ModelConfig& model, const ParallelConfig& pa
 double block_cost(const ModelConfig& model);
 double head_cost(const ModelConfig& model);
 
+/// Model FLOPs per trained token, forward and backward (three times forward): 6 * (parameters
+/// used in matrix products, the head included) + 12 * n_layers * d_model * seq for attention
+/// (PaLM, app. B). Recomputation is not counted: the figure MFU is quoted in.
+double model_flops_per_token(const ModelConfig& model);
+
 }  // namespace tessera

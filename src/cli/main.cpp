@@ -1,5 +1,5 @@
 // The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
-// `tessera reproduce`, `tessera slurm`, `tessera calibrate`.
+// `tessera reproduce`, `tessera slurm`, `tessera calibrate`, `tessera plan`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/calibrate_command.hpp"
+#include "cli/plan_command.hpp"
 #include "cli/reproduce_command.hpp"
 #include "cli/slurm_command.hpp"
 #include "core/error.hpp"
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
   tessera::add_reproduce_command(app, action, exit_status);
   tessera::add_slurm_command(app, action);
   tessera::add_calibrate_command(app, action);
+  tessera::add_plan_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -17,14 +17,6 @@ std::string layer_name(int layer, const std::string& rest) {
 
 }  // namespace
 
-double model_flops_per_token(const ModelConfig& config) {
-  const double d = config.d_model, ffn = config.ffn_hidden, vocab = config.vocab_size;
-  const double mlp_matrices = config.swiglu() ? 3.0 : 2.0;
-  const double per_layer = 4.0 * d * d + mlp_matrices * d * ffn;
-  const double matmul_parameters = config.n_layers * per_layer + vocab * d;  // + the head
-  return 6.0 * matmul_parameters + 12.0 * config.n_layers * d * config.seq_len;
-}
-
 Transformer::Transformer(const ModelConfig& config, Backend& backend, ModelPartition partition)
     : config_(config), backend_(backend), partition_(partition), parameters_(backend) {
   if (partition_.end_layer < 0) partition_.end_layer = config_.n_layers;

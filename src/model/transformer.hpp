@@ -46,6 +46,7 @@
 #include "model/activations.hpp"
 #include "model/parameters.hpp"
 #include "parallel/communicator.hpp"
+#include "parallel/layout/stage_balance.hpp"  // model_flops_per_token
 
 namespace tessera {
 
@@ -73,10 +74,6 @@ struct ModelPartition {
   /// (collectives included) before its backward.
   Recompute recompute = Recompute::none;
 };
-
-/// Model FLOPs per trained token, forward and backward: 6 * (parameters used in matrix
-/// products, the head included) + 12 * n_layers * d_model * seq for attention (PaLM, app. B).
-double model_flops_per_token(const ModelConfig& config);
 
 class Transformer {
  public:

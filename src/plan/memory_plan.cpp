@@ -159,15 +159,13 @@ StageMemory plan_stage(const Config& config, const TrainingLayout& layout,
   const bool tied_across_stages = config.model.tied_embeddings() && layout.shape.pp > 1 &&
                                   (stage == 0 || stage == layout.shape.pp - 1);
   if (tied_across_stages) communication += s.vocab * s.d * kFloat;  // the peer's gradient
-  StageMemory memory;
-  memory.stage = stage;
-  memory.parts = {{"parameters", parameters},
-                  {"gradients", parameters},
-                  {"optimizer state", optimizer},
-                  {"activations", activations},
-                  {"communication buffers", communication},
-                  {"workspace", scratch + backend_workspace_bytes(config, s, traits)}};
-  return memory;
+  return {.stage = stage,
+          .parameters = parameters,
+          .gradients = parameters,
+          .optimizer_state = optimizer,
+          .activations = activations,
+          .communication_buffers = communication,
+          .workspace = scratch + backend_workspace_bytes(config, s, traits)};
 }
 
 }  // namespace
@@ -179,17 +177,24 @@ BackendMemoryTraits memory_traits(BackendKind backend, int threads) {
   return traits;
 }
 
-std::size_t StageMemory::total() const {
-  std::size_t sum = 0;
-  for (const MemoryPart& part : parts) sum += part.bytes;
-  return sum;
+std::vector<MemoryPart> StageMemory::parts() const {
+  return {{"parameters", parameters},
+          {"gradients", gradients},
+          {"optimizer state", optimizer_state},
+          {"activations", activations},
+          {"communication buffers", communication_buffers},
+          {"workspace", workspace}};
 }
 
-const MemoryPart& StageMemory::largest() const {
-  TESSERA_CHECK(!parts.empty(), "a stage memory plan without parts");
-  return *std::max_element(
-      parts.begin(), parts.end(),
-      [](const MemoryPart& a, const MemoryPart& b) { return a.bytes < b.bytes; });
+std::size_t StageMemory::total() const {
+  return parameters + gradients + optimizer_state + activations + communication_buffers + workspace;
+}
+
+MemoryPart StageMemory::largest() const {
+  const std::vector<MemoryPart> all = parts();
+  return *std::max_element(all.begin(), all.end(), [](const MemoryPart& a, const MemoryPart& b) {
+    return a.bytes < b.bytes;
+  });
 }
 
 const StageMemory& MemoryPlan::peak() const {

@@ -38,14 +38,24 @@ struct MemoryPart {
 };
 
 /// What every rank of one pipeline stage holds at its peak (the ranks of a stage hold the
-/// same: tp and dp split nothing unevenly).
+/// same: tp and dp split nothing unevenly), in bytes by part.
 struct StageMemory {
   int stage = 0;
-  /// parameters, gradients, optimizer state, activations, communication buffers, workspace
-  std::vector<MemoryPart> parts;
+  std::size_t parameters = 0;
+  std::size_t gradients = 0;
+  std::size_t optimizer_state = 0;  ///< AdamW's moments (this rank's shard under ZeRO-1)
+  /// Every activation slot the schedule keeps in flight, the evaluation slot, recomputation's
+  /// shared buffers.
+  std::size_t activations = 0;
+  /// Pipeline send copies, ZeRO-1's gradient shard, deterministic mode's per-microbatch
+  /// gradients, the tied embedding's peer gradient.
+  std::size_t communication_buffers = 0;
+  std::size_t workspace = 0;  ///< backward scratch, the backend's own scratch and libraries'
 
+  /// The parts by name, in the order above, for tables and records.
+  std::vector<MemoryPart> parts() const;
   std::size_t total() const;
-  const MemoryPart& largest() const;
+  MemoryPart largest() const;
 };
 
 struct MemoryPlan {

@@ -62,7 +62,7 @@ std::string settings_text(const Config& from, const Config& to) {
 
 [[noreturn]] void refuse(const Config& config, const StageMemory& stage, const RankBudget& budget,
                          int world_size, int node_ranks, const BackendMemoryTraits& traits) {
-  const MemoryPart& largest = stage.largest();
+  const MemoryPart largest = stage.largest();
   std::string fix = fmt::format(
       "no layout of this model and batch fits on {} rank(s); use more ranks or a smaller model",
       world_size);

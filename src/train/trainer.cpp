@@ -478,7 +478,7 @@ void TrainingRun::report_changed_settings() {
 
 nlohmann::json TrainingRun::planned_parts() const {
   nlohmann::json parts = nlohmann::json::object();
-  for (const MemoryPart& part : memory_plan_.peak().parts) parts[part.name] = part.bytes;
+  for (const MemoryPart& part : memory_plan_.peak().parts()) parts[part.name] = part.bytes;
   return parts;
 }
 

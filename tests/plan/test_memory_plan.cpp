@@ -21,14 +21,6 @@ Config config_with(std::vector<std::string> overrides) {
   return parse_config("", overrides);
 }
 
-std::size_t part(const StageMemory& stage, const std::string& name) {
-  for (const MemoryPart& p : stage.parts) {
-    if (p.name == name) return p.bytes;
-  }
-  ADD_FAILURE() << "no part " << name;
-  return 0;
-}
-
 StageMemory plan_of(const std::vector<std::string>& overrides, int world_size,
                     BackendKind backend = BackendKind::cpu) {
   const Config config = config_with(overrides);
@@ -40,25 +32,25 @@ TEST(MemoryPlan, ParametersOfGpt2CountEveryTensorOnce) {
   const std::size_t d = 384, blocks = 6 * (12 * d * d + 13 * d);
   const std::size_t count = blocks + 8192 * d + 256 * d + 2 * d;
   const StageMemory one = plan_of({}, 1);
-  EXPECT_EQ(part(one, "parameters"), 4 * count);
-  EXPECT_EQ(part(one, "gradients"), 4 * count);
-  EXPECT_EQ(part(one, "optimizer state"), 8 * count);  // AdamW's m and v
+  EXPECT_EQ(one.parameters, 4 * count);
+  EXPECT_EQ(one.gradients, 4 * count);
+  EXPECT_EQ(one.optimizer_state, 8 * count);  // AdamW's m and v
 }
 
 TEST(MemoryPlan, ZeroShardsTheOptimizerStateOverDataParallelRanks) {
   const StageMemory whole = plan_of({"train.micro_batch=2"}, 4);
   const StageMemory sharded = plan_of({"train.micro_batch=2", "parallel.zero=1"}, 4);
-  const std::size_t padded = (part(whole, "parameters") / 4 + 3) / 4 * 4;  // floats, to dp
-  EXPECT_EQ(part(sharded, "optimizer state"), 2 * 4 * (padded / 4));
+  const std::size_t padded = (whole.parameters / 4 + 3) / 4 * 4;  // floats, to dp
+  EXPECT_EQ(sharded.optimizer_state, 2 * 4 * (padded / 4));
   // ...and keeps the reduced gradient shard.
-  EXPECT_EQ(part(sharded, "communication buffers"), 4 * (padded / 4));
-  EXPECT_EQ(part(sharded, "activations"), part(whole, "activations"));
+  EXPECT_EQ(sharded.communication_buffers, 4 * (padded / 4));
+  EXPECT_EQ(sharded.activations, whole.activations);
 }
 
 TEST(MemoryPlan, RecomputationKeepsLessActivationMemory) {
-  const std::size_t none = part(plan_of({}, 1), "activations");
-  const std::size_t selective = part(plan_of({"train.recompute=selective"}, 1), "activations");
-  const std::size_t full = part(plan_of({"train.recompute=full"}, 1), "activations");
+  const std::size_t none = plan_of({}, 1).activations;
+  const std::size_t selective = plan_of({"train.recompute=selective"}, 1).activations;
+  const std::size_t full = plan_of({"train.recompute=full"}, 1).activations;
   EXPECT_GT(none, selective);
   EXPECT_GT(selective, full);
   // Selective drops 5 of the 6 blocks' probabilities (one shared buffer stays): 5 x 8 x 6 x 256^2.
@@ -72,13 +64,13 @@ TEST(MemoryPlan, PipelineSchedulesHoldTheirMicrobatchesInFlight) {
   const Config config = config_with(pipeline);
   const MemoryPlan one_f_one_b = plan_memory(config, resolve_layout(config, 2), {});
   // 1F1B: stage 0 holds 2 microbatches, GPipe all 8.
-  EXPECT_LT(part(one_f_one_b.stages[0], "activations"), part(plan_of(gpipe, 2), "activations"));
+  EXPECT_LT(one_f_one_b.stages[0].activations, plan_of(gpipe, 2).activations);
   EXPECT_EQ(one_f_one_b.stages.size(), 2u);
 }
 
 TEST(MemoryPlan, FusedAttentionKeepsRowStatisticsNotProbabilities) {
-  const std::size_t cpu = part(plan_of({}, 1, BackendKind::cpu), "activations");
-  const std::size_t cuda = part(plan_of({}, 1, BackendKind::cuda), "activations");
+  const std::size_t cpu = plan_of({}, 1, BackendKind::cpu).activations;
+  const std::size_t cuda = plan_of({}, 1, BackendKind::cuda).activations;
   EXPECT_EQ(cpu - cuda, 6u * 8 * 6 * (256 * 256 - 256) * 4);
 }
 
