@@ -1,0 +1,117 @@
+"""`tessera plan` as a user runs it: the ranked table and its md, csv and json forms on a shipped
+profile; calibration from a real run, whose profile the next plan reads; and every bad input as
+one line with exit status 2 (an unknown profile key, an unknown profile, nodes < 1, a layout that
+cannot divide the model, a precision the machine has no rate for).
+
+usage: test_plan_command.py TESSERA CONFIG_DIR
+"""
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+failures = []
+
+
+def tessera(*args, env=None):
+    return subprocess.run([TESSERA, *args], capture_output=True, text=True, timeout=300, env=env)
+
+
+def check(name, condition, done=None):
+    if condition:
+        print("ok   " + name)
+    else:
+        failures.append(name)
+        print("FAIL " + name + ("" if done is None else
+                                ": status %d\n%s%s" % (done.returncode, done.stdout[-1500:],
+                                                       done.stderr[-1500:])))
+
+
+def refused(name, done, words):
+    lines = [l for l in done.stderr.splitlines() if l.strip()]
+    check(name, done.returncode == 2 and len(lines) == 1 and lines[0].startswith("tessera: error: ")
+          and all(w in lines[0] for w in words) and done.stdout == "", done)
+
+
+def main():
+    global TESSERA
+    TESSERA, configs = sys.argv[1], sys.argv[2]
+    gpt2 = os.path.join(configs, "gpt2-124m.toml")
+    bench = os.path.join(configs, "bench-cpu.toml")
+    h100 = ["--hardware", "h100-sxm-ndr400x8"]
+
+    done = tessera("plan", gpt2, *h100, "--nodes", "4", "--top", "3", "--set", "train.precision=bf16")
+    lines = done.stdout.splitlines()
+    check("table: a summary and 3 ranked rows", done.returncode == 0 and "32 ranks" in lines[0]
+          and "layouts fit" in lines[0] and sum(l.startswith(("1x", "2x", "4x", "8x", "16x", "32x"))
+                                                for l in lines) >= 3, done)
+
+    done = tessera("plan", gpt2, *h100, "--nodes", "2", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    fits = [r for r in rows if r["fits"] == "true"]
+    speeds = [float(r["tokens_per_s"]) for r in fits]
+    check("csv: every layout, those that fit fastest first",
+          done.returncode == 0 and len(rows) > 50 and speeds == sorted(speeds, reverse=True)
+          and all(int(r["dp"]) * int(r["tp"]) * int(r["pp"]) == 16 and int(r["tp"]) <= 8
+                  for r in rows), done)
+
+    done = tessera("plan", gpt2, *h100, "--nodes", "2", "--format", "json", "--tokens", "1e9")
+    plan = json.loads(done.stdout) if done.returncode == 0 else {}
+    first = plan.get("layouts", [{}])[0]
+    check("json: the tokens asked for, the days they take",
+          plan.get("tokens") == 1e9 and abs(first["days"] - 1e9 / first["tokens_per_s"] / 86400)
+          < 1e-9 * first["days"] and first["memory_bytes"]["total"] > 0, done)
+
+    done = tessera("plan", gpt2, *h100, "--format", "md", "--top", "2")
+    check("md: a Markdown table", done.returncode == 0 and "| dp x tp x pp |" in done.stdout, done)
+
+    with tempfile.TemporaryDirectory() as work:
+        bad = os.path.join(work, "bad.toml")
+        with open(os.path.join(configs, "..", "modules", "hardware", "a100-40gb-hdr200x4.toml")) as f:
+            text = f.read()
+        with open(bad, "w") as f:
+            f.write(text.replace("intra_node_gb_s", "intra_node_gbs"))
+        refused("an unknown profile key", tessera("plan", gpt2, "--hardware", bad),
+                ["bad.toml", "network.intra_node_gbs is not a key"])
+        refused("an unknown profile", tessera("plan", gpt2, "--hardware", "no-such-machine"),
+                ["hardware profile 'no-such-machine' not found", "h100-sxm-ndr400x8"])
+        refused("nodes < 1", tessera("plan", gpt2, *h100, "--nodes", "0"), ["--nodes 0"])
+        refused("a layout that cannot divide the model",
+                tessera("plan", gpt2, *h100, "--as-configured", "--ranks-per-node", "5",
+                        "--set", "parallel.tp=5"),
+                ["parallel.tp = 5 does not divide model.n_heads = 12"])
+        refused("a precision the machine has no rate for",
+                tessera("plan", bench, "--hardware", "cpu-2core-avx512", "--set",
+                        "train.precision=bf16"), ["achievable_tflops.bf16"])
+
+        # Calibration from a real 2-rank tp run, and a plan from the profile it writes.
+        env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+                   OMP_NUM_THREADS="1")
+        run_dir = os.path.join(work, "run")
+        train = subprocess.run(["mpiexec", "--oversubscribe", "-n", "2", TESSERA, "train", bench,
+                                "--set", "run.dir=" + run_dir, "--set", "train.steps=3",
+                                "--set", "parallel.tp=2", "--set", "log.progress=plain",
+                                "--set", "model.n_layers=2"],
+                               capture_output=True, text=True, timeout=300, env=env)
+        check("the run to calibrate from", train.returncode == 0, train)
+        fitted = os.path.join(work, "fitted.toml")
+        done = tessera("plan", "--calibrate", run_dir, "--hardware", "cpu-2core-avx512", "-o", fitted)
+        check("calibration writes a profile", done.returncode == 0 and os.path.exists(fitted)
+              and "achievable" in done.stdout, done)
+        done = tessera("plan", bench, "--hardware", fitted, "--format", "json", "--as-configured",
+                       "--set", "parallel.tp=2", "--set", "model.n_layers=2")
+        check("the calibrated profile plans", done.returncode == 0
+              and len(json.loads(done.stdout)["layouts"]) == 1, done)
+        refused("calibration needs -o", tessera("plan", "--calibrate", run_dir, "--hardware",
+                                                "cpu-2core-avx512"), ["-o FILE.toml"])
+        refused("calibration needs a run directory",
+                tessera("plan", "--calibrate", work, "--hardware", "cpu-2core-avx512", "-o",
+                        fitted), ["config.toml"])
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
