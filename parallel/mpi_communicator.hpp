@@ -3,6 +3,8 @@
 
 #include <mpi.h>
 
+#include <vector>
+
 #include "parallel/communicator.hpp"
 
 namespace tessera {
@@ -74,6 +76,7 @@ class MpiCommunicator final : public Communicator {
   UniqueMpiComm comm_;
   int rank_ = 0;
   int size_ = 1;
+  std::vector<float> staging_;  // reduce_scatter_sum's pieces, kept from call to call
 };
 
 }  // namespace tessera
