@@ -124,6 +124,9 @@ struct CheckpointConfig {
   int every = 0;  ///< also save every N steps (0: only at the end and at train.stop_after)
   double every_minutes = 0.0;  ///< also save when this much wall time passed since the last save
   int keep = 3;                ///< keep the newest N checkpoints
+  /// Save after the last step. false for timing runs that need no checkpoint (tessera sweep's
+  /// points); a stop on a signal or the time limit still saves.
+  bool at_end = true;
   /// Copy the state to host memory at the step boundary and write it from a background thread
   /// while training continues (needs MPI_THREAD_MULTIPLE).
   bool async = false;

@@ -252,6 +252,9 @@ std::vector<KeySpec> build_schema() {
             "training goes on"),
       entry("checkpoint.keep", &C::checkpoint, &CheckpointConfig::keep, at_least(1),
             "checkpoints kept; older ones are deleted once a newer one is complete"),
+      entry("checkpoint.at_end", &C::checkpoint, &CheckpointConfig::at_end,
+            "save after the last step; false for timing runs that need no checkpoint (a stop on "
+            "a signal or the time limit still saves)"),
 
       entry("parallel.tp", &C::parallel, &ParallelConfig::tp, at_least(1),
             "tensor-parallel ranks: split attention heads, MLP width and vocabulary"),

@@ -197,12 +197,15 @@ nlohmann::json read_manifest(const std::filesystem::path& file) {
 }
 
 void write_manifest(const std::filesystem::path& run_dir, const nlohmann::json& manifest) {
-  const auto path = run_dir / kManifestFile;
+  write_json_file(run_dir / kManifestFile, manifest);
+}
+
+void write_json_file(const std::filesystem::path& path, const nlohmann::json& value) {
   auto temporary = path;
   temporary += ".tmp";
   {
     std::ofstream out(temporary);
-    out << manifest.dump(2) << '\n';
+    out << value.dump(2) << '\n';
     if (!out)
       throw UsageError("cannot write " + temporary.string() + "; check that run.dir is writable");
   }

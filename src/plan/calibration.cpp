@@ -3,46 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "plan/step_time.hpp"
 
 namespace tessera {
 namespace {
-
-double median(std::vector<double> values) {
-  TESSERA_CHECK(!values.empty(), "median of nothing");
-  std::sort(values.begin(), values.end());
-  const std::size_t middle = values.size() / 2;
-  return values.size() % 2 == 1 ? values[middle] : 0.5 * (values[middle - 1] + values[middle]);
-}
-
-nlohmann::json read_json(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw UsageError("cannot read " + file.string() + "; pass a tessera run directory");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& error) {
-    throw UsageError(file.string() + " is not JSON (" + error.what() + ")");
-  }
-}
-
-/// The "train" records of metrics.jsonl, in order.
-std::vector<nlohmann::json> step_records(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw UsageError("cannot read " + file.string() + "; pass a tessera run directory");
-  std::vector<nlohmann::json> steps;
-  for (std::string line; std::getline(in, line);) {
-    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_object() && record.value("kind", "") == "train" &&
-        record.contains("time_compute_s")) {
-      steps.push_back(record);
-    }
-  }
-  return steps;
-}
 
 /// The profile as it stood, for computing the amounts (FLOPs, bytes) a run moved.
 struct Fitted {
@@ -71,36 +37,6 @@ void cite(HardwareProfile& profile, const std::string& key, const std::string& o
 }
 
 }  // namespace
-
-MeasuredRun read_measured_run(const std::filesystem::path& run_dir) {
-  MeasuredRun run;
-  run.dir = run_dir;
-  run.config = load_config(run_dir / "config.toml", {});
-  const nlohmann::json manifest = read_json(run_dir / "manifest.json");
-  run.ranks = manifest.at("layout").value("ranks", 1);
-  const std::vector<nlohmann::json> steps = step_records(run_dir / "metrics.jsonl");
-  if (steps.size() < 2) {
-    throw UsageError(fmt::format(
-        "{} has {} timed step(s); calibration needs at least 2 (the first, which allocates, is "
-        "left out): train more steps with log.every = 1",
-        (run_dir / "metrics.jsonl").string(), steps.size()));
-  }
-  std::vector<double> step_s, compute_s, tp_s, optimizer_s;
-  const double tokens =
-      static_cast<double>(run.config.train.global_batch) * run.config.model.seq_len;
-  for (std::size_t i = 1; i < steps.size(); ++i) {
-    step_s.push_back(tokens / steps[i].at("tokens_per_s").get<double>());
-    compute_s.push_back(steps[i].at("time_compute_s").get<double>());
-    tp_s.push_back(steps[i].at("time_tp_comm_s").get<double>());
-    optimizer_s.push_back(steps[i].at("time_optimizer_s").get<double>());
-  }
-  run.steps = static_cast<int>(step_s.size());
-  run.step_s = median(step_s);
-  run.compute_s = median(compute_s);
-  run.tp_comm_s = median(tp_s);
-  run.optimizer_s = median(optimizer_s);
-  return run;
-}
 
 HardwareProfile calibrate_profile(const HardwareProfile& base,
                                   const std::vector<MeasuredRun>& runs) {

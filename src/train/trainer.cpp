@@ -23,6 +23,7 @@
 #include "optim/lr_schedule.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/hang_watchdog.hpp"
+#include "plan/measured_run.hpp"
 #include "train/backend_choice.hpp"
 #include "train/checkpointing.hpp"
 #include "train/memory_check.hpp"
@@ -156,6 +157,9 @@ class TrainingRun {
   bool bad_step_ends_run(int step, double loss, const UpdateResult& update);
   /// Logs the memory the run took, the largest of any rank, and records it in metrics.jsonl.
   void report_memory(int step);
+  /// Rank 0: run.dir/result.json, the medians of the steps' times and the memory peak
+  /// (plan/measured_run.hpp), for a sweep's report.
+  void write_result();
   /// The memory plan's parts on its largest stage, by name, for metrics.jsonl.
   nlohmann::json planned_parts() const;
   /// After a resume: logs the settings that differ from the checkpoint's, once, and keeps them
@@ -560,7 +564,9 @@ void TrainingRun::stall_on_purpose(int step) {
 
 bool TrainingRun::checkpoint_due(int step, int last_step, const BoundaryReadings& agreed) const {
   const CheckpointConfig& checkpoint = config_.checkpoint;
-  bool due = step == last_step || (checkpoint.every > 0 && step % checkpoint.every == 0);
+  // train.stop_after's step always saves: the run continues from it.
+  const bool end = step == last_step && (checkpoint.at_end || step < config_.train.steps);
+  bool due = end || (checkpoint.every > 0 && step % checkpoint.every == 0);
   if (checkpoint.every_minutes > 0)
     due = due || agreed.since_checkpoint_s / 60 >= checkpoint.every_minutes;
   return due;
@@ -641,9 +647,20 @@ TrainResult TrainingRun::run() {
                      {"step", last_step},
                      {"parameter_checksum", replica_->parameter_checksum()}});
   }
+  if (reporter_) write_result();
   progress_->finish();
   watchdog_.finish();
   return result_;
+}
+
+void TrainingRun::write_result() {
+  std::optional<MeasuredRun> measured;
+  try {
+    measured = read_measured_run(config_.run.dir);
+  } catch (const UsageError&) {
+    return;  // fewer than 2 steps logged (train.steps, log.every): no timing to summarise
+  }
+  write_json_file(config_.run.dir / "result.json", to_json(*measured));
 }
 
 }  // namespace
