@@ -1,5 +1,6 @@
 // The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
-// `tessera reproduce`, `tessera slurm`, `tessera calibrate`, `tessera plan`.
+// `tessera reproduce`, `tessera slurm`, `tessera calibrate`, `tessera plan`, `tessera sweep`,
+// `tessera report`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
@@ -12,8 +13,10 @@
 
 #include "cli/calibrate_command.hpp"
 #include "cli/plan_command.hpp"
+#include "cli/report_command.hpp"
 #include "cli/reproduce_command.hpp"
 #include "cli/slurm_command.hpp"
+#include "cli/sweep_command.hpp"
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
@@ -152,6 +155,8 @@ int main(int argc, char** argv) {
   tessera::add_slurm_command(app, action);
   tessera::add_calibrate_command(app, action);
   tessera::add_plan_command(app, action);
+  tessera::add_report_command(app, action);
+  tessera::add_sweep_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

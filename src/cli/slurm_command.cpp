@@ -3,13 +3,12 @@
 // script to stdout or --output, or submits it (--submit; --chain K for K jobs one after another).
 #include "cli/slurm_command.hpp"
 
-#include <sys/stat.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
+#include "cli/job_files.hpp"
 #include "core/error.hpp"
 #include "jobs/job_request.hpp"
 #include "jobs/site_profile.hpp"
@@ -30,39 +29,6 @@ struct SlurmOptions {
   bool submit = false;
   int chain = 1;
 };
-
-/// How tessera was called, for the script's header (from /proc: CLI11 keeps no copy of argv).
-std::string command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  std::string words, word;
-  while (std::getline(in, word, '\0')) {
-    const bool first = words.empty();
-    words += (first ? "" : " ") +
-             shell_quote(first ? std::filesystem::path(word).filename().string() : word);
-  }
-  return words;
-}
-
-void write_script(const std::filesystem::path& file, const std::string& script) {
-  std::ofstream out(file);
-  out << script;
-  out.close();
-  if (!out) {
-    throw UsageError("cannot write " + file.string() + "; pick a writable --output path");
-  }
-  std::filesystem::permissions(
-      file, std::filesystem::perms::owner_exec | std::filesystem::perms::group_exec,
-      std::filesystem::perm_options::add);
-}
-
-void create_log_dir(const JobPlan& plan) {
-  std::error_code error;
-  std::filesystem::create_directories(plan.request.work_dir / plan.log_dir, error);
-  if (error) {
-    throw UsageError("cannot create the log directory " + plan.log_dir.string() + " (" +
-                     error.message() + "); pick a writable run.dir with --set run.dir=PATH");
-  }
-}
 
 void run_slurm_command(SlurmOptions& options) {
   JobRequest& request = options.request;
