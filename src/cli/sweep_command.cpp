@@ -3,7 +3,9 @@
 //
 // Every job size (nodes x tasks per node) is one job array through `tessera slurm`'s machinery
 // (the same site profile, signals, manifest), one task per layout that divides it; Slurm gives
-// every task of an array the same resources, so sizes cannot share one array. Each point trains
+// every task of an array the same resources, so sizes cannot share one array. Every job asks
+// for --exclusive nodes, so that no other job's ranks share the cores a point is timed on. Each
+// point trains
 // --steps timed steps without a final checkpoint in DIR/<size>/<layout> and leaves result.json
 // there; DIR/sweep.json lists every point for `tessera report DIR`, which shows the ones that
 // never ran as such. Everything is checked before the first job is submitted.
@@ -117,7 +119,10 @@ void run(const SweepOptions& options) {
   const std::filesystem::path config_file =
       std::filesystem::absolute(options.config).lexically_normal();
   const Config base = load_config(config_file, options.overrides);
-  const SiteProfile site = load_site_profile(options.profile, profile_search_path());
+  SiteProfile site = load_site_profile(options.profile, profile_search_path());
+  // Each point has its nodes to itself: another job's ranks on the same cores would be timed
+  // as this layout's (and on one node the points then run one after another).
+  site.sbatch.push_back("--exclusive");
   const std::vector<std::string> texts = layout_texts(options.layouts);
   const int smallest =
       *std::min_element(options.nodes.begin(), options.nodes.end()) *

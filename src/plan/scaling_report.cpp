@@ -40,6 +40,12 @@ void predict(ReportRow& row, const Config& config, const std::optional<HardwareP
   if (!profile) return;
   HardwareProfile placed = *profile;  // the sweep's ranks a node decide which links a group uses
   placed.devices_per_node = std::max(1, row.point.ranks / std::max(1, row.point.nodes));
+  if (placed.devices_per_node > profile->devices_per_node) {
+    row.detail += fmt::format(
+        "{}{} ranks a node on {} devices a node: oversubscribed, the prediction assumes a device "
+        "a rank",
+        row.detail.empty() ? "" : "; ", placed.devices_per_node, profile->devices_per_node);
+  }
   const StepTime time = plan_step_time(config, layout, placed);
   row.predicted_step_s = time.total_s;
   row.predicted_tokens_per_s = time.tokens_per_s;
@@ -192,7 +198,7 @@ std::string report_markdown(const std::vector<ReportRow>& rows, const SweepDescr
         fmt::format("{:.1f}", r.predicted_peak_bytes / kMiB));
   }
   for (const ReportRow& r : rows) {
-    if (r.status != "ok") out += fmt::format("\n- {} {}: {}", r.point.label, r.status, r.detail);
+    if (!r.detail.empty()) out += fmt::format("\n- {} {}: {}", r.point.label, r.status, r.detail);
   }
   return out + "\n";
 }
