@@ -13,6 +13,7 @@
 #include "plan/allocation_plan.hpp"
 #include "plan/calibration.hpp"
 #include "plan/hardware_profile.hpp"
+#include "plan/scaling_report.hpp"
 
 namespace tessera {
 namespace {
@@ -28,13 +29,34 @@ struct PlanOptions {
   std::string output;                  ///< where a calibrated profile goes
 };
 
+/// The run directories `given` names: a sweep directory (it holds sweep.json) stands for its
+/// points that finished (they left result.json).
+std::vector<std::filesystem::path> run_directories(const std::vector<std::string>& given) {
+  std::vector<std::filesystem::path> dirs;
+  for (const std::string& text : given) {
+    const std::filesystem::path dir = text;
+    if (!std::filesystem::exists(dir / "sweep.json")) {
+      dirs.push_back(dir);
+      continue;
+    }
+    for (const SweepPoint& point : read_sweep_description(dir / "sweep.json").points) {
+      if (std::filesystem::exists(dir / point.run_dir / "result.json")) {
+        dirs.push_back(dir / point.run_dir);
+      }
+    }
+  }
+  return dirs;
+}
+
 /// --calibrate: fits the profile to the runs and writes it to --output.
 void calibrate(const PlanOptions& options, const HardwareProfile& base) {
   if (options.output.empty()) {
     throw UsageError("--calibrate writes a profile: name it with -o FILE.toml");
   }
   std::vector<MeasuredRun> runs;
-  for (const std::string& dir : options.calibrate) runs.push_back(read_measured_run(dir));
+  for (const std::filesystem::path& dir : run_directories(options.calibrate)) {
+    runs.push_back(read_measured_run(dir));
+  }
   const HardwareProfile fitted = calibrate_profile(base, runs);
   std::ofstream out(options.output);
   out << "# Calibrated by tessera plan --calibrate from " << runs.size() << " run(s), based on "
@@ -83,7 +105,8 @@ void add_plan_command(CLI::App& app, std::function<void()>& action) {
                 "train.recompute as given)");
   cmd->add_option("--calibrate", options->calibrate,
                   "Fit the profile's rates to these tessera run directories (config.toml, "
-                  "manifest.json, metrics.jsonl) and write it to -o")
+                  "manifest.json, metrics.jsonl) or sweep directories (their finished points) "
+                  "and write it to -o")
       ->type_name("RUN_DIR ...");
   cmd->add_option("-o,--output", options->output, "Where --calibrate writes the fitted profile");
   cmd->add_option("--top", options->top, "Rows of each table")

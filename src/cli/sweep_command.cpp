@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <sstream>
 
@@ -72,10 +73,15 @@ std::vector<std::string> layout_texts(const std::string& layouts) {
   return texts;
 }
 
-/// The layouts of `texts` that can run on `ranks` ranks of `config_file` with `overrides`.
+/// The layouts of `texts` that can run on `ranks` ranks of `config_file` with `overrides`; a
+/// layout that cannot is left out at this size (a line in `notes`); `sizes_fitting` counts the
+/// sizes each layout runs at.
 std::vector<std::string> layouts_that_fit(const std::vector<std::string>& texts,
                                           const std::filesystem::path& config_file,
-                                          const std::vector<std::string>& overrides, int ranks) {
+                                          const std::vector<std::string>& overrides, int ranks,
+                                          std::map<std::string, std::string>& last_reason,
+                                          std::map<std::string, int>& sizes_fitting,
+                                          std::vector<std::string>& notes) {
   std::vector<std::string> fitting;
   for (const std::string& text : texts) {
     std::vector<std::string> with = overrides;
@@ -83,9 +89,10 @@ std::vector<std::string> layouts_that_fit(const std::vector<std::string>& texts,
     try {
       resolve_layout(load_config(config_file, with), ranks);
       fitting.push_back(text);
+      ++sizes_fitting[text];
     } catch (const UsageError& why) {
-      std::cerr << "tessera sweep: note: " << text << " on " << ranks
-                << " ranks left out: " << why.what() << "\n";
+      last_reason[text] = why.what();
+      notes.push_back(fmt::format("{} on {} ranks left out: {}", text, ranks, why.what()));
     }
   }
   return fitting;
@@ -130,6 +137,9 @@ void run(const SweepOptions& options) {
 
   SweepDescription sweep{config_file, options.overrides, options.mode, options.hardware, {}};
   std::vector<SizeJob> jobs;
+  std::map<std::string, std::string> last_reason;
+  std::map<std::string, int> sizes_fitting;
+  std::vector<std::string> notes;
   for (int nodes : options.nodes) {
     for (int tasks : options.tasks_per_node) {
       SizeJob job{nodes, tasks, {}};
@@ -148,7 +158,8 @@ void run(const SweepOptions& options) {
         request.overrides.push_back(
             fmt::format("train.global_batch={}", base.train.global_batch * ranks / smallest));
       }
-      request.layouts = layouts_that_fit(texts, config_file, request.overrides, ranks);
+      request.layouts = layouts_that_fit(texts, config_file, request.overrides, ranks, last_reason,
+                                         sizes_fitting, notes);
       if (request.layouts.empty()) continue;
       request.resources = {nodes,
                            tasks,
@@ -173,9 +184,12 @@ void run(const SweepOptions& options) {
       jobs.push_back(std::move(job));
     }
   }
-  if (sweep.points.empty()) {
-    throw UsageError("no layout of --layouts runs on any size of the sweep; see the notes above");
+  for (const std::string& text : texts) {
+    if (sizes_fitting[text] == 0) {
+      throw UsageError("--layouts " + text + " runs at no size of the sweep: " + last_reason[text]);
+    }
   }
+  for (const std::string& note : notes) std::cerr << "tessera sweep: note: " << note << "\n";
   std::filesystem::create_directories(dir);
   write_json_file(dir / "sweep.json", to_json(sweep));
   for (const SizeJob& job : jobs) {

@@ -1,7 +1,9 @@
 """`tessera plan` as a user runs it: the ranked table and its md, csv and json forms on a shipped
 profile; calibration from a real run, whose profile the next plan reads; and every bad input as
 one line with exit status 2 (an unknown profile key, an unknown profile, nodes < 1, a layout that
-cannot divide the model, a precision the machine has no rate for).
+cannot divide the model, a precision the machine has no rate for). `tessera sweep --dry-run`
+writes its sweep.json and job scripts without Slurm, and refuses the same kinds of bad input
+and a directory that holds a sweep already, before writing anything.
 
 usage: test_plan_command.py TESSERA CONFIG_DIR
 """
@@ -110,7 +112,35 @@ def main():
         refused("calibration needs a run directory",
                 tessera("plan", "--calibrate", work, "--hardware", "cpu-2core-avx512", "-o",
                         fitted), ["config.toml"])
+        check_sweep(gpt2, work)
     return 1 if failures else 0
+
+
+def check_sweep(config, work):
+    study = os.path.join(work, "study")
+    sweep = ["sweep", config, "--tasks-per-node", "1,2,4", "--time", "00:10:00", "--dry-run",
+             "--layouts", "tp=1,pp=1;tp=2,pp=2", "--set", "train.micro_batch=1"]
+    done = tessera(*sweep, "-o", study)
+    points = json.load(open(os.path.join(study, "sweep.json")))["points"] \
+        if done.returncode == 0 else []
+    check("sweep --dry-run: sweep.json and a script a size",
+          [p["label"] for p in points] == ["1n1t-tp1-pp1", "1n2t-tp1-pp1", "1n4t-tp1-pp1",
+                                           "1n4t-tp2-pp2"]
+          and all(os.path.exists(os.path.join(study, "1n%dt" % t, "slurm", "sweep-1n%dt.sbatch" % t))
+                  for t in (1, 2, 4))
+          and "#SBATCH --exclusive" in open(os.path.join(study, "1n4t", "slurm",
+                                                         "sweep-1n4t.sbatch")).read(), done)
+    refused("a sweep into a directory that holds one", tessera(*sweep, "-o", study),
+            ["holds another sweep"])
+    fresh = os.path.join(work, "fresh")
+    refused("a sweep layout that runs at no size",
+            tessera("sweep", config, "--tasks-per-node", "1,2", "--time", "00:10:00",
+                    "--dry-run", "--layouts", "tp=1,pp=1;tp=5", "-o", fresh),
+            ["--layouts tp=5 runs at no size"])
+    refused("a sweep over 0 nodes",
+            tessera("sweep", config, "--nodes", "0", "--tasks-per-node", "1", "--time",
+                    "00:10:00", "--dry-run", "-o", fresh), ["--nodes 0"])
+    check("nothing written for a refused sweep", not os.path.exists(fresh))
 
 
 if __name__ == "__main__":

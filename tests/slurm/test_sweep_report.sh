@@ -4,7 +4,8 @@
 # cancelled at once, so its points never finish. `tessera report` must then list every point:
 # the finished ones with exactly the figures of their result.json, the cancelled ones as failed
 # or missing (never dropped), with the planner's prediction beside each, and draw the plots. A
-# second sweep into the same directory is refused before anything is submitted.
+# second sweep into the same directory is refused before anything is submitted; the sweep's
+# finished points calibrate a hardware profile.
 # Usage: test_sweep_report.sh TESSERA CONFIG_DIR CLUSTER_DIR
 tessera=$1 configs=$2 cluster=$3
 . "$(dirname "$0")/lib.sh"
@@ -55,6 +56,9 @@ for plot in ("tokens_per_s", "efficiency", "mfu", "memory"):
 PY
 grep -q "1n8t-tp1-pp1 \(failed\|missing\)" "$work/study/report.md" ||
   fail "report.md does not name the cancelled point: $(cat "$work/study/report.md")"
+
+"$tessera" plan --calibrate "$work/study" --hardware cpu-2core-avx512 -o fitted.toml >fit.out 2>&1 &&
+  grep -q "from 4 run(s)" fit.out || fail "calibrating from the sweep: $(cat fit.out)"
 
 "$tessera" "${sweep[@]}" -o "$work/study" >again.out 2>again.err
 status=$?
