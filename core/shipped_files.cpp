@@ -25,7 +25,10 @@ std::string available_names(const std::vector<std::filesystem::path>& search_pat
     }
   }
   std::string listed;
-  for (const std::string& name : names) listed += (listed.empty() ? "" : ", ") + name;
+  for (const std::string& name : names) {
+    if (!listed.empty()) listed += ", ";
+    listed += name;
+  }
   return listed.empty() ? "(none installed)" : listed;
 }
 

@@ -106,6 +106,18 @@ TrainingLayout resolve_layout(const Config& config, int world_size) {
   return layout;
 }
 
+std::vector<StageChunk> chunks_of(const TrainingLayout& layout, int stage) {
+  std::vector<StageChunk> chunks;
+  const int virtual_stages = layout.virtual_stages();
+  for (int c = 0; c < layout.chunks_per_stage; ++c) {
+    const int k = c * layout.shape.pp + stage;
+    const auto index = static_cast<std::size_t>(k);
+    chunks.push_back({layout.stage_bounds.at(index), layout.stage_bounds.at(index + 1), k == 0,
+                      k == virtual_stages - 1});
+  }
+  return chunks;
+}
+
 StageSchedule schedule_for(const TrainingLayout& layout, int stage) {
   const int stages = layout.shape.pp, microbatches = layout.micro_batches;
   switch (layout.schedule) {

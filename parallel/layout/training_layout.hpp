@@ -33,6 +33,19 @@ struct TrainingLayout {
 /// included), the batch split, sequence parallelism, the schedule against chunks_per_stage.
 TrainingLayout resolve_layout(const Config& config, int world_size);
 
+/// One virtual stage that a pipeline rank computes: blocks [first_layer, end_layer); the first
+/// virtual stage also embeds the tokens, the last ends in the final norm and the head.
+struct StageChunk {
+  int first_layer = 0;
+  int end_layer = 0;
+  bool first = false;
+  bool last = false;
+  int blocks() const { return end_layer - first_layer; }
+};
+
+/// The chunks pipeline rank `stage` holds, chunk c being virtual stage c x pp + stage.
+std::vector<StageChunk> chunks_of(const TrainingLayout& layout, int stage);
+
 /// Pipeline stage `stage`'s table for the layout's schedule, stages and microbatches.
 StageSchedule schedule_for(const TrainingLayout& layout, int stage);
 

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "core/error.hpp"
+#include "io/manifest/manifest.hpp"
 #include "parallel/layout/training_layout.hpp"
 
 namespace tessera {
@@ -21,15 +22,17 @@ nlohmann::json read_json(const std::filesystem::path& file) {
   }
 }
 
-/// The "train" records of metrics.jsonl, in order.
+/// The "train" records of metrics.jsonl since the last start (its last "run" record): a resumed
+/// run may have started at another layout.
 std::vector<nlohmann::json> step_records(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) throw UsageError("cannot read " + file.string() + "; pass a tessera run directory");
   std::vector<nlohmann::json> steps;
   for (std::string line; std::getline(in, line);) {
     const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (record.is_object() && record.value("kind", "") == "train" &&
-        record.contains("time_compute_s")) {
+    if (!record.is_object()) continue;
+    if (record.value("kind", "") == "run") steps.clear();
+    if (record.value("kind", "") == "train" && record.contains("time_compute_s")) {
       steps.push_back(record);
     }
   }
@@ -59,9 +62,10 @@ double median(std::vector<double> values) {
 MeasuredRun read_measured_run(const std::filesystem::path& run_dir) {
   MeasuredRun run;
   run.dir = run_dir;
-  run.config = load_config(run_dir / "config.toml", {});
-  const nlohmann::json manifest = read_json(run_dir / "manifest.json");
-  run.ranks = manifest.at("layout").value("ranks", 1);
+  // The latest start's configuration and job size (a resumed run may have changed either).
+  const nlohmann::json start = latest_start(read_json(run_dir / "manifest.json"));
+  run.config = parse_config(start.at("config").at("toml").get<std::string>(), {});
+  run.ranks = start.at("layout").value("ranks", 1);
   const std::vector<nlohmann::json> steps = step_records(run_dir / "metrics.jsonl");
   if (steps.size() < 2) {
     throw UsageError(fmt::format(

@@ -1,7 +1,7 @@
 // A measured run: what a `tessera train` run directory says about its speed and memory. The
-// directory holds the resolved configuration (config.toml), the layout (manifest.json) and every
-// step's time split and the memory peak (metrics.jsonl); calibration fits rates to it, a scaling
-// report tabulates it, and a run writes it as result.json when it ends.
+// directory holds every start's configuration and layout (manifest.json) and every step's time
+// split and the memory peak (metrics.jsonl); the latest start is what counts; calibration fits
+// rates to it, a scaling report tabulates it, and a run writes it as result.json when it ends.
 #pragma once
 
 #include <filesystem>

@@ -38,21 +38,14 @@ LocalSizes local_sizes(const Config& config, const TrainingLayout& layout) {
   return s;
 }
 
-/// One virtual stage held by the rank: its blocks and whether it embeds or ends the model.
-struct Chunk {
-  int first_layer = 0, end_layer = 0;
-  bool first = false, last = false;
-  int layers() const { return end_layer - first_layer; }
-};
-
 std::size_t norm_parameters(const LocalSizes& s) { return s.layernorm ? 2 * s.d : s.d; }
 
 /// Floats of this rank's parameters in `chunk` (Transformer::register_parameters).
-std::size_t parameter_count(const Config& config, const LocalSizes& s, const Chunk& chunk) {
+std::size_t parameter_count(const Config& config, const LocalSizes& s, const StageChunk& chunk) {
   std::size_t block = 2 * norm_parameters(s) + 3 * s.width * s.d + s.d * s.width;
   if (s.bias) block += 3 * s.width + s.d;
   block += s.swiglu ? 3 * s.ffn * s.d : 2 * s.ffn * s.d + (s.bias ? s.ffn + s.d : 0);
-  std::size_t count = block * static_cast<std::size_t>(chunk.layers());
+  std::size_t count = block * static_cast<std::size_t>(chunk.blocks());
   const bool tied = config.model.tied_embeddings();
   if (chunk.first || (tied && chunk.last)) count += s.vocab * s.d;
   if (chunk.first && config.model.learned_positions()) count += s.seq * s.d;
@@ -75,14 +68,14 @@ std::size_t block_buffers(const LocalSizes& s, std::size_t state) {
 }
 
 /// Bytes of one microbatch's activation slot on `chunk` (slot_activations).
-std::size_t slot_bytes(const LocalSizes& s, const Chunk& chunk, Recompute recompute,
+std::size_t slot_bytes(const LocalSizes& s, const StageChunk& chunk, Recompute recompute,
                        std::size_t state) {
   std::size_t floats = 0;
   if (recompute != Recompute::full) {
     const std::size_t kept = recompute == Recompute::none ? state : 0;
-    floats += static_cast<std::size_t>(chunk.layers()) * block_buffers(s, kept);
+    floats += static_cast<std::size_t>(chunk.blocks()) * block_buffers(s, kept);
   }
-  floats += static_cast<std::size_t>(chunk.layers()) * s.local * s.d;  // each block's input
+  floats += static_cast<std::size_t>(chunk.blocks()) * s.local * s.d;  // each block's input
   floats += s.local * s.d;                                             // the stage output
   if (chunk.last) floats += s.rows * s.d + 2 * s.local + s.rows * s.vocab + s.rows;
   return 2 * s.rows * kToken + floats * kFloat;
@@ -113,18 +106,6 @@ std::size_t backend_workspace_bytes(const Config& config, const LocalSizes& s,
   return floats * kFloat + traits.library_workspace_bytes;
 }
 
-std::vector<Chunk> chunks_of_stage(const TrainingLayout& layout, int stage) {
-  std::vector<Chunk> chunks;
-  const int virtual_stages = layout.virtual_stages();
-  for (int c = 0; c < layout.chunks_per_stage; ++c) {
-    const int k = c * layout.shape.pp + stage;
-    const auto index = static_cast<std::size_t>(k);
-    chunks.push_back({layout.stage_bounds.at(index), layout.stage_bounds.at(index + 1), k == 0,
-                      k == virtual_stages - 1});
-  }
-  return chunks;
-}
-
 StageMemory plan_stage(const Config& config, const TrainingLayout& layout,
                        const BackendMemoryTraits& traits, int stage) {
   const LocalSizes s = local_sizes(config, layout);
@@ -136,11 +117,11 @@ StageMemory plan_stage(const Config& config, const TrainingLayout& layout,
       peak_in_flight(schedule_for(layout, stage), layout.chunks_per_stage);
   const int evaluation_slots = config.eval.every > 0 ? 1 : 0;
   const bool sequence_parallel = layout.sequence_parallel && s.tp > 1;
-  const std::vector<Chunk> chunks = chunks_of_stage(layout, stage);
+  const std::vector<StageChunk> chunks = chunks_of(layout, stage);
 
   std::size_t parameters = 0, optimizer = 0, activations = 0, communication = 0, scratch = 0;
   for (std::size_t c = 0; c < chunks.size(); ++c) {
-    const Chunk& chunk = chunks[c];
+    const StageChunk& chunk = chunks[c];
     const std::size_t count = parameter_count(config, s, chunk);
     const std::size_t padded = zero ? (count + dp - 1) / dp * dp : count;
     parameters += padded * kFloat;

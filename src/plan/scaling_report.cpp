@@ -71,7 +71,7 @@ ReportRow report_point(const std::filesystem::path& dir, const SweepDescription&
   try {
     predict(row, point_config(run_dir, sweep, point), profile);
   } catch (const UsageError& error) {
-    row.detail += std::string(row.detail.empty() ? "" : "; ") + "no prediction: " + error.what();
+    row.detail += fmt::format("{}no prediction: {}", row.detail.empty() ? "" : "; ", error.what());
   }
   return row;
 }

@@ -47,14 +47,11 @@ double stage_flops_per_token(const Config& config, int blocks, bool last) {
   return 3.0 * forward + again;
 }
 
-/// Virtual stages of pipeline rank `stage` and the blocks they hold.
+/// Forward-and-backward FLOPs per token of pipeline rank `stage`'s chunks.
 double rank_flops_per_token(const Config& config, const TrainingLayout& layout, int stage) {
   double flops = 0.0;
-  for (int chunk = 0; chunk < layout.chunks_per_stage; ++chunk) {
-    const auto k = static_cast<std::size_t>(chunk * layout.shape.pp + stage);
-    const int blocks = layout.stage_bounds[k + 1] - layout.stage_bounds[k];
-    flops +=
-        stage_flops_per_token(config, blocks, static_cast<int>(k) == layout.virtual_stages() - 1);
+  for (const StageChunk& chunk : chunks_of(layout, stage)) {
+    flops += stage_flops_per_token(config, chunk.blocks(), chunk.last);
   }
   return flops;
 }
@@ -73,10 +70,7 @@ int slowest_stage(const Config& config, const TrainingLayout& layout) {
 
 int blocks_of_stage(const TrainingLayout& layout, int stage) {
   int blocks = 0;
-  for (int chunk = 0; chunk < layout.chunks_per_stage; ++chunk) {
-    const auto k = static_cast<std::size_t>(chunk * layout.shape.pp + stage);
-    blocks += layout.stage_bounds[k + 1] - layout.stage_bounds[k];
-  }
+  for (const StageChunk& chunk : chunks_of(layout, stage)) blocks += chunk.blocks();
   return blocks;
 }
 

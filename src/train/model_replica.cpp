@@ -24,15 +24,12 @@ struct ModelReplica::Chunk {
 ModelReplica::ModelReplica(const Config& config, const TrainingLayout& layout, Backend& backend,
                            ParallelContext& parallel)
     : config_(config), backend_(backend), parallel_(parallel) {
-  const int stages = parallel_.shape().pp, stage = parallel_.coordinates().pp;
   const int dp = parallel_.shape().dp, dp_rank = parallel_.coordinates().dp;
   const bool zero = config_.parallel.zero == 1;
-  const std::vector<int>& bounds = layout.stage_bounds;
-  for (int c = 0; c < layout.chunks_per_stage; ++c) {
-    const auto virtual_stage = static_cast<std::size_t>(c * stages + stage);
+  for (const StageChunk& stage_chunk : chunks_of(layout, parallel_.coordinates().pp)) {
     ModelPartition partition;
-    partition.first_layer = bounds[virtual_stage];
-    partition.end_layer = bounds[virtual_stage + 1];
+    partition.first_layer = stage_chunk.first_layer;
+    partition.end_layer = stage_chunk.end_layer;
     partition.tp_rank = parallel_.coordinates().tp;
     partition.tp_size = parallel_.shape().tp;
     partition.tp = &parallel_.tp();

@@ -158,8 +158,8 @@ class TrainingRun {
   /// Logs the memory the run took, the largest of any rank, and records it in metrics.jsonl.
   void report_memory(int step);
   /// Rank 0: run.dir/result.json, the medians of the steps' times and the memory peak
-  /// (plan/measured_run.hpp), for a sweep's report.
-  void write_result();
+  /// (plan/measured_run.hpp), for a sweep's report; a warning, not a failure, when it cannot.
+  void write_result(int steps_run);
   /// The memory plan's parts on its largest stage, by name, for metrics.jsonl.
   nlohmann::json planned_parts() const;
   /// After a resume: logs the settings that differ from the checkpoint's, once, and keeps them
@@ -647,20 +647,22 @@ TrainResult TrainingRun::run() {
                      {"step", last_step},
                      {"parameter_checksum", replica_->parameter_checksum()}});
   }
-  if (reporter_) write_result();
+  if (reporter_) write_result(done_step - first_step_ + 1);
   progress_->finish();
   watchdog_.finish();
   return result_;
 }
 
-void TrainingRun::write_result() {
-  std::optional<MeasuredRun> measured;
+void TrainingRun::write_result(int steps_run) {
+  // A summary for sweeps and calibration: a run that trained never fails over it.
   try {
-    measured = read_measured_run(config_.run.dir);
-  } catch (const UsageError&) {
-    return;  // fewer than 2 steps logged (train.steps, log.every): no timing to summarise
+    write_json_file(config_.run.dir / "result.json", to_json(read_measured_run(config_.run.dir)));
+  } catch (const UsageError& error) {
+    // Under 2 logged steps there is no timing to summarise, and nothing to say.
+    if (steps_run >= 2 * config_.log.every) {
+      progress_->message(std::string("warning: no result.json: ") + error.what());
+    }
   }
-  write_json_file(config_.run.dir / "result.json", to_json(*measured));
 }
 
 }  // namespace

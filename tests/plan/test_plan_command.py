@@ -111,7 +111,7 @@ def main():
                                                 "cpu-2core-avx512"), ["-o FILE.toml"])
         refused("calibration needs a run directory",
                 tessera("plan", "--calibrate", work, "--hardware", "cpu-2core-avx512", "-o",
-                        fitted), ["config.toml"])
+                        fitted), ["manifest.json"])
         check_sweep(gpt2, work)
     return 1 if failures else 0
 
