@@ -12,16 +12,6 @@
 namespace tessera {
 namespace {
 
-nlohmann::json read_json(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) throw UsageError("cannot read " + file.string() + "; pass a tessera run directory");
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& error) {
-    throw UsageError(file.string() + " is not JSON (" + error.what() + ")");
-  }
-}
-
 /// The "train" records of metrics.jsonl since the last start (its last "run" record): a resumed
 /// run may have started at another layout.
 std::vector<nlohmann::json> step_records(const std::filesystem::path& file) {
@@ -63,7 +53,7 @@ MeasuredRun read_measured_run(const std::filesystem::path& run_dir) {
   MeasuredRun run;
   run.dir = run_dir;
   // The latest start's configuration and job size (a resumed run may have changed either).
-  const nlohmann::json start = latest_start(read_json(run_dir / "manifest.json"));
+  const nlohmann::json start = latest_start(read_manifest(run_dir / "manifest.json"));
   run.config = parse_config(start.at("config").at("toml").get<std::string>(), {});
   run.ranks = start.at("layout").value("ranks", 1);
   const std::vector<nlohmann::json> steps = step_records(run_dir / "metrics.jsonl");
