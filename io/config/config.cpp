@@ -284,6 +284,17 @@ void check_model(const ModelConfig& model) {
   }
 }
 
+void check_data(const DataConfig& data) {
+  const std::string& name = data.tokenizer;
+  const bool known = name == "byte" || name == "sentencepiece" || name == "hf" ||
+                     (name.starts_with("hf:") && name.size() > 3);
+  if (!known) {
+    inconsistent("data.tokenizer = '" + data.tokenizer +
+                 "' is not a tokenizer tessera reads; use byte, sentencepiece, hf (the copy a "
+                 "prepared dataset keeps) or hf:PATH/tokenizer.json");
+  }
+}
+
 void check_train(const TrainConfig& train) {
   auto global = std::to_string(train.global_batch), micro = std::to_string(train.micro_batch);
   if (train.global_batch % train.micro_batch != 0) {
@@ -385,6 +396,7 @@ Config parse_named(const std::string& toml_text, const std::string& source,
   derive(config);
   check_model(config.model);
   check_train(config.train);
+  check_data(config.data);
   check_backend(config);
   check_sizes(config);
   check_debug(config);

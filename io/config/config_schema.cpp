@@ -218,8 +218,10 @@ std::vector<KeySpec> build_schema() {
 
       entry("data.source", &C::data, &DataConfig::source,
             "\"synthetic\" (built-in Markov source) or a directory written by tessera prepare"),
-      entry("data.tokenizer", &C::data, &DataConfig::tokenizer, {"byte", "sentencepiece"},
-            "tokenizer of prepared data: byte or sentencepiece"),
+      entry("data.tokenizer", &C::data, &DataConfig::tokenizer,
+            "tokenizer of prepared data: byte, sentencepiece, or hf:PATH/tokenizer.json (a "
+            "Hugging Face tokenizer, which must be the file the data was prepared with; hf "
+            "alone takes the copy the dataset keeps)"),
       entry("data.seed", &C::data, &DataConfig::seed, at_least(0),
             "seed of the synthetic source and of the sample order"),
       entry("data.verify", &C::data, &DataConfig::verify,

@@ -6,16 +6,19 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <vector>
 
 #include "core/error.hpp"
+#include "io/data/hf/hf_tokenizer.hpp"
 #include "io/data/prepare.hpp"
 #include "io/data/sample_order.hpp"
 #include "io/data/shard.hpp"
 #include "io/data/synthetic.hpp"
 #include "io/data/tokenizer.hpp"
+#include "io/data/tokenizer_spec.hpp"
 
 namespace tessera {
 
@@ -31,6 +34,7 @@ class DataSource {
   virtual std::optional<int64_t> samples_per_epoch(Split split) const = 0;
   virtual std::string describe() const = 0;
   virtual std::string tokenizer_id() const = 0;
+  virtual std::map<std::string, int32_t> special_tokens() const { return {}; }
   /// The shards read from (none for generated data).
   virtual std::vector<std::pair<std::string, const ShardReader*>> shards() const { return {}; }
 };
@@ -106,6 +110,7 @@ class TokenStream {
 struct DatasetDescription {
   std::string tokenizer_id;
   int vocab_size = 0;
+  std::map<std::string, int32_t> special_tokens;  // absent from datasets of older versions
   double unigram_entropy = 0.0;
   std::vector<ShardReader> train, validation;
 };
@@ -153,6 +158,7 @@ DatasetDescription open_dataset(const std::filesystem::path& dir) {
   try {
     dataset.tokenizer_id = json.at("tokenizer").at("id").get<std::string>();
     dataset.vocab_size = json.at("tokenizer").at("vocab_size").get<int>();
+    dataset.special_tokens = json.at("tokenizer").value("special_tokens", dataset.special_tokens);
     dataset.unigram_entropy = json.at("unigram_entropy").get<double>();
     dataset.train = open_split(dir, json.at("splits").at("train"), dataset);
     dataset.validation = open_split(dir, json.at("splits").at("validation"), dataset);
@@ -173,6 +179,7 @@ class PreparedSource final : public DataSource {
       : dir_(std::move(dir)),
         tokenizer_id_(dataset.tokenizer_id),
         vocab_size_(dataset.vocab_size),
+        special_tokens_(std::move(dataset.special_tokens)),
         unigram_entropy_(dataset.unigram_entropy),
         train_(std::move(dataset.train)),
         validation_(std::move(dataset.validation)),
@@ -210,6 +217,7 @@ class PreparedSource final : public DataSource {
     return static_cast<int64_t>(split == Split::train ? train_windows_ : validation_windows_);
   }
   std::string tokenizer_id() const override { return tokenizer_id_; }
+  std::map<std::string, int32_t> special_tokens() const override { return special_tokens_; }
   std::vector<std::pair<std::string, const ShardReader*>> shards() const override {
     std::vector<std::pair<std::string, const ShardReader*>> all;
     for (const ShardReader& shard : train_.shards()) all.emplace_back("train", &shard);
@@ -229,11 +237,35 @@ class PreparedSource final : public DataSource {
   std::filesystem::path dir_;
   std::string tokenizer_id_;
   int vocab_size_;
+  std::map<std::string, int32_t> special_tokens_;
   double unigram_entropy_;
   TokenStream train_, validation_;
   uint64_t train_windows_, validation_windows_;
   SampleOrder order_;
 };
+
+// data.tokenizer names the kind the data was prepared with; "hf:PATH" also names the file, which
+// must be the one the dataset was tokenized with (the same bytes).
+void check_tokenizer(const DataConfig& data, const DatasetDescription& dataset,
+                     const std::filesystem::path& dir) {
+  const std::string prepared_kind = tokenizer_kind(dataset.tokenizer_id);
+  if (tokenizer_kind(data.tokenizer) != prepared_kind) {
+    throw UsageError("data.source " + dir.string() + " was prepared with tokenizer '" +
+                     dataset.tokenizer_id + "' but data.tokenizer is '" + data.tokenizer +
+                     "'; set data.tokenizer=" + prepared_kind +
+                     " or prepare the data again with the tokenizer you want");
+  }
+  const std::string_view file = tokenizer_spec_file(data.tokenizer);
+  if (prepared_kind == "hf" && !file.empty()) {
+    const std::string named_id = hf_tokenizer_id(std::string(file));
+    if (named_id != dataset.tokenizer_id) {
+      throw UsageError("data.tokenizer " + data.tokenizer + " (" + named_id + ") is not the " +
+                       "tokenizer data.source " + dir.string() + " was prepared with (" +
+                       dataset.tokenizer_id + ", kept there as " + kHfTokenizerFile +
+                       "); name that file, set data.tokenizer=hf, or prepare the data again");
+    }
+  }
+}
 
 std::shared_ptr<const DataSource> open_prepared(const DataConfig& data, const ModelConfig& model) {
   const std::filesystem::path dir = data.source;
@@ -243,12 +275,7 @@ std::shared_ptr<const DataSource> open_prepared(const DataConfig& data, const Mo
                      "to create it or set data.source=synthetic");
   }
   DatasetDescription dataset = open_dataset(dir);
-  if (tokenizer_kind(dataset.tokenizer_id) != data.tokenizer) {
-    throw UsageError("data.source " + dir.string() + " was prepared with tokenizer '" +
-                     dataset.tokenizer_id + "' but data.tokenizer is '" + data.tokenizer +
-                     "'; set data.tokenizer=" + tokenizer_kind(dataset.tokenizer_id) +
-                     " or prepare the data again with the tokenizer you want");
-  }
+  check_tokenizer(data, dataset, dir);
   if (dataset.vocab_size > model.vocab_size) {
     throw UsageError("data.source " + dir.string() + " has a vocabulary of " +
                      std::to_string(dataset.vocab_size) + " tokens but model.vocab_size is " +
@@ -290,6 +317,9 @@ void DataLoader::read(Split split, int64_t first_sample, int count, int32_t* inp
 double DataLoader::loss_floor() const { return source_->loss_floor(seq_len_); }
 double DataLoader::unigram_entropy() const { return source_->unigram_entropy(); }
 std::string DataLoader::tokenizer_id() const { return source_->tokenizer_id(); }
+std::map<std::string, int32_t> DataLoader::special_tokens() const {
+  return source_->special_tokens();
+}
 
 std::string DataLoader::describe() const { return source_->describe(); }
 int DataLoader::vocab_size() const { return source_->vocab_size(); }

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,8 @@ class DataLoader {
   std::string describe() const;  // one line for the log
   /// The tokenizer's stable id ("byte", "sentencepiece:<hash>", or the synthetic source's).
   std::string tokenizer_id() const;
+  /// The tokenizer's special tokens (<|endoftext|>, <s>) by text; empty for byte or synthetic.
+  std::map<std::string, int32_t> special_tokens() const;
 
   int seq_len() const { return seq_len_; }
   /// Token ids are in [0, vocab_size()); vocab_size() <= model.vocab_size.

@@ -8,8 +8,9 @@
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
+#include "io/data/sentencepiece_tokenizer.hpp"
 #include "io/data/shard.hpp"
-#include "io/data/tokenizer.hpp"
+#include "io/data/tokenizer_spec.hpp"
 
 namespace tessera {
 namespace {
@@ -21,9 +22,11 @@ void check_options(const PrepareOptions& options) {
       throw UsageError("input file " + input.string() + " does not exist; check the path");
     }
   }
-  if (options.tokenizer != "byte" && options.tokenizer != "sentencepiece") {
+  if (options.tokenizer != "byte" && options.tokenizer != "sentencepiece" &&
+      !(tokenizer_kind(options.tokenizer) == "hf" &&
+        !tokenizer_spec_file(options.tokenizer).empty())) {
     throw UsageError("unknown tokenizer '" + options.tokenizer +
-                     "'; use \"byte\" or \"sentencepiece\"");
+                     "'; use byte, sentencepiece or hf:PATH/tokenizer.json");
   }
   if (!(options.val_fraction >= 0.0 && options.val_fraction < 1.0)) {
     throw UsageError("val_fraction " + std::to_string(options.val_fraction) +
@@ -42,8 +45,17 @@ std::string read_text(const std::filesystem::path& path) {
   return std::move(text).str();
 }
 
+// A Hugging Face tokenizer is copied beside the shards, so that the dataset says how to read it.
 std::unique_ptr<Tokenizer> make_tokenizer(const PrepareOptions& options) {
-  if (options.tokenizer == "byte") return std::make_unique<ByteTokenizer>();
+  if (options.tokenizer != "sentencepiece") {
+    auto tokenizer = open_tokenizer(options.tokenizer);
+    if (tokenizer_kind(options.tokenizer) == "hf") {
+      std::filesystem::copy_file(std::string(tokenizer_spec_file(options.tokenizer)),
+                                 options.output_dir / kHfTokenizerFile,
+                                 std::filesystem::copy_options::overwrite_existing);
+    }
+    return tokenizer;
+  }
   SentencePieceTrainOptions train;
   train.inputs = options.inputs;
   train.output_dir = options.output_dir;
@@ -79,6 +91,7 @@ void remove_previous_dataset(const std::filesystem::path& dir) {
   std::filesystem::remove(dir / kDatasetJson);
   std::filesystem::remove(dir / "tokenizer.model");
   std::filesystem::remove(dir / "tokenizer.vocab");
+  std::filesystem::remove(dir / kHfTokenizerFile);
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();
     const bool shard = (name.starts_with("train_") || name.starts_with("val_")) &&
@@ -162,6 +175,8 @@ void prepare_dataset(const PrepareOptions& options) {
     dataset["tokenizer"]["model"] = "tokenizer.model";
     dataset["tokenizer"]["model_type"] = options.sp_model_type;
   }
+  if (tokenizer_kind(options.tokenizer) == "hf") dataset["tokenizer"]["file"] = kHfTokenizerFile;
+  dataset["tokenizer"]["special_tokens"] = tokenizer->special_tokens();
   dataset["inputs"] = nlohmann::json::array();
   for (const auto& input : options.inputs) dataset["inputs"].push_back(input.string());
   dataset["val_fraction"] = options.val_fraction;

@@ -1,3 +1,5 @@
+#include "io/data/sentencepiece_tokenizer.hpp"
+
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
@@ -6,7 +8,6 @@
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
-#include "io/data/tokenizer.hpp"
 
 namespace tessera {
 namespace {

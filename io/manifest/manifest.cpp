@@ -98,6 +98,8 @@ nlohmann::json describe_data(const DataConfig& data, const DataLoader& loader) {
   }
   return {{"source", data.source},
           {"tokenizer", loader.tokenizer_id()},
+          {"vocab_size", loader.vocab_size()},
+          {"special_tokens", loader.special_tokens()},
           {"verify", data.verify == DataVerify::open ? "open" : "off"},
           {"shards", shards}};
 }

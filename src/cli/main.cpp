@@ -1,6 +1,6 @@
 // The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
 // `tessera reproduce`, `tessera slurm`, `tessera calibrate`, `tessera plan`, `tessera sweep`,
-// `tessera report`.
+// `tessera report`, `tessera tokenize`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
@@ -17,6 +17,7 @@
 #include "cli/reproduce_command.hpp"
 #include "cli/slurm_command.hpp"
 #include "cli/sweep_command.hpp"
+#include "cli/tokenize_command.hpp"
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
@@ -68,8 +69,8 @@ void add_prepare_command(CLI::App& app, std::function<void()>& action) {
   cmd->add_option("inputs", options->inputs, "Text files to tokenize")->required();
   cmd->add_option("-o,--output", options->output_dir, "Directory for the shards (data.source)")
       ->required();
-  cmd->add_option("--tokenizer", options->tokenizer, "byte (built in) or sentencepiece")
-      ->check(CLI::IsMember({"byte", "sentencepiece"}))
+  cmd->add_option("--tokenizer", options->tokenizer,
+                  "byte (built in), sentencepiece (trained here) or hf:PATH/tokenizer.json")
       ->capture_default_str();
   cmd->add_option("--vocab-size", options->vocab_size, "SentencePiece vocabulary size")
       ->capture_default_str();
@@ -157,6 +158,7 @@ int main(int argc, char** argv) {
   tessera::add_plan_command(app, action);
   tessera::add_report_command(app, action);
   tessera::add_sweep_command(app, action);
+  tessera::add_tokenize_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

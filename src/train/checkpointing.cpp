@@ -70,12 +70,14 @@ struct TrainingCheckpoints::Pending {
 
 TrainingCheckpoints::TrainingCheckpoints(const Config& config, ParallelContext& parallel,
                                          ModelReplica& replica, Backend& backend,
-                                         std::string tokenizer_id)
+                                         const DataLoader& data)
     : config_(config),
       parallel_(parallel),
       replica_(replica),
       backend_(backend),
-      tokenizer_id_(std::move(tokenizer_id)),
+      tokenizer_id_(data.tokenizer_id()),
+      vocab_size_(data.vocab_size()),
+      special_tokens_(data.special_tokens()),
       writer_comm_(duplicate(parallel.world_handle())),
       directory_(writer_comm_.handle(), checkpoint_directory(config), config.checkpoint.keep) {
   int provided = MPI_THREAD_SINGLE;
@@ -187,7 +189,9 @@ nlohmann::json TrainingCheckpoints::metadata(int step) const {
             {"pp", parallel_.shape().pp},
             {"zero", config_.parallel.zero}}},
           {"model_family", config_.model.family == ModelFamily::gpt2 ? "gpt2" : "openlm"},
-          {"tokenizer", tokenizer_id_}};
+          {"tokenizer", tokenizer_id_},
+          {"vocab_size", vocab_size_},
+          {"special_tokens", special_tokens_}};
 }
 
 std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {

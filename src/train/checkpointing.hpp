@@ -14,6 +14,7 @@
 #include <array>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "backend/backend.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
+#include "io/data/data_loader.hpp"
 #include "parallel/mpi_communicator.hpp"
 #include "parallel/parallel_context.hpp"
 #include "train/model_replica.hpp"
@@ -41,9 +43,9 @@ struct SaveReport {
 
 class TrainingCheckpoints {
  public:
-  /// `tokenizer_id` (the data's, DataLoader::tokenizer_id) is recorded in every file.
+  /// The data's tokenizer (id, vocabulary size, special tokens) is recorded in every file.
   TrainingCheckpoints(const Config& config, ParallelContext& parallel, ModelReplica& replica,
-                      Backend& backend, std::string tokenizer_id);
+                      Backend& backend, const DataLoader& data);
   ~TrainingCheckpoints();  ///< waits for a save in flight
 
   /// Loads the newest valid checkpoint in checkpoint.dir into the replica (falling back to an
@@ -89,6 +91,8 @@ class TrainingCheckpoints {
   ModelReplica& replica_;
   Backend& backend_;
   std::string tokenizer_id_;
+  int vocab_size_;
+  std::map<std::string, int32_t> special_tokens_;
   MpiCommunicator writer_comm_;  // the background writer's own duplicate of the world
   CheckpointDirectory directory_;
   std::uintmax_t restored_bytes_ = 0;

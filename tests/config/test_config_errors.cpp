@@ -80,7 +80,14 @@ TEST(ConfigErrors, EnumsNameTheirChoices) {
   expect_words(error_of("[model]\nnorm = \"batchnorm\"\n"), {"one of layernorm, rmsnorm"});
   expect_words(error_of("[train]\nlr_schedule = \"linear\"\n"), {"one of cosine, constant"});
   expect_words(error_of("[log]\nprogress = \"fancy\"\n"), {"one of auto, bar, plain"});
-  expect_words(error_of("[data]\ntokenizer = \"bpe\"\n"), {"one of byte, sentencepiece"});
+}
+
+TEST(ConfigErrors, TokenizersNameTheirForms) {
+  for (const char* tokenizer : {"bpe", "hf:", "sentencepiece:x"}) {
+    expect_words(error_of(std::string("[data]\ntokenizer = \"") + tokenizer + "\"\n"),
+                 {"data.tokenizer = '" + std::string(tokenizer) + "'",
+                  "use byte, sentencepiece, hf", "hf:PATH/tokenizer.json"});
+  }
 }
 
 TEST(ConfigErrors, CrossChecks) {

@@ -6,8 +6,8 @@
 #include "core/checksum.hpp"
 #include "data_test_util.hpp"
 #include "io/data/prepare.hpp"
+#include "io/data/sentencepiece_tokenizer.hpp"
 #include "io/data/shard.hpp"
-#include "io/data/tokenizer.hpp"
 
 namespace tessera {
 namespace {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "data_test_util.hpp"
-#include "io/data/tokenizer.hpp"
+#include "io/data/sentencepiece_tokenizer.hpp"
 
 namespace tessera {
 namespace {
