@@ -1,27 +1,42 @@
 #include "io/data/prepare.hpp"
 
+#include <fmt/format.h>
+
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
+#include "io/data/corpus/documents.hpp"
 #include "io/data/sentencepiece_tokenizer.hpp"
 #include "io/data/shard.hpp"
+#include "io/data/token_stream.hpp"
 #include "io/data/tokenizer_spec.hpp"
 
 namespace tessera {
 namespace {
 
-void check_options(const PrepareOptions& options) {
-  if (options.inputs.empty()) throw UsageError("prepare needs at least one input text file");
-  for (const auto& input : options.inputs) {
-    if (!std::filesystem::is_regular_file(input)) {
-      throw UsageError("input file " + input.string() + " does not exist; check the path");
-    }
-  }
+constexpr int kPlanVersion = 1;
+constexpr const char* kPlanFile = "plan.json";
+constexpr const char* kSentencePieceModel = "tokenizer.model";
+constexpr const char* kSentencePieceVocab = "tokenizer.vocab";
+
+std::filesystem::path work_directory(const PrepareOptions& options) {
+  return options.output_dir / ".prepare";
+}
+
+std::filesystem::path chunk_path(const PrepareOptions& options, int64_t chunk) {
+  return work_directory(options) / fmt::format("chunk_{:06}.bin", chunk);
+}
+
+std::vector<std::filesystem::path> input_files(const PrepareOptions& options) {
+  return expand_inputs(options.inputs, options.input_list);
+}
+
+void check_options(const PrepareOptions& options, const std::vector<std::filesystem::path>& files) {
   if (options.tokenizer != "byte" && options.tokenizer != "sentencepiece" &&
       !(tokenizer_kind(options.tokenizer) == "hf" &&
         !tokenizer_spec_file(options.tokenizer).empty())) {
@@ -35,92 +50,41 @@ void check_options(const PrepareOptions& options) {
   if (options.shard_tokens < 1) {
     throw UsageError("shard_tokens " + std::to_string(options.shard_tokens) + " must be >= 1");
   }
-}
-
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError("cannot read input file " + path.string() + "; check its permissions");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return std::move(text).str();
-}
-
-// A Hugging Face tokenizer is copied beside the shards, so that the dataset says how to read it.
-std::unique_ptr<Tokenizer> make_tokenizer(const PrepareOptions& options) {
-  if (options.tokenizer != "sentencepiece") {
-    auto tokenizer = open_tokenizer(options.tokenizer);
-    if (tokenizer_kind(options.tokenizer) == "hf") {
-      std::filesystem::copy_file(std::string(tokenizer_spec_file(options.tokenizer)),
-                                 options.output_dir / kHfTokenizerFile,
-                                 std::filesystem::copy_options::overwrite_existing);
+  if (options.chunk_bytes < 1) throw UsageError("the chunk size must be at least one byte");
+  if (options.tokenizer == "sentencepiece") {
+    for (const auto& file : files) {
+      if (is_json_lines(file) || ByteStream(file).compression() != Compression::none) {
+        throw UsageError("sentencepiece is trained from plain-text files, and " + file.string() +
+                         " is JSON Lines or compressed; train on plain text, or use a "
+                         "ready tokenizer with --tokenizer hf:PATH/tokenizer.json");
+      }
     }
-    return tokenizer;
-  }
-  SentencePieceTrainOptions train;
-  train.inputs = options.inputs;
-  train.output_dir = options.output_dir;
-  train.model_type = options.sp_model_type;
-  train.vocab_size = options.vocab_size;
-  return std::make_unique<SentencePieceTokenizer>(SentencePieceTokenizer::train(train));
-}
-
-std::vector<int32_t> tokenize_inputs(const Tokenizer& tokenizer,
-                                     const std::vector<std::filesystem::path>& inputs) {
-  std::vector<int32_t> tokens;
-  for (const auto& input : inputs) {
-    const auto ids = tokenizer.encode(read_text(input));
-    tokens.insert(tokens.end(), ids.begin(), ids.end());
-  }
-  return tokens;
-}
-
-double unigram_entropy(std::span<const int32_t> tokens, int vocab_size) {
-  std::vector<int64_t> counts(static_cast<size_t>(vocab_size), 0);
-  for (int32_t t : tokens) ++counts[static_cast<size_t>(t)];
-  const auto total = static_cast<double>(tokens.size());
-  double h = 0.0;
-  for (int64_t c : counts) {
-    if (c > 0) h -= static_cast<double>(c) / total * std::log(static_cast<double>(c) / total);
-  }
-  return h;
-}
-
-// Removes what an earlier prepare left, dataset.json first: until the new one is written, the
-// directory is visibly unfinished.
-void remove_previous_dataset(const std::filesystem::path& dir) {
-  std::filesystem::remove(dir / kDatasetJson);
-  std::filesystem::remove(dir / "tokenizer.model");
-  std::filesystem::remove(dir / "tokenizer.vocab");
-  std::filesystem::remove(dir / kHfTokenizerFile);
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    const bool shard = (name.starts_with("train_") || name.starts_with("val_")) &&
-                       entry.path().extension() == ".bin";
-    if (shard && entry.is_regular_file()) std::filesystem::remove(entry.path());
   }
 }
 
-std::string shard_name(const std::string& prefix, size_t index) {
-  std::string digits = std::to_string(index);
-  return prefix + "_" + std::string(digits.size() < 6 ? 6 - digits.size() : 0, '0') + digits +
-         ".bin";
-}
-
-nlohmann::json write_split(const std::filesystem::path& dir, const std::string& prefix,
-                           std::span<const int32_t> tokens, const PrepareOptions& options,
-                           const Tokenizer& tokenizer) {
-  nlohmann::json shards = nlohmann::json::array();
-  const auto per_shard = static_cast<size_t>(options.shard_tokens);
-  for (size_t first = 0, index = 0; first < tokens.size(); first += per_shard, ++index) {
-    const auto piece = tokens.subspan(first, std::min(per_shard, tokens.size() - first));
-    const ShardSummary summary =
-        write_shard(dir / shard_name(prefix, index), piece, tokenizer.id(), tokenizer.vocab_size());
-    shards.push_back({{"file", summary.path.filename().string()},
-                      {"tokens", summary.tokens},
-                      {"bytes", summary.bytes},
-                      {"fnv1a64", to_hex16(summary.payload_checksum)}});
+// What the chunks of a run depend on: when an earlier run's plan is the same, its chunks are
+// this run's too. Files are known by path, size and modification time.
+nlohmann::json make_plan(const PrepareOptions& options,
+                         const std::vector<std::filesystem::path>& files) {
+  nlohmann::json inputs = nlohmann::json::array();
+  for (const auto& file : files) {
+    const auto modified = std::filesystem::last_write_time(file).time_since_epoch();
+    inputs.push_back({{"path", std::filesystem::absolute(file).string()},
+                      {"bytes", std::filesystem::file_size(file)},
+                      {"modified_ns", std::chrono::nanoseconds(modified).count()}});
   }
-  return {{"tokens", tokens.size()}, {"shards", shards}};
+  nlohmann::json tokenizer = {{"spec", options.tokenizer}};
+  if (options.tokenizer == "sentencepiece") {
+    tokenizer["vocab_size"] = options.vocab_size;
+    tokenizer["model_type"] = options.sp_model_type;
+  } else {
+    tokenizer["id"] = open_tokenizer(options.tokenizer)->id();  // loads it: errors come now
+  }
+  return {{"version", kPlanVersion},
+          {"tokenizer", tokenizer},
+          {"text_key", options.text_key},
+          {"chunk_bytes", options.chunk_bytes},
+          {"inputs", inputs}};
 }
 
 void write_json(const std::filesystem::path& path, const nlohmann::json& json) {
@@ -129,10 +93,20 @@ void write_json(const std::filesystem::path& path, const nlohmann::json& json) {
   {
     std::ofstream out(temporary);
     out << json.dump(2) << '\n';
-    if (!out)
-      throw UsageError("cannot write " + temporary.string() + "; check the output directory");
+    if (!out) {
+      throw UsageError("cannot write " + temporary.string() +
+                       "; check that the output directory is writable and not full");
+    }
   }
   std::filesystem::rename(temporary, path);
+}
+
+std::optional<nlohmann::json> read_json(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return std::nullopt;
+  return json;
 }
 
 /// The output directory, made if needed: a path the user gave, so a failure is theirs to fix.
@@ -149,43 +123,249 @@ void make_output_directory(const std::filesystem::path& dir) {
   }
 }
 
+std::unique_ptr<Tokenizer> open_prepare_tokenizer(const PrepareOptions& options) {
+  if (options.tokenizer == "sentencepiece") {
+    return std::make_unique<SentencePieceTokenizer>(
+        SentencePieceTokenizer::load(work_directory(options) / kSentencePieceModel));
+  }
+  return open_tokenizer(options.tokenizer);
+}
+
+int64_t count_chunk_files(const PrepareOptions& options) {
+  int64_t kept = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(work_directory(options))) {
+    const std::string name = entry.path().filename().string();
+    kept += name.starts_with("chunk_") && name.ends_with(".bin");
+  }
+  return kept;
+}
+
+/// Encodes documents into one chunk's tokens; writes the chunk file when the chunk closes.
+class ChunkEncoder {
+ public:
+  ChunkEncoder(const PrepareOptions& options, const Tokenizer& tokenizer)
+      : options_(options), tokenizer_(tokenizer) {}
+
+  void add(const std::string& text, PrepareProgress& progress) {
+    const std::vector<int32_t> ids = tokenizer_.encode(text);
+    tokens_.insert(tokens_.end(), ids.begin(), ids.end());
+    progress.text_bytes += text.size();
+    progress.tokens += ids.size();
+  }
+  void write(int64_t chunk) {
+    write_shard(chunk_path(options_, chunk), tokens_, tokenizer_.id(), tokenizer_.vocab_size());
+    tokens_.clear();
+  }
+
+ private:
+  const PrepareOptions& options_;
+  const Tokenizer& tokenizer_;
+  std::vector<int32_t> tokens_;
+};
+
+// Removes what an earlier prepare left, dataset.json first: until the new one is written, the
+// directory is visibly unfinished.
+void remove_previous_dataset(const std::filesystem::path& dir) {
+  std::filesystem::remove(dir / kDatasetJson);
+  std::filesystem::remove(dir / kSentencePieceModel);
+  std::filesystem::remove(dir / kSentencePieceVocab);
+  std::filesystem::remove(dir / kHfTokenizerFile);
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    const bool shard = (name.starts_with("train_") || name.starts_with("val_")) &&
+                       entry.path().extension() == ".bin";
+    if (shard && entry.is_regular_file()) std::filesystem::remove(entry.path());
+  }
+}
+
+/// Writes tokens [first, first + count) of `stream` as shards PREFIX_000000.bin, ...;
+/// `counts` (when given) receives how often each id occurs.
+nlohmann::json write_split(const std::filesystem::path& dir, const std::string& prefix,
+                           const TokenStream& stream, uint64_t first, uint64_t count,
+                           const PrepareOptions& options, const Tokenizer& tokenizer,
+                           std::vector<int64_t>* counts) {
+  nlohmann::json shards = nlohmann::json::array();
+  const auto per_shard = static_cast<uint64_t>(options.shard_tokens);
+  std::vector<int32_t> piece;
+  for (uint64_t done = 0, index = 0; done < count; done += piece.size(), ++index) {
+    piece.resize(std::min(per_shard, count - done));
+    stream.read(first + done, piece.size(), piece.data());
+    if (counts != nullptr) {
+      for (int32_t id : piece) ++(*counts)[static_cast<size_t>(id)];
+    }
+    const ShardSummary summary = write_shard(dir / fmt::format("{}_{:06}.bin", prefix, index),
+                                             piece, tokenizer.id(), tokenizer.vocab_size());
+    shards.push_back({{"file", summary.path.filename().string()},
+                      {"tokens", summary.tokens},
+                      {"bytes", summary.bytes},
+                      {"fnv1a64", to_hex16(summary.payload_checksum)}});
+  }
+  return {{"tokens", count}, {"shards", shards}};
+}
+
+double entropy_of(const std::vector<int64_t>& counts) {
+  int64_t total = 0;
+  for (int64_t c : counts) total += c;
+  double h = 0.0;
+  for (int64_t c : counts) {
+    if (c == 0) continue;
+    const double p = static_cast<double>(c) / static_cast<double>(total);
+    h -= p * std::log(p);
+  }
+  return h;
+}
+
+/// The chunk files of step 2, each checked against the tokenizer and its own checksum.
+TokenStream open_chunks(const PrepareOptions& options, int64_t chunks, const Tokenizer& tokenizer) {
+  std::vector<ShardReader> readers;
+  for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+    const auto path = chunk_path(options, chunk);
+    if (!std::filesystem::exists(path)) {
+      throw UsageError(path.string() +
+                       " is missing: a rank did not finish its chunks; run "
+                       "tessera prepare again to encode what is missing");
+    }
+    ShardReader reader(path);
+    if (reader.tokenizer_id() != tokenizer.id() || !reader.verify_payload()) {
+      std::filesystem::remove(path);
+      throw UsageError(path.string() +
+                       " was damaged or written with another tokenizer and was "
+                       "removed; run tessera prepare again to encode it anew");
+    }
+    readers.push_back(std::move(reader));
+  }
+  return TokenStream(std::move(readers));
+}
+
 }  // namespace
 
-void prepare_dataset(const PrepareOptions& options) {
-  check_options(options);
+int64_t begin_prepare(const PrepareOptions& options) {
+  const std::vector<std::filesystem::path> files = input_files(options);
+  check_options(options, files);
   make_output_directory(options.output_dir);
-  remove_previous_dataset(options.output_dir);
+  const nlohmann::json plan = make_plan(options, files);
+  const auto work = work_directory(options);
+  const std::optional<nlohmann::json> earlier = read_json(work / kPlanFile);
+  if (!earlier || *earlier != plan) {
+    std::filesystem::remove_all(work);
+    std::filesystem::create_directories(work);
+    write_json(work / kPlanFile, plan);
+  }
+  if (options.tokenizer == "sentencepiece" &&
+      !std::filesystem::exists(work / kSentencePieceModel)) {
+    SentencePieceTrainOptions train;
+    train.inputs = files;
+    train.output_dir = work;
+    train.model_type = options.sp_model_type;
+    train.vocab_size = options.vocab_size;
+    SentencePieceTokenizer::train(train);
+  }
+  return count_chunk_files(options);
+}
 
-  const auto tokenizer = make_tokenizer(options);
-  const std::vector<int32_t> tokens = tokenize_inputs(*tokenizer, options.inputs);
+int64_t tokenize_chunks(const PrepareOptions& options, int rank, int ranks,
+                        const PrepareProgressSink& progress_sink) {
+  const std::vector<std::filesystem::path> files = input_files(options);
+  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(options);
+  PrepareProgress progress;
+  for (const auto& file : files) progress.input_bytes += std::filesystem::file_size(file);
+  ChunkEncoder encoder(options, *tokenizer);
+  int64_t chunk = 0;
+  uint64_t chunk_raw_bytes = 0, files_done_bytes = 0;
+  bool chunk_open = false;
+  auto owned = [&] { return chunk % ranks == rank; };
+  auto already_done = [&] { return std::filesystem::exists(chunk_path(options, chunk)); };
+  bool encode = owned() && !already_done();
+  progress.chunks_kept += owned() && !encode;
+  auto last_report = std::chrono::steady_clock::now();
+  std::string raw;
+  for (const auto& file : files) {
+    DocumentReader documents(file, options.text_key);
+    while (documents.next(raw)) {
+      if (encode) encoder.add(documents.text(raw), progress);
+      chunk_open = true;
+      chunk_raw_bytes += raw.size();
+      if (chunk_raw_bytes >= options.chunk_bytes) {
+        if (encode) {
+          encoder.write(chunk);
+          ++progress.chunks_encoded;
+        }
+        ++chunk;
+        chunk_raw_bytes = 0;
+        chunk_open = false;
+        encode = owned() && !already_done();
+        progress.chunks_kept += owned() && !encode;
+      }
+      progress.input_bytes_read = files_done_bytes + documents.file_bytes_read();
+      const auto now = std::chrono::steady_clock::now();
+      if (progress_sink && now - last_report > std::chrono::milliseconds(500)) {
+        progress_sink(progress);
+        last_report = now;
+      }
+    }
+    files_done_bytes += std::filesystem::file_size(file);
+  }
+  if (chunk_open) {
+    if (encode) {
+      encoder.write(chunk);
+      ++progress.chunks_encoded;
+    }
+    ++chunk;
+  }
+  progress.input_bytes_read = progress.input_bytes;
+  if (progress_sink) progress_sink(progress);
+  return chunk;
+}
+
+void finish_prepare(const PrepareOptions& options, int64_t chunks) {
+  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(options);
+  const TokenStream stream = open_chunks(options, chunks, *tokenizer);
+  const uint64_t total = stream.size();
   const auto n_val =
-      static_cast<size_t>(std::floor(static_cast<double>(tokens.size()) * options.val_fraction));
-  const size_t n_train = tokens.size() - n_val;
+      static_cast<uint64_t>(std::floor(static_cast<double>(total) * options.val_fraction));
+  const uint64_t n_train = total - n_val;
   if (n_train == 0) {
-    throw UsageError("the inputs give no training tokens (" + std::to_string(tokens.size()) +
+    throw UsageError("the inputs give no training tokens (" + std::to_string(total) +
                      " tokens in all); give more text or lower val_fraction");
   }
-  const std::span<const int32_t> all(tokens);
 
+  const auto& dir = options.output_dir;
+  const auto work = work_directory(options);
+  remove_previous_dataset(dir);
   nlohmann::json dataset;
   dataset["format"] = "tessera-dataset";
   dataset["version"] = 1;
   dataset["tokenizer"] = {{"id", tokenizer->id()}, {"vocab_size", tokenizer->vocab_size()}};
   if (options.tokenizer == "sentencepiece") {
-    dataset["tokenizer"]["model"] = "tokenizer.model";
+    std::filesystem::rename(work / kSentencePieceModel, dir / kSentencePieceModel);
+    std::filesystem::rename(work / kSentencePieceVocab, dir / kSentencePieceVocab);
+    dataset["tokenizer"]["model"] = kSentencePieceModel;
     dataset["tokenizer"]["model_type"] = options.sp_model_type;
   }
-  if (tokenizer_kind(options.tokenizer) == "hf") dataset["tokenizer"]["file"] = kHfTokenizerFile;
+  if (tokenizer_kind(options.tokenizer) == "hf") {
+    std::filesystem::copy_file(std::string(tokenizer_spec_file(options.tokenizer)),
+                               dir / kHfTokenizerFile,
+                               std::filesystem::copy_options::overwrite_existing);
+    dataset["tokenizer"]["file"] = kHfTokenizerFile;
+  }
   dataset["tokenizer"]["special_tokens"] = tokenizer->special_tokens();
   dataset["inputs"] = nlohmann::json::array();
-  for (const auto& input : options.inputs) dataset["inputs"].push_back(input.string());
+  for (const auto& input : input_files(options)) dataset["inputs"].push_back(input.string());
+  dataset["text_key"] = options.text_key;
   dataset["val_fraction"] = options.val_fraction;
-  dataset["unigram_entropy"] = unigram_entropy(all.first(n_train), tokenizer->vocab_size());
+  std::vector<int64_t> counts(static_cast<size_t>(tokenizer->vocab_size()), 0);
   dataset["splits"]["train"] =
-      write_split(options.output_dir, "train", all.first(n_train), options, *tokenizer);
+      write_split(dir, "train", stream, 0, n_train, options, *tokenizer, &counts);
   dataset["splits"]["validation"] =
-      write_split(options.output_dir, "val", all.subspan(n_train), options, *tokenizer);
-  write_json(options.output_dir / kDatasetJson, dataset);
+      write_split(dir, "val", stream, n_train, n_val, options, *tokenizer, nullptr);
+  dataset["unigram_entropy"] = entropy_of(counts);
+  write_json(dir / kDatasetJson, dataset);
+  std::filesystem::remove_all(work);
+}
+
+void prepare_dataset(const PrepareOptions& options, const PrepareProgressSink& progress) {
+  begin_prepare(options);
+  finish_prepare(options, tokenize_chunks(options, 0, 1, progress));
 }
 
 }  // namespace tessera

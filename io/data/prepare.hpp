@@ -1,39 +1,80 @@
-// `tessera prepare`: text files -> a token dataset directory the DataLoader reads.
+// `tessera prepare`: a corpus -> a token dataset directory the DataLoader reads.
 //
-// Output directory:
+// Inputs: plain-text files (each one document), JSON Lines files (one document per line, its
+// text under --text-key), either gzip or zstd compressed, directories of them and lists of them
+// (corpus/documents.hpp). Every document is encoded with the special tokens its tokenizer puts
+// around a text; the token stream is the documents' tokens in input order.
+//
+// Work is cut into chunks of consecutive documents (a chunk closes once it holds chunk_bytes of
+// raw input), chunk c encoded by rank c % ranks into OUTPUT/.prepare/chunk_c.bin. A chunk file
+// is written whole or not at all, so a prepare that was stopped keeps its finished chunks and
+// the next run with the same inputs and tokenizer (plan.json) encodes only the rest. The ids do
+// not depend on the number of ranks or on the chunk size: a chunk boundary is a document
+// boundary. Rank 0 then cuts the stream into the splits:
+//
 //   train_000000.bin ...   shards of the first (1 - val_fraction) of the tokens
 //   val_000000.bin ...     shards of the last val_fraction of the tokens (contiguous, so no
 //                          window of one split contains a token of the other)
 //   tokenizer.model        the trained sentencepiece model (tokenizer "sentencepiece" only)
 //   tokenizer.json         a copy of the Hugging Face tokenizer (tokenizer "hf:PATH" only)
-//   dataset.json           tokenizer id and vocabulary, token counts, the unigram entropy of
-//                          the training tokens and every shard with its size and FNV-1a 64
+//   dataset.json           tokenizer id, vocabulary and special tokens, token and document
+//                          counts, the unigram entropy of the training tokens and every shard
+//                          with its size and FNV-1a 64; written last
 //
-// The token stream is the concatenation of the inputs' tokens in the order given; each input is
-// one document, encoded with the special tokens its tokenizer puts around a text. All tokens are
-// held in memory (4 bytes each) while the split point is chosen.
+// A previous dataset in OUTPUT stays whole and readable until the new one's splits are written.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 namespace tessera {
 
 struct PrepareOptions {
-  std::vector<std::filesystem::path> inputs;
+  std::vector<std::filesystem::path> inputs;  ///< files and directories
+  std::filesystem::path input_list;           ///< a file naming more inputs, one per line
   std::filesystem::path output_dir;
   std::string tokenizer = "byte";     ///< "byte", "sentencepiece" or "hf:PATH/tokenizer.json"
+  std::string text_key = "text";      ///< JSON Lines: the field holding a document's text
   int vocab_size = 8192;              ///< sentencepiece only
   std::string sp_model_type = "bpe";  ///< sentencepiece only: "bpe" or "unigram"
   double val_fraction = 0.1;
   int shard_tokens = 1 << 24;
+  uint64_t chunk_bytes = uint64_t{16} << 20;
 };
 
-/// Tokenizes the inputs and writes the dataset. UsageError on a missing input file, no inputs,
-/// an unknown tokenizer, val_fraction outside [0, 1), shard_tokens < 1 or text too short to give
-/// at least one training token.
-void prepare_dataset(const PrepareOptions& options);
+/// How far tokenize_chunks has come, for a progress display.
+struct PrepareProgress {
+  uint64_t input_bytes_read = 0;  ///< of the input files (compressed bytes where compressed)
+  uint64_t input_bytes = 0;       ///< all input files together
+  uint64_t text_bytes = 0;        ///< of document text this rank encoded
+  uint64_t tokens = 0;            ///< this rank encoded
+  int64_t chunks_encoded = 0;     ///< by this rank, in this run
+  int64_t chunks_kept = 0;        ///< this rank's chunks an earlier, stopped run had finished
+};
+using PrepareProgressSink = std::function<void(const PrepareProgress&)>;
+
+/// Step 1, on rank 0 alone: checks the options and inputs, makes the output directory, keeps
+/// the chunks of an earlier stopped run when its plan matches (else clears them) and trains the
+/// sentencepiece model if asked. UsageError on a missing input, no inputs, an unknown tokenizer
+/// or one that does not load, val_fraction outside [0, 1), shard_tokens or chunk_bytes < 1, or
+/// sentencepiece asked to train on anything but plain text. Returns the chunks kept.
+int64_t begin_prepare(const PrepareOptions& options);
+
+/// Step 2, on every rank once all see step 1 done: encodes the chunks this rank owns and has
+/// not encoded before; calls `progress` now and then. Returns the number of chunks in all.
+/// UsageError naming file and line for bad JSON Lines, naming the file for a corrupt stream.
+int64_t tokenize_chunks(const PrepareOptions& options, int rank, int ranks,
+                        const PrepareProgressSink& progress = {});
+
+/// Step 3, on rank 0 once every rank finished step 2: writes the splits and dataset.json and
+/// removes the chunks. UsageError when the text gives no training token.
+void finish_prepare(const PrepareOptions& options, int64_t chunks);
+
+/// The three steps in one process.
+void prepare_dataset(const PrepareOptions& options, const PrepareProgressSink& progress = {});
 
 /// Name of the dataset description file inside a prepared directory.
 inline constexpr const char* kDatasetJson = "dataset.json";

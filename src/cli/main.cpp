@@ -13,6 +13,7 @@
 
 #include "cli/calibrate_command.hpp"
 #include "cli/plan_command.hpp"
+#include "cli/prepare_command.hpp"
 #include "cli/report_command.hpp"
 #include "cli/reproduce_command.hpp"
 #include "cli/slurm_command.hpp"
@@ -21,7 +22,6 @@
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
-#include "io/data/prepare.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/mpi_session.hpp"
 #include "train/stop_signals.hpp"
@@ -60,28 +60,6 @@ void add_train_command(CLI::App& app, std::function<void()>& action, int& exit_s
       exit_status = tessera::exit_status(tessera::train(config, std::cout));
     };
   });
-}
-
-void add_prepare_command(CLI::App& app, std::function<void()>& action) {
-  auto* cmd = app.add_subcommand(
-      "prepare", "Tokenize text files into token shards with a held-out validation split");
-  auto options = std::make_shared<tessera::PrepareOptions>();
-  cmd->add_option("inputs", options->inputs, "Text files to tokenize")->required();
-  cmd->add_option("-o,--output", options->output_dir, "Directory for the shards (data.source)")
-      ->required();
-  cmd->add_option("--tokenizer", options->tokenizer,
-                  "byte (built in), sentencepiece (trained here) or hf:PATH/tokenizer.json")
-      ->capture_default_str();
-  cmd->add_option("--vocab-size", options->vocab_size, "SentencePiece vocabulary size")
-      ->capture_default_str();
-  cmd->add_option("--model-type", options->sp_model_type, "SentencePiece model: bpe or unigram")
-      ->check(CLI::IsMember({"bpe", "unigram"}))
-      ->capture_default_str();
-  cmd->add_option("--val-fraction", options->val_fraction,
-                  "Fraction of the tokens (the last ones) held out for validation")
-      ->check(CLI::Range(0.0, 0.5))
-      ->capture_default_str();
-  cmd->callback([&action, options] { action = [options] { tessera::prepare_dataset(*options); }; });
 }
 
 void add_inspect_command(CLI::App& app, std::function<void()>& action) {
@@ -150,7 +128,7 @@ int main(int argc, char** argv) {
   std::function<void()> action;
   int exit_status = 0;  // what a command sets when it succeeds in more than one way
   add_train_command(app, action, exit_status);
-  add_prepare_command(app, action);
+  tessera::add_prepare_command(app, action);
   add_inspect_command(app, action);
   tessera::add_reproduce_command(app, action, exit_status);
   tessera::add_slurm_command(app, action);

@@ -113,6 +113,92 @@ TEST(Prepare, ZeroValFractionWritesNoValidationShard) {
   EXPECT_TRUE(json.at("splits").at("validation").at("shards").empty());
 }
 
+// Every shard's checksum: two datasets with the same list hold the same tokens, split alike.
+std::vector<std::string> shard_checksums(const std::filesystem::path& dir) {
+  std::vector<std::string> checksums;
+  const auto json = read_json(dir / "dataset.json");
+  for (const char* split : {"train", "validation"}) {
+    for (const auto& shard : json.at("splits").at(split).at("shards")) {
+      checksums.push_back(shard.at("fnv1a64").get<std::string>());
+    }
+  }
+  return checksums;
+}
+
+// Documents as plain files, as JSON Lines (plain, gzip, zstd are test_corpus.cpp's), over one
+// rank or three, in chunks of any size: the same tokens.
+TEST(Prepare, FormatRanksAndChunkSizeDoNotChangeTheTokens) {
+  PreparedText text;
+  prepare_dataset(text.options);
+  const auto expected = shard_checksums(text.options.output_dir);
+  ASSERT_FALSE(expected.empty());
+
+  std::string lines;
+  for (const std::string& document : {text.first, text.second}) {
+    lines += nlohmann::json({{"text", document}, {"meta", 1}}).dump() + "\n";
+  }
+  testing::write_file(text.dir / "docs.jsonl", lines);
+  PrepareOptions jsonl = text.options;
+  jsonl.inputs = {text.dir / "docs.jsonl"};
+  jsonl.output_dir = text.dir / "jsonl";
+  for (const uint64_t chunk_bytes : {uint64_t{1}, uint64_t{700}, uint64_t{1} << 20}) {
+    for (const int ranks : {1, 3}) {
+      jsonl.chunk_bytes = chunk_bytes;
+      begin_prepare(jsonl);
+      int64_t chunks = 0;
+      for (int rank = 0; rank < ranks; ++rank) chunks = tokenize_chunks(jsonl, rank, ranks);
+      finish_prepare(jsonl, chunks);
+      EXPECT_EQ(shard_checksums(jsonl.output_dir), expected)
+          << ranks << " ranks, chunks of " << chunk_bytes << " bytes";
+      EXPECT_FALSE(std::filesystem::exists(jsonl.output_dir / ".prepare"));
+    }
+  }
+}
+
+// A run stopped after some chunks (here: rank 0 of 2 finished, rank 1 did not) is resumed by
+// the next run, which encodes only the rest; different inputs start over.
+TEST(Prepare, AStoppedRunIsResumedWithItsFinishedChunks) {
+  PreparedText text;
+  text.options.chunk_bytes = 200;
+  prepare_dataset(text.options);
+  const auto expected = shard_checksums(text.options.output_dir);
+
+  PrepareOptions resumed = text.options;
+  resumed.output_dir = text.dir / "resumed";
+  EXPECT_EQ(begin_prepare(resumed), 0);
+  const int64_t chunks = tokenize_chunks(resumed, 0, 2);
+  PrepareProgress last;
+  EXPECT_EQ(begin_prepare(resumed), (chunks + 1) / 2);
+  EXPECT_EQ(tokenize_chunks(resumed, 0, 1, [&](const PrepareProgress& p) { last = p; }), chunks);
+  EXPECT_EQ(last.chunks_kept, (chunks + 1) / 2);
+  EXPECT_EQ(last.chunks_encoded, chunks / 2);
+  finish_prepare(resumed, chunks);
+  EXPECT_EQ(shard_checksums(resumed.output_dir), expected);
+
+  begin_prepare(resumed);
+  tokenize_chunks(resumed, 0, 2);
+  testing::write_file(text.dir / "b.txt", text.second + "changed");
+  EXPECT_EQ(begin_prepare(resumed), 0) << "a changed input invalidates the finished chunks";
+}
+
+// A prepare that fails (a bad line in a new input) leaves the dataset there before it whole.
+TEST(Prepare, AFailedRunLeavesThePreviousDatasetReadable) {
+  PreparedText text;
+  prepare_dataset(text.options);
+  const auto before = shard_checksums(text.options.output_dir);
+  testing::write_file(text.dir / "bad.jsonl", "{\"text\": \"fine\"}\n{\"txt\": \"oops\"}\n");
+  PrepareOptions options = text.options;
+  options.inputs.push_back(text.dir / "bad.jsonl");
+  EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("bad.jsonl line 2"),
+            std::string::npos);
+  EXPECT_EQ(shard_checksums(text.options.output_dir), before);
+  for (const auto& checksum_file :
+       read_json(text.options.output_dir / "dataset.json").at("splits").at("train").at("shards")) {
+    EXPECT_TRUE(ShardReader(text.options.output_dir / checksum_file.at("file").get<std::string>())
+                    .verify_payload());
+  }
+}
+
 TEST(PrepareErrors, UserMistakesAreUsageErrors) {
   PreparedText text;
   PrepareOptions options = text.options;
@@ -128,6 +214,15 @@ TEST(PrepareErrors, UserMistakesAreUsageErrors) {
   options = text.options;
   options.tokenizer = "wordpiece";
   EXPECT_NE(usage_error_message([&] { prepare_dataset(options); }).find("wordpiece"),
+            std::string::npos);
+
+  options = text.options;
+  options.tokenizer = "sentencepiece";
+  testing::write_file(text.dir / "c.jsonl", "{\"text\": \"x\"}\n");
+  options.inputs.push_back(text.dir / "c.jsonl");
+  EXPECT_NE(usage_error_message([&] {
+              prepare_dataset(options);
+            }).find("sentencepiece is trained from plain-text files"),
             std::string::npos);
 
   options = text.options;

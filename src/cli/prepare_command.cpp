@@ -1,0 +1,151 @@
+// The steps of io/data/prepare.hpp over the ranks of the job, each ended by an agreement so that
+// a problem met by one rank stops all of them with one message; progress from rank 0 (a bar on a
+// terminal, a line every 10 s in a batch log).
+#include "cli/prepare_command.hpp"
+
+#include <fmt/format.h>
+#include <mpi.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "io/data/prepare.hpp"
+#include "io/metrics/progress.hpp"
+#include "parallel/agreement.hpp"
+#include "parallel/mpi_communicator.hpp"
+
+namespace tessera {
+namespace {
+
+struct PrepareCommandOptions {
+  PrepareOptions prepare;
+  double chunk_mib = 16;
+  std::string progress = "auto";
+};
+
+class PrepareProgressDisplay {
+ public:
+  explicit PrepareProgressDisplay(ProgressStyle style)
+      : style_(style), start_(std::chrono::steady_clock::now()), last_line_(start_) {}
+
+  void show(const PrepareProgress& progress) {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - start_).count();
+    const double fraction = progress.input_bytes == 0
+                                ? 1.0
+                                : static_cast<double>(progress.input_bytes_read) /
+                                      static_cast<double>(progress.input_bytes);
+    const double rate = seconds > 0 ? static_cast<double>(progress.input_bytes_read) / seconds : 0;
+    const double eta = rate > 0 && fraction > 0 ? seconds * (1 - fraction) / fraction : -1;
+    const std::string facts =
+        fmt::format("{:.1f}/{:.1f} MB read | {:.2f} MB/s | {} tokens on rank 0 | ETA {}",
+                    static_cast<double>(progress.input_bytes_read) / 1e6,
+                    static_cast<double>(progress.input_bytes) / 1e6, rate / 1e6,
+                    format_rate(static_cast<double>(progress.tokens)), format_duration(eta));
+    if (style_ == ProgressStyle::bar) {
+      const int filled = static_cast<int>(fraction * 20);
+      std::cout << fmt::format("\rprepare [{}{}] {:3.0f}% | {}", std::string(filled, '#'),
+                               std::string(20 - filled, '.'), 100 * fraction, facts)
+                << std::flush;
+      bar_shown_ = true;
+    } else if (now - last_line_ >= std::chrono::seconds(10) || fraction >= 1.0) {
+      std::cout << fmt::format("prepare: {:.0f}% | {}\n", 100 * fraction, facts) << std::flush;
+      last_line_ = now;
+    }
+  }
+  void finish() {
+    if (bar_shown_) std::cout << "\n";
+    bar_shown_ = false;
+  }
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  }
+
+ private:
+  ProgressStyle style_;
+  std::chrono::steady_clock::time_point start_, last_line_;
+  bool bar_shown_ = false;
+};
+
+void run(PrepareCommandOptions& options) {
+  options.prepare.chunk_bytes = static_cast<uint64_t>(options.chunk_mib * (1 << 20));
+  MpiCommunicator world(duplicate(MPI_COMM_WORLD));
+  const bool reporter = world.rank() == 0;
+  const PrepareOptions& prepare = options.prepare;
+  PrepareProgressDisplay display(choose_progress_style(options.progress, stdout_is_terminal()));
+
+  int64_t kept = 0;
+  run_agreed(world, [&] {
+    if (reporter) kept = begin_prepare(prepare);
+  });
+  if (reporter && kept > 0) {
+    std::cout << "prepare: resuming: " << kept
+              << " chunks of an earlier run with the same inputs and tokenizer are kept\n";
+  }
+  int64_t chunks = 0;
+  PrepareProgress mine;
+  run_agreed(world, [&] {
+    chunks = tokenize_chunks(prepare, world.rank(), world.size(), [&](const PrepareProgress& p) {
+      mine = p;
+      if (reporter) display.show(p);
+    });
+  });
+  if (reporter) display.finish();
+  const double text_bytes = world.all_reduce_sum_double(static_cast<double>(mine.text_bytes));
+  run_agreed(world, [&] {
+    if (reporter) finish_prepare(prepare, chunks);
+  });
+  if (reporter) {
+    std::cout << fmt::format(
+        "prepare: {} chunks ({} encoded now) -> {} in {:.1f} s: {:.2f} MB of text encoded at "
+        "{:.2f} MB/s over {} rank(s)\n",
+        chunks, chunks - kept, prepare.output_dir.string(), display.seconds(), text_bytes / 1e6,
+        text_bytes / 1e6 / display.seconds(), world.size());
+  }
+}
+
+}  // namespace
+
+void add_prepare_command(CLI::App& app, std::function<void()>& action) {
+  auto* cmd = app.add_subcommand(
+      "prepare",
+      "Tokenize a corpus (text, JSON Lines, gzip/zstd) into token shards with a held-out "
+      "validation split; under mpirun every rank encodes a share");
+  auto options = std::make_shared<PrepareCommandOptions>();
+  PrepareOptions& prepare = options->prepare;
+  cmd->add_option("inputs", prepare.inputs,
+                  "Text files (one document each), JSON Lines files (.jsonl/.ndjson/.json, one "
+                  "document per line), either optionally .gz or .zst, or directories of them");
+  cmd->add_option("--input-list", prepare.input_list,
+                  "A file naming more inputs, one per line (relative to its directory)");
+  cmd->add_option("-o,--output", prepare.output_dir, "Directory for the shards (data.source)")
+      ->required();
+  cmd->add_option("--tokenizer", prepare.tokenizer,
+                  "byte (built in), sentencepiece (trained here) or hf:PATH/tokenizer.json")
+      ->capture_default_str();
+  cmd->add_option("--text-key", prepare.text_key, "JSON Lines: the field holding the text")
+      ->capture_default_str();
+  cmd->add_option("--vocab-size", prepare.vocab_size, "SentencePiece vocabulary size")
+      ->capture_default_str();
+  cmd->add_option("--model-type", prepare.sp_model_type, "SentencePiece model: bpe or unigram")
+      ->check(CLI::IsMember({"bpe", "unigram"}))
+      ->capture_default_str();
+  cmd->add_option("--val-fraction", prepare.val_fraction,
+                  "Fraction of the tokens (the last ones) held out for validation")
+      ->check(CLI::Range(0.0, 0.5))
+      ->capture_default_str();
+  cmd->add_option("--chunk-mib", options->chunk_mib,
+                  "Input per unit of work (MiB of raw documents): what a stopped run keeps and "
+                  "what ranks share out")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd->add_option("--progress", options->progress,
+                  "auto (a bar on a terminal), bar, or plain (a line every 10 s)")
+      ->check(CLI::IsMember({"auto", "bar", "plain"}))
+      ->capture_default_str();
+  cmd->callback([&action, options] { action = [options] { run(*options); }; });
+}
+
+}  // namespace tessera
