@@ -12,6 +12,7 @@ packages=(
   libsentencepiece-dev sentencepiece
   libpcre2-dev libutf8proc-dev  # Hugging Face tokenizer.json: pre-tokenizer regexes, Unicode forms
   zlib1g-dev libzstd-dev zstd  # gzip and zstd compressed corpora for tessera prepare
+  libabsl-dev  # flat hash maps for the BPE tokenizer
   nodejs  # runs the reference tokenizers of the tokenizer tests (npm below)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev  # the libFuzzer harnesses (tests/fuzz, the fuzz preset)

@@ -284,7 +284,60 @@ void check_model(const ModelConfig& model) {
   }
 }
 
+std::vector<std::string> comma_list(const std::string& text) {
+  std::vector<std::string> items;
+  if (text.empty()) return items;
+  for (size_t start = 0;;) {
+    const size_t comma = text.find(',', start);
+    items.push_back(trim(std::string_view(text).substr(start, comma - start)));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+std::vector<DataSourceSpec> data_sources(const DataConfig& data) {
+  const std::vector<std::string> dirs = comma_list(data.sources);
+  const std::vector<std::string> weights = comma_list(data.weights);
+  if (dirs.empty() && !weights.empty()) {
+    throw UsageError("data.weights = \"" + data.weights +
+                     "\" needs data.sources, the directories they weigh; set both or neither");
+  }
+  if (!weights.empty() && weights.size() != dirs.size()) {
+    throw UsageError(
+        fmt::format("data.sources names {} directories but data.weights gives {} "
+                    "weights; give one weight per source",
+                    dirs.size(), weights.size()));
+  }
+  std::vector<DataSourceSpec> specs;
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    if (dirs[i].empty()) {
+      throw UsageError("data.sources = \"" + data.sources +
+                       "\" has an empty entry; separate directories with single commas");
+    }
+    double weight = std::numeric_limits<double>::quiet_NaN();
+    if (!weights.empty()) {
+      char* end = nullptr;
+      weight = std::strtod(weights[i].c_str(), &end);
+      if (weights[i].empty() || *end != '\0' || !std::isfinite(weight) || weight <= 0) {
+        throw UsageError("data.weights entry '" + weights[i] +
+                         "' is not a positive number; e.g. data.weights = \"0.7,0.3\"");
+      }
+    }
+    specs.push_back({dirs[i], weight});
+  }
+  return specs;
+}
+
+namespace {
+
 void check_data(const DataConfig& data) {
+  data_sources(data);
+  if (!data.sources.empty() && data.source != DataConfig{}.source) {
+    inconsistent("data.source = '" + data.source + "' and data.sources = '" + data.sources +
+                 "' are both set; use data.source for one directory, data.sources for a mix");
+  }
   const std::string& name = data.tokenizer;
   const bool known = name == "byte" || name == "sentencepiece" || name == "hf" ||
                      (name.starts_with("hf:") && name.size() > 3);

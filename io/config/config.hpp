@@ -91,7 +91,11 @@ struct TrainConfig {
 struct DataConfig {
   /// "synthetic" for the built-in Markov source, or a directory written by `tessera prepare`.
   std::string source = "synthetic";
-  /// "byte" or "sentencepiece" (only meaningful for prepared data; recorded in the shards).
+  /// Several prepared directories mixed by weight ("a,b"); when set, data.source is unused.
+  std::string sources;
+  /// Their weights ("0.7,0.3", normalised to sum 1); empty: in proportion to their sizes.
+  std::string weights;
+  /// "byte", "sentencepiece", "hf" or "hf:PATH" (prepared data only; recorded in the shards).
   std::string tokenizer = "byte";
   uint64_t seed = 1234;  ///< seed of the synthetic source and of the sample order
   DataVerify verify = DataVerify::open;
@@ -200,6 +204,16 @@ struct Config {
 /// Reads a TOML file, applies `section.key=value` overrides and checks every value.
 /// Throws UsageError (one line: what is wrong and how to fix it) on an unknown key, a wrong type,
 /// an out-of-range value or shapes that do not divide.
+/// One directory of data.sources and its weight (NaN when data.weights is empty).
+struct DataSourceSpec {
+  std::string dir;
+  double weight;
+};
+
+/// data.sources with data.weights, one entry each; empty when data.sources is. UsageError for an
+/// empty entry, a weight that is not a positive number, or counts that differ.
+std::vector<DataSourceSpec> data_sources(const DataConfig& data);
+
 Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides);
 
 /// Same, from TOML text (for tests and for configs stored inside checkpoints).

@@ -218,6 +218,14 @@ std::vector<KeySpec> build_schema() {
 
       entry("data.source", &C::data, &DataConfig::source,
             "\"synthetic\" (built-in Markov source) or a directory written by tessera prepare"),
+      may_be_empty(
+          entry("data.sources", &C::data, &DataConfig::sources,
+                "several directories written by tessera prepare, mixed by data.weights, e.g. "
+                "\"data/web,data/books\" (all with one tokenizer); empty uses data.source")),
+      may_be_empty(entry("data.weights", &C::data, &DataConfig::weights,
+                         "the share of samples drawn from each of data.sources, e.g. "
+                         "\"0.7,0.3\" (normalised to sum 1); empty: in proportion to their "
+                         "training tokens")),
       entry("data.tokenizer", &C::data, &DataConfig::tokenizer,
             "tokenizer of prepared data: byte, sentencepiece, or hf:PATH/tokenizer.json (a "
             "Hugging Face tokenizer, which must be the file the data was prepared with; hf "

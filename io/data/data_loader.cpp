@@ -1,5 +1,7 @@
 #include "io/data/data_loader.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -16,6 +18,7 @@
 #include "io/data/prepare.hpp"
 #include "io/data/sample_order.hpp"
 #include "io/data/shard.hpp"
+#include "io/data/source_blend.hpp"
 #include "io/data/synthetic.hpp"
 #include "io/data/token_stream.hpp"
 #include "io/data/tokenizer.hpp"
@@ -24,6 +27,13 @@
 namespace tessera {
 
 /// What DataLoader reads from: one implementation per kind of data.source.
+/// A shard and how the manifest and messages name it (its file, or SOURCE/file in a mix).
+struct NamedShard {
+  std::string split;
+  std::string name;
+  const ShardReader* reader;
+};
+
 class DataSource {
  public:
   virtual ~DataSource() = default;
@@ -37,7 +47,12 @@ class DataSource {
   virtual std::string tokenizer_id() const = 0;
   virtual std::map<std::string, int32_t> special_tokens() const { return {}; }
   /// The shards read from (none for generated data).
-  virtual std::vector<std::pair<std::string, const ShardReader*>> shards() const { return {}; }
+  virtual std::vector<NamedShard> shards() const { return {}; }
+  /// Samples and tokens each source gives in the first `samples` training samples.
+  virtual std::vector<SourceDraw> drawn(uint64_t samples, int seq_len) const {
+    return {{describe_name(), 1.0, samples, samples * static_cast<uint64_t>(seq_len)}};
+  }
+  virtual std::string describe_name() const { return "synthetic"; }
 };
 
 namespace {
@@ -188,12 +203,18 @@ class PreparedSource final : public DataSource {
   }
   std::string tokenizer_id() const override { return tokenizer_id_; }
   std::map<std::string, int32_t> special_tokens() const override { return special_tokens_; }
-  std::vector<std::pair<std::string, const ShardReader*>> shards() const override {
-    std::vector<std::pair<std::string, const ShardReader*>> all;
-    for (const ShardReader& shard : train_.shards()) all.emplace_back("train", &shard);
-    for (const ShardReader& shard : validation_.shards()) all.emplace_back("validation", &shard);
+  std::vector<NamedShard> shards() const override {
+    std::vector<NamedShard> all;
+    for (const ShardReader& shard : train_.shards()) {
+      all.push_back({"train", shard.path().filename().string(), &shard});
+    }
+    for (const ShardReader& shard : validation_.shards()) {
+      all.push_back({"validation", shard.path().filename().string(), &shard});
+    }
     return all;
   }
+  std::string describe_name() const override { return dir_.string(); }
+  uint64_t train_tokens() const { return train_.size(); }
   std::string describe() const override {
     return "prepared dataset " + dir_.string() + ": tokenizer " + tokenizer_id_ + " (vocab " +
            std::to_string(vocab_size_) + "), train " + std::to_string(train_.size()) +
@@ -237,10 +258,11 @@ void check_tokenizer(const DataConfig& data, const DatasetDescription& dataset,
   }
 }
 
-std::shared_ptr<const DataSource> open_prepared(const DataConfig& data, const ModelConfig& model) {
-  const std::filesystem::path dir = data.source;
+std::shared_ptr<const PreparedSource> open_prepared(const std::filesystem::path& dir,
+                                                    const DataConfig& data,
+                                                    const ModelConfig& model, uint64_t seed) {
   if (!std::filesystem::is_directory(dir)) {
-    throw UsageError("data.source '" + data.source +
+    throw UsageError("data.source '" + dir.string() +
                      "' is neither \"synthetic\" nor an existing directory; run `tessera prepare` "
                      "to create it or set data.source=synthetic");
   }
@@ -252,7 +274,97 @@ std::shared_ptr<const DataSource> open_prepared(const DataConfig& data, const Mo
                      std::to_string(model.vocab_size) +
                      "; set model.vocab_size >= " + std::to_string(dataset.vocab_size));
   }
-  return std::make_shared<const PreparedSource>(dir, std::move(dataset), model.seq_len, data.seed);
+  return std::make_shared<const PreparedSource>(dir, std::move(dataset), model.seq_len, seed);
+}
+
+/// data.sources: samples drawn from several prepared datasets by weight (SourceBlend); each
+/// source visits its own windows in its own order, as it would alone.
+class MixedSource final : public DataSource {
+ public:
+  MixedSource(std::vector<std::shared_ptr<const PreparedSource>> sources,
+              const std::vector<double>& weights, uint64_t seed)
+      : sources_(std::move(sources)), blend_(weights, seed) {
+    for (const auto& source : sources_) {
+      if (source->tokenizer_id() != sources_.front()->tokenizer_id()) {
+        throw UsageError("data.sources " + sources_.front()->describe_name() + " and " +
+                         source->describe_name() + " were prepared with different tokenizers (" +
+                         sources_.front()->tokenizer_id() + ", " + source->tokenizer_id() +
+                         "); prepare every source with the same tokenizer");
+      }
+    }
+  }
+
+  void read_window(Split split, int64_t sample, int seq_len, int32_t* inputs,
+                   int32_t* targets) const override {
+    const SourceBlend::Draw draw = blend_.draw(static_cast<uint64_t>(sample));
+    sources_[draw.source]->read_window(split, static_cast<int64_t>(draw.index), seq_len, inputs,
+                                       targets);
+  }
+  double loss_floor(int) const override { return std::numeric_limits<double>::quiet_NaN(); }
+  /// The weighted mean of the sources' unigram entropies: a lower bound of the mix's own.
+  double unigram_entropy() const override {
+    double entropy = 0;
+    for (size_t s = 0; s < sources_.size(); ++s) {
+      entropy += blend_.weights()[s] * sources_[s]->unigram_entropy();
+    }
+    return entropy;
+  }
+  int vocab_size() const override { return sources_.front()->vocab_size(); }
+  std::optional<int64_t> samples_per_epoch(Split split) const override {
+    int64_t total = 0;
+    for (const auto& source : sources_) total += source->samples_per_epoch(split).value_or(0);
+    return total;
+  }
+  std::string tokenizer_id() const override { return sources_.front()->tokenizer_id(); }
+  std::map<std::string, int32_t> special_tokens() const override {
+    return sources_.front()->special_tokens();
+  }
+  std::vector<NamedShard> shards() const override {
+    std::vector<NamedShard> all;
+    for (const auto& source : sources_) {
+      for (NamedShard shard : source->shards()) {
+        shard.name = source->describe_name() + "/" + shard.name;
+        all.push_back(std::move(shard));
+      }
+    }
+    return all;
+  }
+  std::vector<SourceDraw> drawn(uint64_t samples, int seq_len) const override {
+    const std::vector<uint64_t> counts = blend_.counts(samples);
+    std::vector<SourceDraw> draws;
+    for (size_t s = 0; s < sources_.size(); ++s) {
+      draws.push_back({sources_[s]->describe_name(), blend_.weights()[s], counts[s],
+                       counts[s] * static_cast<uint64_t>(seq_len)});
+    }
+    return draws;
+  }
+  std::string describe_name() const override { return "mix"; }
+  std::string describe() const override {
+    std::string text = "mix of " + std::to_string(sources_.size()) + " prepared datasets:";
+    for (size_t s = 0; s < sources_.size(); ++s) {
+      text += fmt::format(" [{:.1f}%] {};", 100 * blend_.weights()[s], sources_[s]->describe());
+    }
+    text.pop_back();
+    return text;
+  }
+
+ private:
+  std::vector<std::shared_ptr<const PreparedSource>> sources_;
+  SourceBlend blend_;
+};
+
+std::shared_ptr<const DataSource> open_mixed(const DataConfig& data, const ModelConfig& model) {
+  std::vector<std::shared_ptr<const PreparedSource>> sources;
+  std::vector<double> weights;
+  const std::vector<DataSourceSpec> specs = data_sources(data);
+  for (size_t s = 0; s < specs.size(); ++s) {
+    // Each source its own sample order: the same seed would walk equal-sized sources in step.
+    sources.push_back(open_prepared(specs[s].dir, data, model, data.seed + s));
+    weights.push_back(std::isnan(specs[s].weight)
+                          ? static_cast<double>(sources.back()->train_tokens())
+                          : specs[s].weight);
+  }
+  return std::make_shared<const MixedSource>(std::move(sources), weights, data.seed);
 }
 
 }  // namespace
@@ -264,13 +376,14 @@ DataLoader DataLoader::open(const DataConfig& data, const ModelConfig& model) {
   if (model.seq_len < 1) {
     throw UsageError("model.seq_len is " + std::to_string(model.seq_len) + "; it must be >= 1");
   }
+  if (!data.sources.empty()) return DataLoader(open_mixed(data, model), model.seq_len);
   if (data.source == "synthetic") {
     MarkovSourceOptions options;
     options.n_states = std::min(model.vocab_size, 256);
     options.seed = data.seed;
     return DataLoader(std::make_shared<const SyntheticSource>(options), model.seq_len);
   }
-  return DataLoader(open_prepared(data, model), model.seq_len);
+  return DataLoader(open_prepared(data.source, data, model, data.seed), model.seq_len);
 }
 
 void DataLoader::read(Split split, int64_t first_sample, int count, int32_t* inputs,
@@ -299,24 +412,27 @@ std::optional<int64_t> DataLoader::samples_per_epoch(Split split) const {
 
 std::vector<ShardChecksum> DataLoader::shard_checksums() const {
   std::vector<ShardChecksum> checksums;
-  for (const auto& [split, shard] : source_->shards()) {
+  for (const NamedShard& shard : source_->shards()) {
     checksums.push_back(
-        {split, shard->path().filename().string(), shard->size(), shard->payload_checksum()});
+        {shard.split, shard.name, shard.reader->size(), shard.reader->payload_checksum()});
   }
   return checksums;
+}
+
+std::vector<SourceDraw> DataLoader::drawn(int64_t samples) const {
+  return source_->drawn(static_cast<uint64_t>(samples), seq_len_);
 }
 
 namespace {
 
 /// The shards of `all` with index % parts == part.
-std::vector<const ShardReader*> share_of(
-    const std::vector<std::pair<std::string, const ShardReader*>>& all, int part, int parts) {
+std::vector<const NamedShard*> share_of(const std::vector<NamedShard>& all, int part, int parts) {
   TESSERA_CHECK(parts >= 1 && part >= 0 && part < parts,
                 "part " + std::to_string(part) + " of " + std::to_string(parts));
-  std::vector<const ShardReader*> mine;
+  std::vector<const NamedShard*> mine;
   for (std::size_t i = static_cast<std::size_t>(part); i < all.size();
        i += static_cast<std::size_t>(parts)) {
-    mine.push_back(all[i].second);
+    mine.push_back(&all[i]);
   }
   return mine;
 }
@@ -324,11 +440,14 @@ std::vector<const ShardReader*> share_of(
 }  // namespace
 
 std::vector<std::string> DataLoader::damaged_shards(int part, int parts, int threads) const {
-  const std::vector<const ShardReader*> mine = share_of(source_->shards(), part, parts);
+  const std::vector<NamedShard> all = source_->shards();
+  const std::vector<const NamedShard*> mine = share_of(all, part, parts);
   std::vector<char> bad(mine.size(), 0);
   std::atomic<std::size_t> next{0};
   auto work = [&] {
-    for (std::size_t i = next++; i < mine.size(); i = next++) bad[i] = !mine[i]->verify_payload();
+    for (std::size_t i = next++; i < mine.size(); i = next++) {
+      bad[i] = !mine[i]->reader->verify_payload();
+    }
   };
   std::vector<std::thread> helpers;
   for (int t = 1; t < std::min<int>(threads, static_cast<int>(mine.size())); ++t)
@@ -337,15 +456,17 @@ std::vector<std::string> DataLoader::damaged_shards(int part, int parts, int thr
   for (std::thread& helper : helpers) helper.join();
   std::vector<std::string> damaged;
   for (std::size_t i = 0; i < mine.size(); ++i) {
-    if (bad[i]) damaged.push_back(mine[i]->path().filename().string());
+    if (bad[i]) damaged.push_back(mine[i]->name);
   }
   return damaged;
 }
 
 uint64_t DataLoader::payload_bytes(int part, int parts) const {
   uint64_t bytes = 0;
-  for (const ShardReader* shard : share_of(source_->shards(), part, parts))
-    bytes += shard->size() * static_cast<uint64_t>(shard->dtype());
+  const std::vector<NamedShard> all = source_->shards();
+  for (const NamedShard* shard : share_of(all, part, parts)) {
+    bytes += shard->reader->size() * static_cast<uint64_t>(shard->reader->dtype());
+  }
   return bytes;
 }
 

@@ -36,6 +36,14 @@ struct ShardChecksum {
   uint64_t fnv1a64 = 0;  ///< of the token bytes, as the shard's header records it
 };
 
+/// What one source of the data gives a run (data.sources: each directory; else the one source).
+struct SourceDraw {
+  std::string source;    ///< its directory ("synthetic" for the built-in source)
+  double weight = 1.0;   ///< normalised
+  uint64_t samples = 0;  ///< of the first N training samples, how many come from it
+  uint64_t tokens = 0;   ///< samples * seq_len
+};
+
 class DataLoader {
  public:
   /// Opens data.source ("synthetic" or a directory written by prepare_dataset). UsageError on a
@@ -63,6 +71,9 @@ class DataLoader {
   int vocab_size() const;
   /// Windows in one pass over the split; nullopt when the split is unbounded (synthetic).
   std::optional<int64_t> samples_per_epoch(Split split) const;
+  /// How the first `samples` training samples divide over the sources (exact: the mix is a
+  /// function of the sample index).
+  std::vector<SourceDraw> drawn(int64_t samples) const;
   /// Every shard of a prepared dataset, train then validation, with the checksum its header
   /// records (cheap: nothing is read); empty for the synthetic source.
   std::vector<ShardChecksum> shard_checksums() const;

@@ -88,7 +88,8 @@ std::vector<std::string> gather_hostnames(MPI_Comm world) {
   return hosts;
 }
 
-nlohmann::json describe_data(const DataConfig& data, const DataLoader& loader) {
+nlohmann::json describe_data(const Config& config, const DataLoader& loader) {
+  const DataConfig& data = config.data;
   nlohmann::json shards = nlohmann::json::array();
   for (const ShardChecksum& shard : loader.shard_checksums()) {
     shards.push_back({{"split", shard.split},
@@ -96,12 +97,22 @@ nlohmann::json describe_data(const DataConfig& data, const DataLoader& loader) {
                       {"tokens", shard.tokens},
                       {"fnv1a64", to_hex16(shard.fnv1a64)}});
   }
-  return {{"source", data.source},
-          {"tokenizer", loader.tokenizer_id()},
-          {"vocab_size", loader.vocab_size()},
-          {"special_tokens", loader.special_tokens()},
-          {"verify", data.verify == DataVerify::open ? "open" : "off"},
-          {"shards", shards}};
+  nlohmann::json described = {{"source", data.sources.empty() ? data.source : data.sources},
+                              {"tokenizer", loader.tokenizer_id()},
+                              {"vocab_size", loader.vocab_size()},
+                              {"special_tokens", loader.special_tokens()},
+                              {"verify", data.verify == DataVerify::open ? "open" : "off"},
+                              {"shards", shards}};
+  if (!data.sources.empty()) {  // a mix: what each source gives the run's train.steps
+    const int64_t samples = int64_t{config.train.steps} * config.train.global_batch;
+    for (const SourceDraw& source : loader.drawn(samples)) {
+      described["sources"].push_back({{"source", source.source},
+                                      {"weight", source.weight},
+                                      {"samples_drawn", source.samples},
+                                      {"tokens_drawn", source.tokens}});
+    }
+  }
+  return described;
 }
 
 nlohmann::json describe_slurm_job(const EnvironmentReader& environment) {

@@ -30,9 +30,9 @@ nlohmann::json describe_build();
 /// Collective over `world`: every rank's host name, in rank order (on every rank).
 std::vector<std::string> gather_hostnames(MPI_Comm world);
 
-/// The data a run reads: source, tokenizer (id, vocabulary, special tokens) and each shard's
-/// checksum.
-nlohmann::json describe_data(const DataConfig& data, const DataLoader& loader);
+/// The data a run reads: source, tokenizer (id, vocabulary, special tokens), each source's share
+/// of the samples and tokens the run's train.steps draw, and each shard's checksum.
+nlohmann::json describe_data(const Config& config, const DataLoader& loader);
 
 /// Looks up an environment variable (nullptr when unset); std::getenv in production.
 using EnvironmentReader = std::function<const char*(const char*)>;

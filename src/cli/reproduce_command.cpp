@@ -65,7 +65,7 @@ nlohmann::json describe_here(const Config& config, std::vector<std::string>& pro
   if (rank != 0) return here;  // rank 0 prints: only it re-hashes the data
   try {
     const DataLoader loader = DataLoader::open(config.data, config.model);
-    here["data"] = describe_data(config.data, loader);
+    here["data"] = describe_data(config, loader);
     for (const std::string& shard : loader.damaged_shards()) {
       problems.push_back("data shard " + shard +
                          ": its tokens no longer match the checksum in its header");

@@ -298,7 +298,7 @@ void TrainingRun::record_manifest() {
   start.dp = parallel_.shape().dp;
   start.tp = parallel_.shape().tp;
   start.pp = parallel_.shape().pp;
-  start.data = describe_data(config_.data, *data_);
+  start.data = describe_data(config_, *data_);
   start.resumed_from_step = first_step_ - 1;
   start.changed_settings = changed_settings_;
   start.unix_time = unix_time_now();

