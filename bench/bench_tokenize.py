@@ -12,7 +12,10 @@ parsing the JSON, encoding, writing chunks and shards); Hugging Face's is text b
 encodeBatch alone (the file read and parsed before the clock starts), so the comparison
 favours the library. Both encode with special tokens; the token counts must agree.
 
-usage: bench_tokenize.py TESSERA TINYSHAKESPEARE [COPIES] [REPEATS]
+Then `tessera prepare` alone on 1 and 2 ranks on a corpus SCALE_COPIES times as large, where
+the fixed costs (starting MPI, loading the tokenizer, cutting the splits) weigh less.
+
+usage: bench_tokenize.py TESSERA TINYSHAKESPEARE [COPIES] [REPEATS] [SCALE_COPIES]
 """
 import json
 import os
@@ -57,17 +60,14 @@ def main():
     tessera, tinyshakespeare = sys.argv[1], sys.argv[2]
     copies = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     repeats = int(sys.argv[4]) if len(sys.argv) > 4 else 3
+    scale_copies = int(sys.argv[5]) if len(sys.argv) > 5 else 192
     work = tempfile.mkdtemp(prefix="tessera-bench-tokenize-")
     try:
         subprocess.run([sys.executable, os.path.join(REFERENCE, "make_tokenizers.py"), REFERENCE,
                         work], check=True)
         with open(tinyshakespeare, encoding="utf-8") as f:
             paragraphs = f.read().split("\n\n")
-        corpus = os.path.join(work, "corpus.jsonl")
-        with open(corpus, "w", encoding="utf-8") as f:
-            for _ in range(copies):
-                for paragraph in paragraphs:
-                    f.write(json.dumps({"text": paragraph + "\n\n"}) + "\n")
+        corpus = write_corpus(os.path.join(work, "corpus.jsonl"), paragraphs, copies)
         cores = os.cpu_count()
         print(f"machine: {cores} cores, {platform_cpu()}")
         print(f"corpus: {copies} x tiny-shakespeare as JSON Lines ({os.path.getsize(corpus)/1e6:.1f}"
@@ -80,7 +80,6 @@ def main():
             rates = {"t1": [], "t2": [], "h1": [], "hn": []}
             counts = set()
             for _ in range(repeats):
-                seconds, bytes_, tokens = None, None, None
                 s, tokens_hf1, text_bytes = hf_rate(tokenizer, corpus, 1)
                 rates["h1"].append(text_bytes / s / 1e6)
                 s, tokens_t1 = tessera_rate(tessera, tokenizer, corpus, 1, work)
@@ -97,8 +96,26 @@ def main():
             print(f"{name:10} {cell('t1'):>22} {cell('t2'):>22} {cell('h1'):>22} "
                   f"{cell('hn'):>22} {med['t1'] / med['h1']:10.2f}x {med['t2'] / med['t1']:8.2f}x"
                   f"   ({counts.pop()} tokens)")
+        large = write_corpus(os.path.join(work, "large.jsonl"), paragraphs, scale_copies)
+        text_bytes = sum(len(p.encode()) + 2 for p in paragraphs) * scale_copies
+        one, two = [], []
+        for _ in range(repeats):
+            one.append(tessera_rate(tessera, os.path.join(work, "gpt2.json"), large, 1, work)[0])
+            two.append(tessera_rate(tessera, os.path.join(work, "gpt2.json"), large, 2, work)[0])
+        print(f"scaling, gpt2, {scale_copies} x tiny-shakespeare ({text_bytes / 1e6:.0f} MB of "
+              f"text): 1 rank {statistics.median(one):.2f} s [{min(one):.2f}-{max(one):.2f}], "
+              f"2 ranks {statistics.median(two):.2f} s [{min(two):.2f}-{max(two):.2f}]: "
+              f"{statistics.median(one) / statistics.median(two):.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def write_corpus(path, paragraphs, copies):
+    with open(path, "w", encoding="utf-8") as f:
+        for _ in range(copies):
+            for paragraph in paragraphs:
+                f.write(json.dumps({"text": paragraph + "\n\n"}) + "\n")
+    return path
 
 
 def platform_cpu():

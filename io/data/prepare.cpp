@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -36,6 +37,17 @@ std::vector<std::filesystem::path> input_files(const PrepareOptions& options) {
   return expand_inputs(options.inputs, options.input_list);
 }
 
+// Left to itself, a chunk is 1/256 of the input (between 1 and 64 MiB): enough chunks for the
+// ranks to share evenly, few enough files for a large corpus. Input sizes alone decide it, so
+// the chunks of a stopped run stay valid at any number of ranks.
+uint64_t chunk_bytes(const PrepareOptions& options,
+                     const std::vector<std::filesystem::path>& files) {
+  if (options.chunk_bytes > 0) return options.chunk_bytes;
+  uint64_t input_bytes = 0;
+  for (const auto& file : files) input_bytes += std::filesystem::file_size(file);
+  return std::clamp(input_bytes / 256, uint64_t{1} << 20, uint64_t{64} << 20);
+}
+
 void check_options(const PrepareOptions& options, const std::vector<std::filesystem::path>& files) {
   if (options.tokenizer != "byte" && options.tokenizer != "sentencepiece" &&
       !(tokenizer_kind(options.tokenizer) == "hf" &&
@@ -50,7 +62,6 @@ void check_options(const PrepareOptions& options, const std::vector<std::filesys
   if (options.shard_tokens < 1) {
     throw UsageError("shard_tokens " + std::to_string(options.shard_tokens) + " must be >= 1");
   }
-  if (options.chunk_bytes < 1) throw UsageError("the chunk size must be at least one byte");
   if (options.tokenizer == "sentencepiece") {
     for (const auto& file : files) {
       if (is_json_lines(file) || ByteStream(file).compression() != Compression::none) {
@@ -83,7 +94,7 @@ nlohmann::json make_plan(const PrepareOptions& options,
   return {{"version", kPlanVersion},
           {"tokenizer", tokenizer},
           {"text_key", options.text_key},
-          {"chunk_bytes", options.chunk_bytes},
+          {"chunk_bytes", chunk_bytes(options, files)},
           {"inputs", inputs}};
 }
 
@@ -121,14 +132,6 @@ void make_output_directory(const std::filesystem::path& dir) {
     throw UsageError("--output " + dir.string() + " cannot be made a directory (" +
                      error.message() + "); name a directory you can write");
   }
-}
-
-std::unique_ptr<Tokenizer> open_prepare_tokenizer(const PrepareOptions& options) {
-  if (options.tokenizer == "sentencepiece") {
-    return std::make_unique<SentencePieceTokenizer>(
-        SentencePieceTokenizer::load(work_directory(options) / kSentencePieceModel));
-  }
-  return open_tokenizer(options.tokenizer);
 }
 
 int64_t count_chunk_files(const PrepareOptions& options) {
@@ -178,45 +181,68 @@ void remove_previous_dataset(const std::filesystem::path& dir) {
   }
 }
 
-/// Writes tokens [first, first + count) of `stream` as shards PREFIX_000000.bin, ...;
-/// `counts` (when given) receives how often each id occurs.
-nlohmann::json write_split(const std::filesystem::path& dir, const std::string& prefix,
-                           const TokenStream& stream, uint64_t first, uint64_t count,
-                           const PrepareOptions& options, const Tokenizer& tokenizer,
-                           std::vector<int64_t>* counts) {
-  nlohmann::json shards = nlohmann::json::array();
-  const auto per_shard = static_cast<uint64_t>(options.shard_tokens);
-  std::vector<int32_t> piece;
-  for (uint64_t done = 0, index = 0; done < count; done += piece.size(), ++index) {
-    piece.resize(std::min(per_shard, count - done));
-    stream.read(first + done, piece.size(), piece.data());
-    if (counts != nullptr) {
-      for (int32_t id : piece) ++(*counts)[static_cast<size_t>(id)];
-    }
-    const ShardSummary summary = write_shard(dir / fmt::format("{}_{:06}.bin", prefix, index),
-                                             piece, tokenizer.id(), tokenizer.vocab_size());
-    shards.push_back({{"file", summary.path.filename().string()},
-                      {"tokens", summary.tokens},
-                      {"bytes", summary.bytes},
-                      {"fnv1a64", to_hex16(summary.payload_checksum)}});
+/// One shard of a split: tokens [first, first + count) of the chunk stream, as PREFIX_INDEX.bin.
+struct PlannedShard {
+  std::string file;
+  uint64_t first = 0;
+  uint64_t count = 0;
+  bool train = false;
+};
+
+/// The shards of both splits, train first, cut from a stream of `total` tokens. The same on
+/// every rank, so rank r writes shards r, r + ranks, ... without asking anyone.
+std::vector<PlannedShard> plan_shards(uint64_t total, const PrepareOptions& options) {
+  const auto n_val =
+      static_cast<uint64_t>(std::floor(static_cast<double>(total) * options.val_fraction));
+  const uint64_t n_train = total - n_val;
+  if (n_train == 0) {
+    throw UsageError("the inputs give no training tokens (" + std::to_string(total) +
+                     " tokens in all); give more text or lower val_fraction");
   }
-  return {{"tokens", count}, {"shards", shards}};
+  std::vector<PlannedShard> shards;
+  const auto per_shard = static_cast<uint64_t>(options.shard_tokens);
+  auto cut = [&](const char* prefix, uint64_t first, uint64_t count, bool train) {
+    for (uint64_t done = 0, index = 0; done < count; done += per_shard, ++index) {
+      shards.push_back({fmt::format("{}_{:06}.bin", prefix, index), first + done,
+                        std::min(per_shard, count - done), train});
+    }
+  };
+  cut("train", 0, n_train, true);
+  cut("val", n_train, n_val, false);
+  return shards;
 }
 
-double entropy_of(const std::vector<int64_t>& counts) {
-  int64_t total = 0;
-  for (int64_t c : counts) total += c;
+/// Chunks this run may build on must be whole and of this tokenizer; a bad one is removed so
+/// that the next run encodes it again.
+void check_chunk(const std::filesystem::path& path, const Tokenizer& tokenizer) {
+  bool whole = false;
+  try {
+    const ShardReader reader(path);
+    whole = reader.tokenizer_id() == tokenizer.id() && reader.verify_payload();
+  } catch (const UsageError&) {  // truncated or not a shard: removed like a damaged one
+  }
+  if (!whole) {
+    std::filesystem::remove(path);
+    throw UsageError(path.string() +
+                     " was damaged or written with another tokenizer and was "
+                     "removed; run tessera prepare again to encode it anew");
+  }
+}
+
+double entropy_of(const std::vector<double>& counts) {
+  double total = 0;
+  for (double c : counts) total += c;
   double h = 0.0;
-  for (int64_t c : counts) {
+  for (double c : counts) {
     if (c == 0) continue;
-    const double p = static_cast<double>(c) / static_cast<double>(total);
+    const double p = c / total;
     h -= p * std::log(p);
   }
   return h;
 }
 
-/// The chunk files of step 2, each checked against the tokenizer and its own checksum.
-TokenStream open_chunks(const PrepareOptions& options, int64_t chunks, const Tokenizer& tokenizer) {
+/// The chunk files of step 2 as one stream (their headers read, their tokens mapped).
+TokenStream open_chunks(const PrepareOptions& options, int64_t chunks) {
   std::vector<ShardReader> readers;
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     const auto path = chunk_path(options, chunk);
@@ -225,14 +251,7 @@ TokenStream open_chunks(const PrepareOptions& options, int64_t chunks, const Tok
                        " is missing: a rank did not finish its chunks; run "
                        "tessera prepare again to encode what is missing");
     }
-    ShardReader reader(path);
-    if (reader.tokenizer_id() != tokenizer.id() || !reader.verify_payload()) {
-      std::filesystem::remove(path);
-      throw UsageError(path.string() +
-                       " was damaged or written with another tokenizer and was "
-                       "removed; run tessera prepare again to encode it anew");
-    }
-    readers.push_back(std::move(reader));
+    readers.emplace_back(path);
   }
   return TokenStream(std::move(readers));
 }
@@ -263,16 +282,24 @@ int64_t begin_prepare(const PrepareOptions& options) {
   return count_chunk_files(options);
 }
 
-int64_t tokenize_chunks(const PrepareOptions& options, int rank, int ranks,
-                        const PrepareProgressSink& progress_sink) {
+std::unique_ptr<Tokenizer> open_prepare_tokenizer(const PrepareOptions& options) {
+  if (options.tokenizer == "sentencepiece") {
+    return std::make_unique<SentencePieceTokenizer>(
+        SentencePieceTokenizer::load(work_directory(options) / kSentencePieceModel));
+  }
+  return open_tokenizer(options.tokenizer);
+}
+
+int64_t tokenize_chunks(const PrepareOptions& options, const Tokenizer& tokenizer, int rank,
+                        int ranks, const PrepareProgressSink& progress_sink) {
   const std::vector<std::filesystem::path> files = input_files(options);
-  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(options);
   PrepareProgress progress;
   for (const auto& file : files) progress.input_bytes += std::filesystem::file_size(file);
-  ChunkEncoder encoder(options, *tokenizer);
+  ChunkEncoder encoder(options, tokenizer);
   int64_t chunk = 0;
   uint64_t chunk_raw_bytes = 0, files_done_bytes = 0;
   bool chunk_open = false;
+  const uint64_t bytes_per_chunk = chunk_bytes(options, files);
   auto owned = [&] { return chunk % ranks == rank; };
   auto already_done = [&] { return std::filesystem::exists(chunk_path(options, chunk)); };
   bool encode = owned() && !already_done();
@@ -285,7 +312,7 @@ int64_t tokenize_chunks(const PrepareOptions& options, int rank, int ranks,
       if (encode) encoder.add(documents.text(raw), progress);
       chunk_open = true;
       chunk_raw_bytes += raw.size();
-      if (chunk_raw_bytes >= options.chunk_bytes) {
+      if (chunk_raw_bytes >= bytes_per_chunk) {
         if (encode) {
           encoder.write(chunk);
           ++progress.chunks_encoded;
@@ -317,25 +344,41 @@ int64_t tokenize_chunks(const PrepareOptions& options, int rank, int ranks,
   return chunk;
 }
 
-void finish_prepare(const PrepareOptions& options, int64_t chunks) {
-  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(options);
-  const TokenStream stream = open_chunks(options, chunks, *tokenizer);
-  const uint64_t total = stream.size();
-  const auto n_val =
-      static_cast<uint64_t>(std::floor(static_cast<double>(total) * options.val_fraction));
-  const uint64_t n_train = total - n_val;
-  if (n_train == 0) {
-    throw UsageError("the inputs give no training tokens (" + std::to_string(total) +
-                     " tokens in all); give more text or lower val_fraction");
+std::vector<double> write_shards(const PrepareOptions& options, const Tokenizer& tokenizer,
+                                 int64_t chunks, int rank, int ranks) {
+  for (int64_t chunk = rank; chunk < chunks; chunk += ranks) {
+    if (std::filesystem::exists(chunk_path(options, chunk))) {
+      check_chunk(chunk_path(options, chunk), tokenizer);
+    }
   }
+  const TokenStream stream = open_chunks(options, chunks);
+  const std::vector<PlannedShard> shards = plan_shards(stream.size(), options);
+  std::vector<double> train_counts(static_cast<size_t>(tokenizer.vocab_size()), 0.0);
+  std::vector<int32_t> tokens;
+  for (size_t index = static_cast<size_t>(rank); index < shards.size(); index += ranks) {
+    const PlannedShard& shard = shards[index];
+    tokens.resize(shard.count);
+    stream.read(shard.first, shard.count, tokens.data());
+    if (shard.train) {
+      for (int32_t id : tokens) train_counts[static_cast<size_t>(id)] += 1.0;
+    }
+    write_shard(work_directory(options) / shard.file, tokens, tokenizer.id(),
+                tokenizer.vocab_size());
+  }
+  return train_counts;
+}
 
+void finish_prepare(const PrepareOptions& options, const Tokenizer& tokenizer, int64_t chunks,
+                    const std::vector<double>& train_counts) {
+  const std::vector<PlannedShard> shards =
+      plan_shards(open_chunks(options, chunks).size(), options);
   const auto& dir = options.output_dir;
   const auto work = work_directory(options);
   remove_previous_dataset(dir);
   nlohmann::json dataset;
   dataset["format"] = "tessera-dataset";
   dataset["version"] = 1;
-  dataset["tokenizer"] = {{"id", tokenizer->id()}, {"vocab_size", tokenizer->vocab_size()}};
+  dataset["tokenizer"] = {{"id", tokenizer.id()}, {"vocab_size", tokenizer.vocab_size()}};
   if (options.tokenizer == "sentencepiece") {
     std::filesystem::rename(work / kSentencePieceModel, dir / kSentencePieceModel);
     std::filesystem::rename(work / kSentencePieceVocab, dir / kSentencePieceVocab);
@@ -348,24 +391,34 @@ void finish_prepare(const PrepareOptions& options, int64_t chunks) {
                                std::filesystem::copy_options::overwrite_existing);
     dataset["tokenizer"]["file"] = kHfTokenizerFile;
   }
-  dataset["tokenizer"]["special_tokens"] = tokenizer->special_tokens();
+  dataset["tokenizer"]["special_tokens"] = tokenizer.special_tokens();
   dataset["inputs"] = nlohmann::json::array();
   for (const auto& input : input_files(options)) dataset["inputs"].push_back(input.string());
   dataset["text_key"] = options.text_key;
   dataset["val_fraction"] = options.val_fraction;
-  std::vector<int64_t> counts(static_cast<size_t>(tokenizer->vocab_size()), 0);
-  dataset["splits"]["train"] =
-      write_split(dir, "train", stream, 0, n_train, options, *tokenizer, &counts);
-  dataset["splits"]["validation"] =
-      write_split(dir, "val", stream, n_train, n_val, options, *tokenizer, nullptr);
-  dataset["unigram_entropy"] = entropy_of(counts);
+  for (const auto* split : {"train", "validation"}) {
+    dataset["splits"][split] = {{"tokens", 0}, {"shards", nlohmann::json::array()}};
+  }
+  for (const PlannedShard& shard : shards) {
+    std::filesystem::rename(work / shard.file, dir / shard.file);
+    const ShardReader written(dir / shard.file);  // its header holds the checksum
+    auto& split = dataset["splits"][shard.train ? "train" : "validation"];
+    split["tokens"] = split["tokens"].get<uint64_t>() + written.size();
+    split["shards"].push_back({{"file", shard.file},
+                               {"tokens", written.size()},
+                               {"bytes", std::filesystem::file_size(dir / shard.file)},
+                               {"fnv1a64", to_hex16(written.payload_checksum())}});
+  }
+  dataset["unigram_entropy"] = entropy_of(train_counts);
   write_json(dir / kDatasetJson, dataset);
   std::filesystem::remove_all(work);
 }
 
 void prepare_dataset(const PrepareOptions& options, const PrepareProgressSink& progress) {
   begin_prepare(options);
-  finish_prepare(options, tokenize_chunks(options, 0, 1, progress));
+  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(options);
+  const int64_t chunks = tokenize_chunks(options, *tokenizer, 0, 1, progress);
+  finish_prepare(options, *tokenizer, chunks, write_shards(options, *tokenizer, chunks, 0, 1));
 }
 
 }  // namespace tessera

@@ -10,7 +10,8 @@
 // is written whole or not at all, so a prepare that was stopped keeps its finished chunks and
 // the next run with the same inputs and tokenizer (plan.json) encodes only the rest. The ids do
 // not depend on the number of ranks or on the chunk size: a chunk boundary is a document
-// boundary. Rank 0 then cuts the stream into the splits:
+// boundary. The ranks then cut the stream into the splits, shard s written by rank s % ranks
+// into the work directory; rank 0 moves them into place:
 //
 //   train_000000.bin ...   shards of the first (1 - val_fraction) of the tokens
 //   val_000000.bin ...     shards of the last val_fraction of the tokens (contiguous, so no
@@ -27,10 +28,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace tessera {
+
+class Tokenizer;
 
 struct PrepareOptions {
   std::vector<std::filesystem::path> inputs;  ///< files and directories
@@ -42,7 +46,7 @@ struct PrepareOptions {
   std::string sp_model_type = "bpe";  ///< sentencepiece only: "bpe" or "unigram"
   double val_fraction = 0.1;
   int shard_tokens = 1 << 24;
-  uint64_t chunk_bytes = uint64_t{16} << 20;
+  uint64_t chunk_bytes = 0;  ///< 0: 1/256 of the input, between 1 and 64 MiB
 };
 
 /// How far tokenize_chunks has come, for a progress display.
@@ -59,21 +63,33 @@ using PrepareProgressSink = std::function<void(const PrepareProgress&)>;
 /// Step 1, on rank 0 alone: checks the options and inputs, makes the output directory, keeps
 /// the chunks of an earlier stopped run when its plan matches (else clears them) and trains the
 /// sentencepiece model if asked. UsageError on a missing input, no inputs, an unknown tokenizer
-/// or one that does not load, val_fraction outside [0, 1), shard_tokens or chunk_bytes < 1, or
-/// sentencepiece asked to train on anything but plain text. Returns the chunks kept.
+/// or one that does not load, val_fraction outside [0, 1), shard_tokens < 1, or sentencepiece
+/// asked to train on anything but plain text. Returns the chunks kept.
 int64_t begin_prepare(const PrepareOptions& options);
+
+/// The tokenizer of the steps that follow (for sentencepiece, the one step 1 trained), opened
+/// once on every rank.
+std::unique_ptr<Tokenizer> open_prepare_tokenizer(const PrepareOptions& options);
 
 /// Step 2, on every rank once all see step 1 done: encodes the chunks this rank owns and has
 /// not encoded before; calls `progress` now and then. Returns the number of chunks in all.
 /// UsageError naming file and line for bad JSON Lines, naming the file for a corrupt stream.
-int64_t tokenize_chunks(const PrepareOptions& options, int rank, int ranks,
-                        const PrepareProgressSink& progress = {});
+int64_t tokenize_chunks(const PrepareOptions& options, const Tokenizer& tokenizer, int rank,
+                        int ranks, const PrepareProgressSink& progress = {});
 
-/// Step 3, on rank 0 once every rank finished step 2: writes the splits and dataset.json and
-/// removes the chunks. UsageError when the text gives no training token.
-void finish_prepare(const PrepareOptions& options, int64_t chunks);
+/// Step 3, on every rank once all finished step 2: checks this rank's chunks (a damaged one is
+/// removed, UsageError) and writes its shards of the splits into the work directory. Returns
+/// how often each id occurs in the training tokens it wrote (summed over ranks for step 4;
+/// doubles, exact to 2^53). UsageError when the text gives no training token.
+std::vector<double> write_shards(const PrepareOptions& options, const Tokenizer& tokenizer,
+                                 int64_t chunks, int rank, int ranks);
 
-/// The three steps in one process.
+/// Step 4, on rank 0 once every rank finished step 3: replaces the previous dataset by the new
+/// shards, writes dataset.json last and removes the work directory.
+void finish_prepare(const PrepareOptions& options, const Tokenizer& tokenizer, int64_t chunks,
+                    const std::vector<double>& train_counts);
+
+/// The four steps in one process.
 void prepare_dataset(const PrepareOptions& options, const PrepareProgressSink& progress = {});
 
 /// Name of the dataset description file inside a prepared directory.

@@ -64,16 +64,18 @@ Header make_header(uint64_t count, TokenDtype dtype, std::string_view tokenizer_
   return header;
 }
 
+/// The tokens as the shard's little-endian payload of `Token`s.
 template <typename Token>
-std::vector<Token> narrow_tokens(std::span<const int32_t> tokens, int64_t vocab_size) {
-  std::vector<Token> out(tokens.size());
+std::vector<std::byte> narrow_tokens(std::span<const int32_t> tokens, int64_t vocab_size) {
+  std::vector<std::byte> payload(tokens.size() * sizeof(Token));
   for (size_t i = 0; i < tokens.size(); ++i) {
     TESSERA_CHECK(
         tokens[i] >= 0 && tokens[i] < vocab_size,
         "token " + std::to_string(tokens[i]) + " outside vocabulary " + std::to_string(vocab_size));
-    out[i] = static_cast<Token>(tokens[i]);
+    const auto token = static_cast<Token>(tokens[i]);
+    std::memcpy(payload.data() + i * sizeof(Token), &token, sizeof(Token));
   }
-  return out;
+  return payload;
 }
 
 template <typename Token>
@@ -149,16 +151,9 @@ ShardSummary write_shard(const std::filesystem::path& path, std::span<const int3
   TESSERA_CHECK(vocab_size > 0 && vocab_size <= std::numeric_limits<int32_t>::max(),
                 std::to_string(vocab_size));
   const TokenDtype dtype = token_dtype_for_vocab(vocab_size);
-  std::vector<std::byte> payload;
-  if (dtype == TokenDtype::uint16) {
-    const auto narrow = narrow_tokens<uint16_t>(tokens, vocab_size);
-    const auto bytes = std::as_bytes(std::span(narrow));
-    payload.assign(bytes.begin(), bytes.end());
-  } else {
-    const auto narrow = narrow_tokens<uint32_t>(tokens, vocab_size);
-    const auto bytes = std::as_bytes(std::span(narrow));
-    payload.assign(bytes.begin(), bytes.end());
-  }
+  const std::vector<std::byte> payload = dtype == TokenDtype::uint16
+                                             ? narrow_tokens<uint16_t>(tokens, vocab_size)
+                                             : narrow_tokens<uint32_t>(tokens, vocab_size);
   const uint64_t checksum = fnv1a64(payload);
   const Header header = make_header(tokens.size(), dtype, tokenizer_id, vocab_size, checksum);
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/data/prepare.hpp"
+#include "io/data/tokenizer.hpp"
 #include "io/metrics/progress.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/mpi_communicator.hpp"
@@ -21,7 +22,7 @@ namespace {
 
 struct PrepareCommandOptions {
   PrepareOptions prepare;
-  double chunk_mib = 16;
+  double chunk_mib = 0;  // 0: 1/256 of the input, between 1 and 64 MiB
   std::string progress = "auto";
 };
 
@@ -84,18 +85,26 @@ void run(PrepareCommandOptions& options) {
     std::cout << "prepare: resuming: " << kept
               << " chunks of an earlier run with the same inputs and tokenizer are kept\n";
   }
+  std::unique_ptr<Tokenizer> tokenizer;
+  run_agreed(world, [&] { tokenizer = open_prepare_tokenizer(prepare); });
   int64_t chunks = 0;
   PrepareProgress mine;
   run_agreed(world, [&] {
-    chunks = tokenize_chunks(prepare, world.rank(), world.size(), [&](const PrepareProgress& p) {
-      mine = p;
-      if (reporter) display.show(p);
-    });
+    chunks = tokenize_chunks(prepare, *tokenizer, world.rank(), world.size(),
+                             [&](const PrepareProgress& p) {
+                               mine = p;
+                               if (reporter) display.show(p);
+                             });
   });
   if (reporter) display.finish();
   const double text_bytes = world.all_reduce_sum_double(static_cast<double>(mine.text_bytes));
+  std::vector<double> train_counts;
   run_agreed(world, [&] {
-    if (reporter) finish_prepare(prepare, chunks);
+    train_counts = write_shards(prepare, *tokenizer, chunks, world.rank(), world.size());
+  });
+  world.all_reduce_sum_doubles(train_counts.data(), train_counts.size());
+  run_agreed(world, [&] {
+    if (reporter) finish_prepare(prepare, *tokenizer, chunks, train_counts);
   });
   if (reporter) {
     std::cout << fmt::format(
@@ -138,9 +147,8 @@ void add_prepare_command(CLI::App& app, std::function<void()>& action) {
       ->capture_default_str();
   cmd->add_option("--chunk-mib", options->chunk_mib,
                   "Input per unit of work (MiB of raw documents): what a stopped run keeps and "
-                  "what ranks share out")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+                  "what ranks share out; by default 1/256 of the input, between 1 and 64")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--progress", options->progress,
                   "auto (a bar on a terminal), bar, or plain (a line every 10 s)")
       ->check(CLI::IsMember({"auto", "bar", "plain"}))

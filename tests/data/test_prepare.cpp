@@ -8,6 +8,7 @@
 #include "io/data/prepare.hpp"
 #include "io/data/sentencepiece_tokenizer.hpp"
 #include "io/data/shard.hpp"
+#include "io/data/tokenizer.hpp"
 
 namespace tessera {
 namespace {
@@ -122,7 +123,25 @@ std::vector<std::string> shard_checksums(const std::filesystem::path& dir) {
       checksums.push_back(shard.at("fnv1a64").get<std::string>());
     }
   }
+  checksums.push_back(json.at("unigram_entropy").dump());
   return checksums;
+}
+
+// The steps of prepare_dataset as `ranks` ranks take them, one rank after the other, the id
+// counts summed as the command's reduction does.
+void prepare_as_ranks(const PrepareOptions& options, int ranks) {
+  begin_prepare(options);
+  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(options);
+  int64_t chunks = 0;
+  for (int rank = 0; rank < ranks; ++rank) {
+    chunks = tokenize_chunks(options, *tokenizer, rank, ranks);
+  }
+  std::vector<double> train_counts(static_cast<size_t>(tokenizer->vocab_size()), 0.0);
+  for (int rank = 0; rank < ranks; ++rank) {
+    const std::vector<double> mine = write_shards(options, *tokenizer, chunks, rank, ranks);
+    for (size_t id = 0; id < mine.size(); ++id) train_counts[id] += mine[id];
+  }
+  finish_prepare(options, *tokenizer, chunks, train_counts);
 }
 
 // Documents as plain files, as JSON Lines (plain, gzip, zstd are test_corpus.cpp's), over one
@@ -144,10 +163,7 @@ TEST(Prepare, FormatRanksAndChunkSizeDoNotChangeTheTokens) {
   for (const uint64_t chunk_bytes : {uint64_t{1}, uint64_t{700}, uint64_t{1} << 20}) {
     for (const int ranks : {1, 3}) {
       jsonl.chunk_bytes = chunk_bytes;
-      begin_prepare(jsonl);
-      int64_t chunks = 0;
-      for (int rank = 0; rank < ranks; ++rank) chunks = tokenize_chunks(jsonl, rank, ranks);
-      finish_prepare(jsonl, chunks);
+      prepare_as_ranks(jsonl, ranks);
       EXPECT_EQ(shard_checksums(jsonl.output_dir), expected)
           << ranks << " ranks, chunks of " << chunk_bytes << " bytes";
       EXPECT_FALSE(std::filesystem::exists(jsonl.output_dir / ".prepare"));
@@ -166,19 +182,51 @@ TEST(Prepare, AStoppedRunIsResumedWithItsFinishedChunks) {
   PrepareOptions resumed = text.options;
   resumed.output_dir = text.dir / "resumed";
   EXPECT_EQ(begin_prepare(resumed), 0);
-  const int64_t chunks = tokenize_chunks(resumed, 0, 2);
+  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(resumed);
+  const int64_t chunks = tokenize_chunks(resumed, *tokenizer, 0, 2);
   PrepareProgress last;
   EXPECT_EQ(begin_prepare(resumed), (chunks + 1) / 2);
-  EXPECT_EQ(tokenize_chunks(resumed, 0, 1, [&](const PrepareProgress& p) { last = p; }), chunks);
+  EXPECT_EQ(tokenize_chunks(resumed, *tokenizer, 0, 1, [&](const PrepareProgress& p) { last = p; }),
+            chunks);
   EXPECT_EQ(last.chunks_kept, (chunks + 1) / 2);
   EXPECT_EQ(last.chunks_encoded, chunks / 2);
-  finish_prepare(resumed, chunks);
+  finish_prepare(resumed, *tokenizer, chunks, write_shards(resumed, *tokenizer, chunks, 0, 1));
   EXPECT_EQ(shard_checksums(resumed.output_dir), expected);
 
   begin_prepare(resumed);
-  tokenize_chunks(resumed, 0, 2);
+  tokenize_chunks(resumed, *tokenizer, 0, 2);
   testing::write_file(text.dir / "b.txt", text.second + "changed");
   EXPECT_EQ(begin_prepare(resumed), 0) << "a changed input invalidates the finished chunks";
+}
+
+// A kept chunk that was damaged since (a flipped bit) stops the run before the dataset is
+// touched and is removed, so the next run encodes it again.
+TEST(Prepare, ADamagedChunkIsRemovedAndEncodedAgain) {
+  PreparedText text;
+  text.options.chunk_bytes = 200;
+  prepare_dataset(text.options);
+  const auto expected = shard_checksums(text.options.output_dir);
+  PrepareOptions again = text.options;
+  again.inputs = {text.dir / "b.txt", text.dir / "a.txt"};
+
+  begin_prepare(again);
+  const std::unique_ptr<Tokenizer> tokenizer = open_prepare_tokenizer(again);
+  const int64_t chunks = tokenize_chunks(again, *tokenizer, 0, 1);
+  const auto chunk = again.output_dir / ".prepare" / "chunk_000001.bin";
+  std::string bytes = testing::read_file(chunk);
+  bytes.back() ^= 1;
+  testing::write_file(chunk, bytes);
+  const std::string message =
+      usage_error_message([&] { write_shards(again, *tokenizer, chunks, 1, 2); });
+  EXPECT_NE(message.find("chunk_000001.bin was damaged"), std::string::npos) << message;
+  EXPECT_FALSE(std::filesystem::exists(chunk));
+  EXPECT_EQ(shard_checksums(text.options.output_dir), expected) << "the old dataset is whole";
+
+  prepare_dataset(again);
+  EXPECT_NE(shard_checksums(again.output_dir), expected) << "the inputs in another order";
+  std::swap(again.inputs[0], again.inputs[1]);
+  prepare_dataset(again);
+  EXPECT_EQ(shard_checksums(again.output_dir), expected);
 }
 
 // A prepare that fails (a bad line in a new input) leaves the dataset there before it whole.
