@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "io/data/corpus/documents.hpp"
 #include "io/data/sentencepiece_tokenizer.hpp"
 #include "io/data/shard.hpp"
@@ -96,28 +96,6 @@ nlohmann::json make_plan(const PrepareOptions& options,
           {"text_key", options.text_key},
           {"chunk_bytes", chunk_bytes(options, files)},
           {"inputs", inputs}};
-}
-
-void write_json(const std::filesystem::path& path, const nlohmann::json& json) {
-  auto temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary);
-    out << json.dump(2) << '\n';
-    if (!out) {
-      throw UsageError("cannot write " + temporary.string() +
-                       "; check that the output directory is writable and not full");
-    }
-  }
-  std::filesystem::rename(temporary, path);
-}
-
-std::optional<nlohmann::json> read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) return std::nullopt;
-  nlohmann::json json = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return std::nullopt;
-  return json;
 }
 
 /// The output directory, made if needed: a path the user gave, so a failure is theirs to fix.
@@ -264,11 +242,11 @@ int64_t begin_prepare(const PrepareOptions& options) {
   make_output_directory(options.output_dir);
   const nlohmann::json plan = make_plan(options, files);
   const auto work = work_directory(options);
-  const std::optional<nlohmann::json> earlier = read_json(work / kPlanFile);
+  const std::optional<nlohmann::json> earlier = read_json_file(work / kPlanFile);
   if (!earlier || *earlier != plan) {
     std::filesystem::remove_all(work);
     std::filesystem::create_directories(work);
-    write_json(work / kPlanFile, plan);
+    write_json_file(work / kPlanFile, plan);
   }
   if (options.tokenizer == "sentencepiece" &&
       !std::filesystem::exists(work / kSentencePieceModel)) {
@@ -410,7 +388,7 @@ void finish_prepare(const PrepareOptions& options, const Tokenizer& tokenizer, i
                                {"fnv1a64", to_hex16(written.payload_checksum())}});
   }
   dataset["unigram_entropy"] = entropy_of(train_counts);
-  write_json(dir / kDatasetJson, dataset);
+  write_json_file(dir / kDatasetJson, dataset);
   std::filesystem::remove_all(work);
 }
 

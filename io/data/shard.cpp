@@ -1,13 +1,7 @@
 #include "io/data/shard.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <array>
 #include <bit>
-#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -15,6 +9,7 @@
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
+#include "core/mapped_file.hpp"
 
 namespace tessera {
 
@@ -96,51 +91,6 @@ void widen_tokens(const std::byte* bytes, uint64_t count, int64_t vocab_size, in
 
 }  // namespace
 
-class MappedFile {
- public:
-  explicit MappedFile(const std::filesystem::path& path) {
-    // O_NONBLOCK: a FIFO planted under a shard's name must not block the open (it is refused
-    // below); reads of a regular file ignore the flag.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-      throw UsageError("cannot open shard " + path.string() + ": " + std::strerror(errno) +
-                       rerun_hint());
-    }
-    struct stat info {};
-    if (::fstat(fd, &info) != 0) {
-      ::close(fd);
-      TESSERA_CHECK(false, "fstat " + path.string() + ": " + std::strerror(errno));
-    }
-    if (!S_ISREG(info.st_mode)) {
-      ::close(fd);
-      throw UsageError("shard " + path.string() + " is not a regular file (a FIFO, device or " +
-                       "directory)" + rerun_hint());
-    }
-    size_ = static_cast<size_t>(info.st_size);
-    if (size_ > 0) {
-      void* address = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd, 0);
-      const int mmap_errno = errno;
-      ::close(fd);
-      TESSERA_CHECK(address != MAP_FAILED,
-                    "mmap " + path.string() + ": " + std::strerror(mmap_errno));
-      data_ = static_cast<const std::byte*>(address);
-    } else {
-      ::close(fd);
-    }
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  ~MappedFile() {
-    if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
-  }
-  const std::byte* data() const { return data_; }
-  size_t size() const { return size_; }
-
- private:
-  const std::byte* data_ = nullptr;
-  size_t size_ = 0;
-};
-
 TokenDtype token_dtype_for_vocab(int64_t vocab_size) {
   return vocab_size <= 65536 ? TokenDtype::uint16 : TokenDtype::uint32;
 }
@@ -175,7 +125,7 @@ ShardSummary write_shard(const std::filesystem::path& path, std::span<const int3
 }
 
 ShardReader::ShardReader(const std::filesystem::path& path)
-    : path_(path), file_(std::make_shared<const MappedFile>(path)) {
+    : path_(path), file_(std::make_shared<const MappedFile>(path, "shard", rerun_hint())) {
   const size_t size = file_->size();
   if (size == 0) throw_bad_shard(path, "is empty (0 bytes)");
   if (size < sizeof(kMagic) || std::memcmp(file_->data(), kMagic, sizeof(kMagic)) != 0) {

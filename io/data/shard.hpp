@@ -49,7 +49,6 @@ struct ShardSummary {
 ShardSummary write_shard(const std::filesystem::path& path, std::span<const int32_t> tokens,
                          std::string_view tokenizer_id, int64_t vocab_size);
 
-/// A read-only memory mapping of a whole file; unmapped when the last owner goes away.
 class MappedFile;
 
 /// An open, validated shard. Copies share one mapping; reading is thread-safe.

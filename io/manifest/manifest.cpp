@@ -8,6 +8,7 @@
 #include "core/checksum.hpp"
 #include "core/error.hpp"
 #include "core/host_facts.hpp"
+#include "core/json_file.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 
 namespace tessera {
@@ -211,23 +212,6 @@ nlohmann::json read_manifest(const std::filesystem::path& file) {
 
 void write_manifest(const std::filesystem::path& run_dir, const nlohmann::json& manifest) {
   write_json_file(run_dir / kManifestFile, manifest);
-}
-
-void write_json_file(const std::filesystem::path& path, const nlohmann::json& value) {
-  auto temporary = path;
-  temporary += ".tmp";
-  {
-    std::ofstream out(temporary);
-    out << value.dump(2) << '\n';
-    if (!out)
-      throw UsageError("cannot write " + temporary.string() + "; check that run.dir is writable");
-  }
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  if (error) {
-    throw UsageError("cannot rename " + temporary.string() + " to " + path.string() + " (" +
-                     error.message() + "); check that run.dir is writable");
-  }
 }
 
 std::optional<nlohmann::json> load_manifest(const std::filesystem::path& run_dir,

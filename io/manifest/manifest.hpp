@@ -79,10 +79,6 @@ nlohmann::json read_manifest(const std::filesystem::path& file);
 /// Writes <run_dir>/manifest.json atomically (write_json_file).
 void write_manifest(const std::filesystem::path& run_dir, const nlohmann::json& manifest);
 
-/// Writes `value` to `path` atomically: a temporary file beside it, then a rename, so a reader
-/// sees the old file or the new one. UsageError when it cannot.
-void write_json_file(const std::filesystem::path& path, const nlohmann::json& value);
-
 /// <run_dir>/manifest.json as it is, or none when missing or unreadable (`problem` says why).
 std::optional<nlohmann::json> load_manifest(const std::filesystem::path& run_dir,
                                             std::string& problem);

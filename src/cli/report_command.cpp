@@ -11,8 +11,8 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "core/shipped_files.hpp"
-#include "io/manifest/manifest.hpp"
 #include "plan/scaling_report.hpp"
 
 extern char** environ;

@@ -21,7 +21,7 @@
 
 #include "cli/job_files.hpp"
 #include "core/error.hpp"
-#include "io/manifest/manifest.hpp"
+#include "core/json_file.hpp"
 #include "jobs/job_request.hpp"
 #include "jobs/site_profile.hpp"
 #include "jobs/slurm_script.hpp"

@@ -3,23 +3,15 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <fstream>
 
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "parallel/layout/training_layout.hpp"
 #include "plan/memory_plan.hpp"
 #include "plan/step_time.hpp"
 
 namespace tessera {
 namespace {
-
-std::optional<nlohmann::json> read_json_if_there(const std::filesystem::path& file) {
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
-  nlohmann::json value = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) return std::nullopt;
-  return value;
-}
 
 /// The point's configuration: the one its run wrote, or the sweep's with its settings.
 Config point_config(const std::filesystem::path& run_dir, const SweepDescription& sweep,
@@ -57,7 +49,7 @@ ReportRow report_point(const std::filesystem::path& dir, const SweepDescription&
   ReportRow row;
   row.point = point;
   const std::filesystem::path run_dir = dir / point.run_dir;
-  row.measured = read_json_if_there(run_dir / "result.json");
+  row.measured = read_json_file(run_dir / "result.json");
   if (row.measured) {
     row.status = "ok";
   } else if (std::filesystem::exists(run_dir)) {
@@ -112,7 +104,7 @@ nlohmann::json to_json(const SweepDescription& sweep) {
 }
 
 SweepDescription read_sweep_description(const std::filesystem::path& file) {
-  const std::optional<nlohmann::json> json = read_json_if_there(file);
+  const std::optional<nlohmann::json> json = read_json_file(file);
   if (!json || json->value("format", "") != "tessera-sweep") {
     throw UsageError(file.string() +
                      " is not a sweep description; pass the directory tessera sweep wrote");

@@ -16,6 +16,7 @@
 
 #include "backend/backend.hpp"
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "io/data/data_loader.hpp"
 #include "io/manifest/manifest.hpp"
 #include "io/metrics/metrics.hpp"

@@ -1,47 +1,15 @@
-// Helpers shared by the io/data tests: a self-deleting temporary directory and file writers.
+// Helpers shared by the io/data tests: generated text and the tiny-shakespeare corpus, beside
+// the file helpers of tests/support.
 #pragma once
 
-#include <gtest/gtest.h>
-
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <string>
-#include <string_view>
 
-#include "core/error.hpp"
+#include "tests/support/file_test_util.hpp"
 
 namespace tessera::testing {
-
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "tessera-data-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::filesystem::path& path() const { return path_; }
-  std::filesystem::path operator/(std::string_view name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
-
-inline void write_file(const std::filesystem::path& path, std::string_view bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-inline std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 /// A few kilobytes of English-like text with a deterministic, varied word sequence.
 inline std::string generated_text(int lines) {
@@ -70,21 +38,6 @@ inline std::filesystem::path tinyshakespeare_path() {
   std::filesystem::path path =
       from_environment ? from_environment : TESSERA_TINYSHAKESPEARE_DEFAULT;
   return std::filesystem::is_regular_file(path) ? path : std::filesystem::path();
-}
-
-/// Runs `statement`, expects a UsageError and returns its message ("" and a failure otherwise).
-template <typename Statement>
-std::string usage_error_message(Statement statement) {
-  try {
-    statement();
-  } catch (const UsageError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected UsageError, got another exception: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected UsageError, nothing was thrown";
-  return "";
 }
 
 }  // namespace tessera::testing

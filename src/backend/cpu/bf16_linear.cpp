@@ -1,21 +1,15 @@
 // Linear layers in bf16 mixed precision (see bf16_linear.hpp).
 #include "backend/cpu/bf16_linear.hpp"
 
-#include <bit>
-
 #include "backend/cpu/cpu_backend.hpp"
 #include "core/error.hpp"
+#include "core/half_floats.hpp"
 
 namespace tessera::cpu {
 
 void round_to_bf16(uint16_t* out, const float* in, std::size_t count) {
 #pragma omp parallel for simd schedule(static) if (count >= kParallelThreshold)
-  for (std::size_t i = 0; i < count; ++i) {
-    const uint32_t bits = std::bit_cast<uint32_t>(in[i]);
-    const uint32_t nearest = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
-    const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
-    out[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : nearest);
-  }
+  for (std::size_t i = 0; i < count; ++i) out[i] = bf16_from_float(in[i]);
 }
 
 Bf16Linear::Bf16Linear() {
