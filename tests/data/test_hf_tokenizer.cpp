@@ -131,6 +131,24 @@ TEST(HfTokenizer, ConcurrentEncodesAgree) {
   EXPECT_EQ(agreed, std::vector<int>(4, 200));
 }
 
+// A pre-tokenizer regex that backtracks without end on some text (nested quantifiers) stops at
+// PCRE2's match limit with a message naming the pattern; it never hangs a prepare.
+TEST(HfTokenizerErrors, ARunawayRegexStopsWithAMessage) {
+  TempDir dir;
+  json runaway = llama_like();
+  runaway["pre_tokenizer"] = {{"type", "Split"},
+                              {"pattern", {{"Regex", "(a+)+$"}}},
+                              {"behavior", "Isolated"},
+                              {"invert", false}};
+  const HfTokenizer tokenizer = HfTokenizer::load(write_tokenizer(dir, runaway));
+  EXPECT_EQ(tokenizer.encode("hi"), (std::vector<int32_t>{1, 9})) << "fine where it ends";
+  const std::string message =
+      usage_error_message([&] { tokenizer.encode(std::string(64, 'a') + "!"); });  // "▁" + 65
+  EXPECT_NE(message.find("regex (a+)+$ gave up on a text of 68 bytes (match limit"),
+            std::string::npos)
+      << message;
+}
+
 TEST(HfTokenizerErrors, UnsupportedFeaturesAreNamed) {
   TempDir dir;
   auto refusal = [&](const json& spec) {

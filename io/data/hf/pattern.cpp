@@ -9,10 +9,21 @@
 
 namespace tessera::hf {
 
+// A regex from a tokenizer.json is outside input: bounded, so that one that backtracks without
+// end on some text stops with a message instead of hanging a prepare. The limits are far above
+// what the published pre-tokenizers need on a whole book as one document (the JIT's default
+// 32 KiB stack is not).
+constexpr uint32_t kMatchLimit = 100'000'000;
+constexpr size_t kJitStackBytes = size_t{64} << 20;
+
 struct Pattern::Compiled {
   pcre2_code* code = nullptr;
   pcre2_match_data* match_data = nullptr;  // not shared across threads: see find_all
+  pcre2_match_context* context = nullptr;
+  pcre2_jit_stack* jit_stack = nullptr;
   ~Compiled() {
+    pcre2_jit_stack_free(jit_stack);
+    pcre2_match_context_free(context);
     pcre2_match_data_free(match_data);
     pcre2_code_free(code);
   }
@@ -43,6 +54,12 @@ Pattern Pattern::regex(const std::string& expression, const std::string& where) 
   compiled->code = code;
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // falls back to the interpreter where no JIT
   compiled->match_data = pcre2_match_data_create_from_pattern(code, nullptr);
+  compiled->context = pcre2_match_context_create(nullptr);
+  compiled->jit_stack = pcre2_jit_stack_create(32 << 10, kJitStackBytes, nullptr);
+  TESSERA_CHECK(compiled->match_data && compiled->context && compiled->jit_stack,
+                "out of memory compiling " + where);
+  pcre2_set_match_limit(compiled->context, kMatchLimit);
+  pcre2_jit_stack_assign(compiled->context, nullptr, compiled->jit_stack);
   return Pattern(expression, std::move(compiled));
 }
 
@@ -70,9 +87,15 @@ std::vector<Match> Pattern::find_all(std::string_view text) const {
   size_t offset = 0;
   while (offset <= text.size()) {
     const int rc = pcre2_match(compiled_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK,
-                               compiled_->match_data, nullptr);
+                               compiled_->match_data, compiled_->context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
-    TESSERA_CHECK(rc > 0, "pcre2_match failed with code " + std::to_string(rc));
+    if (rc < 0) {
+      PCRE2_UCHAR message[256];
+      pcre2_get_error_message(rc, message, sizeof message);
+      throw UsageError("the tokenizer's regex " + literal_ + " gave up on a text of " +
+                       std::to_string(text.size()) + " bytes (" + reinterpret_cast<char*>(message) +
+                       "); it backtracks too far: simplify the pattern in tokenizer.json");
+    }
     const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(compiled_->match_data);
     const size_t begin = ovector[0], end = ovector[1];
     if (end > begin) {
