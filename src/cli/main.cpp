@@ -1,6 +1,6 @@
 // The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
 // `tessera reproduce`, `tessera slurm`, `tessera calibrate`, `tessera plan`, `tessera sweep`,
-// `tessera report`, `tessera tokenize`.
+// `tessera report`, `tessera tokenize`, `tessera export`, `tessera import`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "cli/calibrate_command.hpp"
+#include "cli/export_command.hpp"
+#include "cli/import_command.hpp"
 #include "cli/plan_command.hpp"
 #include "cli/prepare_command.hpp"
 #include "cli/report_command.hpp"
@@ -137,6 +139,8 @@ int main(int argc, char** argv) {
   tessera::add_report_command(app, action);
   tessera::add_sweep_command(app, action);
   tessera::add_tokenize_command(app, action);
+  tessera::add_export_command(app, action);
+  tessera::add_import_command(app, action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
