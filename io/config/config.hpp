@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tessera {
@@ -213,6 +214,9 @@ struct DataSourceSpec {
 /// data.sources with data.weights, one entry each; empty when data.sources is. UsageError for an
 /// empty entry, a weight that is not a positive number, or counts that differ.
 std::vector<DataSourceSpec> data_sources(const DataConfig& data);
+
+/// "gpt2" or "openlm", as model.family spells it.
+std::string_view model_family_name(ModelFamily family);
 
 Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides);
 

@@ -407,3 +407,11 @@ std::string format_value(const KeySpec& key, const Value& value) {
 }
 
 }  // namespace tessera::config_detail
+
+namespace tessera {
+
+std::string_view model_family_name(ModelFamily family) {
+  return config_detail::EnumNames<ModelFamily>::names.at(static_cast<std::size_t>(family));
+}
+
+}  // namespace tessera

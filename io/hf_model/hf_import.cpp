@@ -6,13 +6,13 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "core/json_file.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
-#include "io/data/hf/hf_tokenizer.hpp"
+#include "io/data/tokenizer.hpp"
+#include "io/data/tokenizer_spec.hpp"
 #include "io/hf_model/hf_architecture.hpp"
 #include "io/hf_model/safetensors.hpp"
 
@@ -76,22 +76,70 @@ class HfWeights {
   std::vector<std::unique_ptr<SafetensorsReader>> readers_;
 };
 
-/// The tessera configuration of the imported model: its model keys; the rest default.
+/// The tessera configuration of the imported model: its model keys and tokenizer, the rest the
+/// defaults; checked as any configuration is.
 Config imported_config(const ModelConfig& model, const std::string& tokenizer_spec) {
-  std::ostringstream toml;
-  toml << "[model]\n"
-       << "family = \"" << (model.family == ModelFamily::gpt2 ? "gpt2" : "openlm") << "\"\n"
-       << "n_layers = " << model.n_layers << "\n"
-       << "d_model = " << model.d_model << "\n"
-       << "n_heads = " << model.n_heads << "\n"
-       << "seq_len = " << model.seq_len << "\n"
-       << "vocab_size = " << model.vocab_size << "\n"
-       << "ffn_hidden = " << model.ffn_hidden << "\n"
-       << "norm = \"" << (model.norm == NormKind::rmsnorm ? "rmsnorm" : "layernorm") << "\"\n"
-       << fmt::format("norm_eps = {}\nrotary_base = {}\ninit_std = {}\n", model.norm_eps,
-                      model.rotary_base, model.init_std)
-       << "[data]\ntokenizer = \"" << tokenizer_spec << "\"\n";
-  return parse_config(toml.str(), {});
+  Config config;
+  config.model = model;
+  config.data.tokenizer = tokenizer_spec;
+  return parse_config(to_toml(config), {});
+}
+
+/// The checkpoint's tensors: every weight of `architecture` from `weights`, checked first (a
+/// bad one writes nothing), in tessera's layout, and zero Adam moments for each.
+struct ImportedTensors {
+  std::vector<std::vector<float>> values;  ///< one per weight block
+  std::vector<float> zeros;                ///< as long as the largest, shared by the moments
+  std::vector<TensorBlock> blocks;
+  int64_t parameters = 0;
+  bool untied_head = false;
+};
+
+std::unique_ptr<ImportedTensors> read_tensors(const HfArchitecture& architecture,
+                                              const HfWeights& weights, bool tied,
+                                              const std::filesystem::path& hf_dir) {
+  auto imported = std::make_unique<ImportedTensors>();
+  std::size_t largest = 0;
+  for (const HfTensor& tensor : architecture.tensors) {
+    auto [reader, found] = weights.find(tensor.hf_name);
+    if (found == nullptr && tensor.hf_name == "lm_head.weight" && tied) {
+      std::tie(reader, found) = weights.find("model.embed_tokens.weight");
+      imported->untied_head = true;
+    }
+    if (found == nullptr) {
+      throw UsageError(hf_dir.string() + "'s weights have no tensor " + tensor.hf_name +
+                       ", which " + architecture.name + " has; is the directory complete?");
+    }
+    if (found->shape != tensor.hf_shape) {
+      throw UsageError("tensor " + found->name + " of " + reader->path().string() + " has shape " +
+                       shape_text(found->shape) + " where config.json implies " +
+                       shape_text(tensor.hf_shape));
+    }
+    auto parts = from_hf_layout(tensor, reader->read_floats(*found));
+    for (std::size_t p = 0; p < parts.size(); ++p) {
+      largest = std::max(largest, parts[p].size());
+      imported->parameters += static_cast<int64_t>(parts[p].size());
+      imported->values.push_back(std::move(parts[p]));
+      TensorBlock block;
+      block.name = "model/" + tensor.tessera_names[p];
+      block.global_shape = tensor.tessera_shape;
+      block.local_shape = tensor.tessera_shape;
+      block.global_offset.assign(tensor.tessera_shape.size(), 0);
+      block.data = imported->values.back().data();
+      imported->blocks.push_back(std::move(block));
+    }
+  }
+  imported->zeros.assign(largest, 0.0f);
+  const std::size_t weight_blocks = imported->blocks.size();
+  for (std::size_t b = 0; b < weight_blocks; ++b) {
+    for (const char* moment : {"optimizer/m/", "optimizer/v/"}) {
+      TensorBlock block = imported->blocks[b];
+      block.name = moment + block.name.substr(std::string("model/").size());
+      block.data = imported->zeros.data();
+      imported->blocks.push_back(std::move(block));
+    }
+  }
+  return imported;
 }
 
 }  // namespace
@@ -107,20 +155,18 @@ ImportSummary import_hf_model(const ImportOptions& options) {
   const auto hf_config = read_json_file(config_file);
   if (!hf_config) throw UsageError(config_file.string() + " is not valid JSON");
   const ModelConfig model = model_from_hf_config(*hf_config, options.seq_len);
+  // The directory's tokenizer.json, or tessera's byte tokenizer for a model without one.
   const auto tokenizer_file = options.hf_dir / "tokenizer.json";
   const bool has_tokenizer = std::filesystem::is_regular_file(tokenizer_file);
-  std::unique_ptr<HfTokenizer> tokenizer;
-  if (has_tokenizer) {
-    tokenizer = std::make_unique<HfTokenizer>(HfTokenizer::load(tokenizer_file));
-    if (tokenizer->vocab_size() > model.vocab_size) {
-      throw UsageError(tokenizer_file.string() + " has " + std::to_string(tokenizer->vocab_size()) +
-                       " tokens, more than the " + std::to_string(model.vocab_size) +
-                       " rows of the model's embedding");
-    }
+  const std::string tokenizer_spec =
+      has_tokenizer ? "hf:" + std::filesystem::absolute(tokenizer_file).string() : "byte";
+  const std::unique_ptr<Tokenizer> tokenizer = open_tokenizer(tokenizer_spec);
+  if (tokenizer->vocab_size() > model.vocab_size) {
+    throw UsageError(tokenizer_file.string() + " has " + std::to_string(tokenizer->vocab_size()) +
+                     " tokens, more than the " + std::to_string(model.vocab_size) +
+                     " rows of the model's embedding");
   }
-  const Config config = imported_config(
-      model, has_tokenizer ? "hf:" + std::filesystem::absolute(tokenizer_file).string()
-                           : std::string("byte"));
+  const Config config = imported_config(model, tokenizer_spec);
   const HfArchitecture architecture = hf_architecture(config.model);
   const HfWeights weights(options.hf_dir);
   const bool tied = hf_config->value("tie_word_embeddings", false);
@@ -131,66 +177,25 @@ ImportSummary import_hf_model(const ImportOptions& options) {
                      " already holds checkpoints; name a new directory");
   }
 
-  // Every tensor is checked before the checkpoint is written: a bad one writes nothing.
-  std::vector<std::vector<float>> values;  // one per tessera tensor, in block order
-  std::vector<TensorBlock> blocks;
-  std::size_t largest = 0;
-  for (const HfTensor& tensor : architecture.tensors) {
-    auto [reader, found] = weights.find(tensor.hf_name);
-    if (found == nullptr && tensor.hf_name == "lm_head.weight" && tied) {
-      std::tie(reader, found) = weights.find("model.embed_tokens.weight");
-      summary.untied_head = true;
-    }
-    if (found == nullptr) {
-      throw UsageError(options.hf_dir.string() + "'s weights have no tensor " + tensor.hf_name +
-                       ", which " + architecture.name + " has; is the directory complete?");
-    }
-    if (found->shape != tensor.hf_shape) {
-      throw UsageError("tensor " + found->name + " of " + reader->path().string() + " has shape " +
-                       shape_text(found->shape) + " where config.json implies " +
-                       shape_text(tensor.hf_shape));
-    }
-    auto parts = from_hf_layout(tensor, reader->read_floats(*found));
-    for (std::size_t p = 0; p < parts.size(); ++p) {
-      largest = std::max(largest, parts[p].size());
-      values.push_back(std::move(parts[p]));
-      TensorBlock block;
-      block.name = "model/" + tensor.tessera_names[p];
-      block.global_shape = tensor.tessera_shape;
-      block.local_shape = tensor.tessera_shape;
-      block.global_offset.assign(tensor.tessera_shape.size(), 0);
-      blocks.push_back(std::move(block));
-    }
-  }
-  const std::vector<float> zeros(largest, 0.0f);  // every optimizer moment starts at zero
-  const std::size_t weight_blocks = blocks.size();
-  for (std::size_t b = 0; b < weight_blocks; ++b) {
-    blocks[b].data = values[b].data();
-    for (const char* moment : {"optimizer/m/", "optimizer/v/"}) {
-      TensorBlock block = blocks[b];
-      block.name = moment + block.name.substr(6);
-      block.data = zeros.data();
-      blocks.push_back(std::move(block));
-    }
-    summary.parameters += static_cast<int64_t>(values[b].size());
-  }
-
+  const std::unique_ptr<ImportedTensors> tensors =
+      read_tensors(architecture, weights, tied, options.hf_dir);
   nlohmann::json metadata = {
       {"step", 0},
       {"samples_consumed", 0},
       {"config", to_toml(config)},
       {"layout", {{"dp", 1}, {"tp", 1}, {"pp", 1}, {"zero", config.parallel.zero}}},
-      {"model_family", config.model.family == ModelFamily::gpt2 ? "gpt2" : "openlm"},
-      {"tokenizer", tokenizer ? tokenizer->id() : "byte"},
-      {"vocab_size", tokenizer ? tokenizer->vocab_size() : 256},
-      {"special_tokens",
-       tokenizer ? nlohmann::json(tokenizer->special_tokens()) : nlohmann::json::object()},
+      {"model_family", model_family_name(config.model.family)},
+      {"tokenizer", tokenizer->id()},
+      {"vocab_size", tokenizer->vocab_size()},
+      {"special_tokens", tokenizer->special_tokens()},
       {"imported_from", std::filesystem::absolute(options.hf_dir).string()}};
   CheckpointDirectory directory(MPI_COMM_SELF, options.checkpoint_dir, 1);
-  summary.checkpoint_file = directory.save(0, blocks, metadata);
+  summary.checkpoint_file = directory.save(0, tensors->blocks, metadata);
   summary.architecture = architecture.name;
   summary.tensors = static_cast<int64_t>(architecture.tensors.size());
-  summary.tokenizer = tokenizer ? tokenizer->id() : "";
+  summary.tokenizer = has_tokenizer ? tokenizer->id() : "";
+  summary.parameters = tensors->parameters;
+  summary.untied_head = tensors->untied_head;
   return summary;
 }
 

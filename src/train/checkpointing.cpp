@@ -188,7 +188,7 @@ nlohmann::json TrainingCheckpoints::metadata(int step) const {
             {"tp", parallel_.shape().tp},
             {"pp", parallel_.shape().pp},
             {"zero", config_.parallel.zero}}},
-          {"model_family", config_.model.family == ModelFamily::gpt2 ? "gpt2" : "openlm"},
+          {"model_family", model_family_name(config_.model.family)},
           {"tokenizer", tokenizer_id_},
           {"vocab_size", vocab_size_},
           {"special_tokens", special_tokens_}};
