@@ -290,7 +290,7 @@ SafetensorsWriter::SafetensorsWriter(std::filesystem::path path,
 }
 
 SafetensorsWriter::~SafetensorsWriter() {
-  if (next_ <= entries_.size() && out_->stream.is_open()) {  // not finished: leave nothing
+  if (!finished_) {  // abandoned or failed: leave nothing behind
     out_->stream.close();
     std::error_code ignored;
     std::filesystem::remove(temporary_, ignored);
@@ -334,7 +334,7 @@ void SafetensorsWriter::finish() {
     throw UsageError("writing " + temporary_.string() + " failed; is the disk full?");
   }
   std::filesystem::rename(temporary_, path_);
-  next_ = entries_.size() + 1;  // finished: the destructor leaves the file
+  finished_ = true;
 }
 
 }  // namespace tessera

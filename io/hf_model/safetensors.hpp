@@ -98,7 +98,8 @@ class SafetensorsWriter {
   struct Output;
   std::filesystem::path path_, temporary_;
   std::vector<SafetensorsEntry> entries_;
-  std::size_t next_ = 0;
+  std::size_t next_ = 0;   ///< the entry write() takes next
+  bool finished_ = false;  ///< renamed into place: the destructor leaves it
   std::unique_ptr<Output> out_;
 };
 
