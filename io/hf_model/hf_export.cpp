@@ -10,7 +10,7 @@
 #include "core/json_file.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/config/config.hpp"
-#include "io/data/hf/hf_tokenizer.hpp"
+#include "io/data/recorded_tokenizer.hpp"
 #include "io/data/tokenizer_spec.hpp"
 #include "io/hf_model/hf_architecture.hpp"
 
@@ -82,35 +82,8 @@ std::filesystem::path find_tokenizer(const ExportOptions& options, const nlohman
           " tokenizer has no Hugging Face tokenizer.json";
     return {};
   }
-  std::vector<std::filesystem::path> candidates;
-  if (!options.tokenizer.empty()) {
-    candidates.push_back(options.tokenizer);
-  } else {
-    if (tokenizer_kind(config.data.tokenizer) == "hf" &&
-        !tokenizer_spec_file(config.data.tokenizer).empty()) {
-      candidates.emplace_back(std::string(tokenizer_spec_file(config.data.tokenizer)));
-    }
-    for (const auto& source : data_sources(config.data)) {
-      candidates.push_back(std::filesystem::path(source.dir) / "tokenizer.json");
-    }
-    if (config.data.sources.empty()) {
-      candidates.push_back(std::filesystem::path(config.data.source) / "tokenizer.json");
-    }
-  }
-  for (const auto& candidate : candidates) {
-    std::error_code error;
-    if (std::filesystem::is_regular_file(candidate, error) && hf_tokenizer_id(candidate) == id) {
-      return candidate;
-    }
-  }
-  if (!options.tokenizer.empty()) {
-    throw UsageError("--tokenizer " + options.tokenizer.string() +
-                     " is not the tokenizer the model was trained with (" + id +
-                     "); pass the tokenizer.json the data was prepared with");
-  }
-  throw UsageError("the model was trained with tokenizer " + id +
-                   ", and no tokenizer.json with that id is where its configuration says; pass "
-                   "--tokenizer PATH/tokenizer.json (the file the data was prepared with)");
+  return std::string(
+      tokenizer_spec_file(find_recorded_tokenizer(id, config.data, options.tokenizer)));
 }
 
 /// The tensors of each weight file: consecutive, each file under max_shard_bytes (a single

@@ -6,14 +6,13 @@
 #include <fmt/format.h>
 #include <mpi.h>
 
-#include <chrono>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
 #include "io/data/prepare.hpp"
 #include "io/data/tokenizer.hpp"
-#include "io/metrics/progress.hpp"
+#include "io/metrics/fraction_progress.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/mpi_communicator.hpp"
 
@@ -26,56 +25,28 @@ struct PrepareCommandOptions {
   std::string progress = "auto";
 };
 
-class PrepareProgressDisplay {
- public:
-  explicit PrepareProgressDisplay(ProgressStyle style)
-      : style_(style), start_(std::chrono::steady_clock::now()), last_line_(start_) {}
+/// prepare's line: how much of the input is read, how fast, how many tokens rank 0 made.
+std::string prepare_facts(const PrepareProgress& progress, double seconds) {
+  const double read = static_cast<double>(progress.input_bytes_read);
+  return fmt::format("{:.1f}/{:.1f} MB read | {:.2f} MB/s | {} tokens on rank 0", read / 1e6,
+                     static_cast<double>(progress.input_bytes) / 1e6,
+                     seconds > 0 ? read / seconds / 1e6 : 0.0,
+                     format_rate(static_cast<double>(progress.tokens)));
+}
 
-  void show(const PrepareProgress& progress) {
-    const auto now = std::chrono::steady_clock::now();
-    const double seconds = std::chrono::duration<double>(now - start_).count();
-    const double fraction = progress.input_bytes == 0
-                                ? 1.0
-                                : static_cast<double>(progress.input_bytes_read) /
-                                      static_cast<double>(progress.input_bytes);
-    const double rate = seconds > 0 ? static_cast<double>(progress.input_bytes_read) / seconds : 0;
-    const double eta = rate > 0 && fraction > 0 ? seconds * (1 - fraction) / fraction : -1;
-    const std::string facts =
-        fmt::format("{:.1f}/{:.1f} MB read | {:.2f} MB/s | {} tokens on rank 0 | ETA {}",
-                    static_cast<double>(progress.input_bytes_read) / 1e6,
-                    static_cast<double>(progress.input_bytes) / 1e6, rate / 1e6,
-                    format_rate(static_cast<double>(progress.tokens)), format_duration(eta));
-    if (style_ == ProgressStyle::bar) {
-      const int filled = static_cast<int>(fraction * 20);
-      std::cout << fmt::format("\rprepare [{}{}] {:3.0f}% | {}", std::string(filled, '#'),
-                               std::string(20 - filled, '.'), 100 * fraction, facts)
-                << std::flush;
-      bar_shown_ = true;
-    } else if (now - last_line_ >= std::chrono::seconds(10) || fraction >= 1.0) {
-      std::cout << fmt::format("prepare: {:.0f}% | {}\n", 100 * fraction, facts) << std::flush;
-      last_line_ = now;
-    }
-  }
-  void finish() {
-    if (bar_shown_) std::cout << "\n";
-    bar_shown_ = false;
-  }
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
-
- private:
-  ProgressStyle style_;
-  std::chrono::steady_clock::time_point start_, last_line_;
-  bool bar_shown_ = false;
-};
+double fraction_read(const PrepareProgress& progress) {
+  return progress.input_bytes == 0 ? 1.0
+                                   : static_cast<double>(progress.input_bytes_read) /
+                                         static_cast<double>(progress.input_bytes);
+}
 
 void run(PrepareCommandOptions& options) {
   options.prepare.chunk_bytes = static_cast<uint64_t>(options.chunk_mib * (1 << 20));
   MpiCommunicator world(duplicate(MPI_COMM_WORLD));
   const bool reporter = world.rank() == 0;
   const PrepareOptions& prepare = options.prepare;
-  PrepareProgressDisplay display(choose_progress_style(options.progress, stdout_is_terminal()));
+  FractionProgress display(std::cout, choose_progress_style(options.progress, stdout_is_terminal()),
+                           "prepare");
 
   int64_t kept = 0;
   run_agreed(world, [&] {
@@ -90,11 +61,13 @@ void run(PrepareCommandOptions& options) {
   int64_t chunks = 0;
   PrepareProgress mine;
   run_agreed(world, [&] {
-    chunks = tokenize_chunks(prepare, *tokenizer, world.rank(), world.size(),
-                             [&](const PrepareProgress& p) {
-                               mine = p;
-                               if (reporter) display.show(p);
-                             });
+    chunks = tokenize_chunks(
+        prepare, *tokenizer, world.rank(), world.size(), [&](const PrepareProgress& p) {
+          mine = p;
+          if (reporter) {
+            display.show(fraction_read(p), prepare_facts(p, display.seconds()));
+          }
+        });
   });
   if (reporter) display.finish();
   const double text_bytes = world.all_reduce_sum_double(static_cast<double>(mine.text_bytes));

@@ -39,6 +39,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -118,6 +119,10 @@ class Transformer {
   /// Logits [batch * seq, vocab / tp] of the last forward in `slot`; valid only when that
   /// forward ran with grad_scale 0 (otherwise the buffer holds their gradient).
   const float* logits(int slot) const;
+  /// Per-token losses [batch * seq] of the last forward on the last stage, on the host: the
+  /// cross-entropy of each target, plus the z-loss term when model.z_loss > 0. Every
+  /// tensor-parallel rank holds them.
+  std::span<const float> token_losses(int batch) const;
 
   double flops_per_token() const { return model_flops_per_token(config_); }
   /// Seconds spent in tensor-parallel collectives since the last call (then reset).

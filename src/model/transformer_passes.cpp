@@ -216,6 +216,13 @@ void Transformer::head_forward(MicrobatchActivations& acts, float grad_scale) {
   loss_forward(acts, grad_scale);
 }
 
+std::span<const float> Transformer::token_losses(int batch) const {
+  const auto rows = static_cast<std::size_t>(batch) * static_cast<std::size_t>(config_.seq_len);
+  TESSERA_CHECK(last_stage() && rows <= host_losses_.size(),
+                "token losses exist on the last stage after a forward of that batch");
+  return {host_losses_.data(), rows};
+}
+
 float* Transformer::stage_input(int slot, int batch) {
   MicrobatchActivations& acts = slot_activations(slot, batch);
   return acts.blocks.front().input;

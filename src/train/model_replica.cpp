@@ -21,23 +21,30 @@ struct ModelReplica::Chunk {
   ParameterStore& parameters() { return model->parameters(); }
 };
 
+ModelPartition chunk_partition(const Config& config, const TrainingLayout& layout,
+                               const StageChunk& chunk, ParallelContext& parallel) {
+  ModelPartition partition;
+  partition.first_layer = chunk.first_layer;
+  partition.end_layer = chunk.end_layer;
+  partition.tp_rank = parallel.coordinates().tp;
+  partition.tp_size = parallel.shape().tp;
+  partition.tp = &parallel.tp();
+  partition.buffer_multiple =
+      config.parallel.zero == 1 ? static_cast<std::size_t>(parallel.shape().dp) : 1;
+  partition.sequence_parallel = layout.sequence_parallel;
+  partition.recompute = config.train.recompute;
+  return partition;
+}
+
 ModelReplica::ModelReplica(const Config& config, const TrainingLayout& layout, Backend& backend,
                            ParallelContext& parallel)
     : config_(config), backend_(backend), parallel_(parallel) {
   const int dp = parallel_.shape().dp, dp_rank = parallel_.coordinates().dp;
   const bool zero = config_.parallel.zero == 1;
   for (const StageChunk& stage_chunk : chunks_of(layout, parallel_.coordinates().pp)) {
-    ModelPartition partition;
-    partition.first_layer = stage_chunk.first_layer;
-    partition.end_layer = stage_chunk.end_layer;
-    partition.tp_rank = parallel_.coordinates().tp;
-    partition.tp_size = parallel_.shape().tp;
-    partition.tp = &parallel_.tp();
-    partition.buffer_multiple = zero ? static_cast<std::size_t>(dp) : 1;
-    partition.sequence_parallel = layout.sequence_parallel;
-    partition.recompute = config_.train.recompute;
     auto chunk = std::make_unique<Chunk>();
-    chunk->model = std::make_unique<Transformer>(config_.model, backend_, partition);
+    chunk->model = std::make_unique<Transformer>(
+        config_.model, backend_, chunk_partition(config_, layout, stage_chunk, parallel_));
     chunk->pool = std::make_unique<BufferPool>(backend_);
     ParameterStore& p = chunk->parameters();
     if (zero) {

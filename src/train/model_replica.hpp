@@ -31,6 +31,11 @@ struct UpdateResult {
   UpdateTimings timings;
 };
 
+/// How this rank of `parallel`'s grid holds `chunk` of its pipeline stage under `layout`: its
+/// blocks, its tensor-parallel share, the padding ZeRO-1 needs, what backward recomputes.
+ModelPartition chunk_partition(const Config& config, const TrainingLayout& layout,
+                               const StageChunk& chunk, ParallelContext& parallel);
+
 class ModelReplica {
  public:
   /// The chunks of this rank's pipeline stage under `layout`, on `parallel`'s grid.

@@ -135,12 +135,15 @@ std::vector<double> PipelineExecutor::run_step(const StageSchedule& schedule, in
 }
 
 std::vector<double> PipelineExecutor::run_forward(
-    int microbatches, int batch, const std::function<MicrobatchTokens(int)>& tokens) {
+    int microbatches, int batch, const std::function<MicrobatchTokens(int)>& tokens,
+    const TokenLossesSink& token_losses) {
   std::vector<double> losses(static_cast<std::size_t>(microbatches), 0.0);
   for (int microbatch = 0; microbatch < microbatches; ++microbatch) {
     for (int chunk = 0; chunk < static_cast<int>(chunks_.size()); ++chunk) {
       losses[static_cast<std::size_t>(microbatch)] +=
           forward(chunk, microbatch, kEvaluationSlot, batch, 0.0f, tokens(microbatch));
+      const Transformer& model = *chunks_[static_cast<std::size_t>(chunk)];
+      if (token_losses && model.last_stage()) token_losses(microbatch, model.token_losses(batch));
     }
     wait_for_sends();  // the next microbatch reuses the slot whose output is being sent
   }

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -52,10 +53,15 @@ class PipelineExecutor {
   std::vector<double> run_step(const StageSchedule& schedule, int microbatches, int batch,
                                float grad_scale, const std::function<MicrobatchTokens(int)>& tokens,
                                const StepHooks& hooks);
+  /// Called on the last virtual stage after each microbatch's forward with its per-token
+  /// losses [batch * seq] (Transformer::token_losses).
+  using TokenLossesSink = std::function<void(int microbatch, std::span<const float> losses)>;
   /// Forward passes only (evaluation): every microbatch through every virtual stage in order,
-  /// in activation slots of their own. Returns each microbatch's loss sum as run_step does.
+  /// in activation slots of their own. Returns each microbatch's loss sum as run_step does, and
+  /// hands `token_losses` (when given) every microbatch's per-token losses.
   std::vector<double> run_forward(int microbatches, int batch,
-                                  const std::function<MicrobatchTokens(int)>& tokens);
+                                  const std::function<MicrobatchTokens(int)>& tokens,
+                                  const TokenLossesSink& token_losses = {});
 
   /// Time split of the runs since the last call, then reset.
   PipelineTimings take_timings();

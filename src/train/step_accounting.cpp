@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.hpp"
+
 namespace tessera {
 
 StepTokens::StepTokens(int microbatches, int batch, int seq)
@@ -22,16 +24,31 @@ MicrobatchTokens StepTokens::microbatch(int m) const {
 }
 
 double global_loss_sum(const std::vector<double>& local, ParallelContext& parallel, bool holder) {
-  const auto microbatches = local.size();
-  std::vector<double> all(microbatches * static_cast<std::size_t>(parallel.shape().dp), 0.0);
+  const std::size_t microbatches = local.size();
+  const auto dp = static_cast<std::size_t>(parallel.shape().dp);
+  const auto first = microbatches * static_cast<std::size_t>(parallel.coordinates().dp);
+  double sum = 0.0;
+  for (double loss : gather_item_values(local, first, microbatches * dp, parallel, holder)) {
+    sum += loss;
+  }
+  return sum;
+}
+
+ReplicaShare replica_share(int64_t count, int replicas, int replica) {
+  const int64_t base = count / replicas, extra = count % replicas;
+  const auto start = [&](int64_t r) { return r * base + std::min(r, extra); };
+  return {start(replica), start(replica + 1)};
+}
+
+std::vector<double> gather_item_values(const std::vector<double>& local, std::size_t first,
+                                       std::size_t total, ParallelContext& parallel, bool holder) {
+  std::vector<double> all(total, 0.0);
   if (holder) {
-    const auto first = microbatches * static_cast<std::size_t>(parallel.coordinates().dp);
+    TESSERA_CHECK(first + local.size() <= total, "items within the list");
     std::copy(local.begin(), local.end(), all.begin() + static_cast<std::ptrdiff_t>(first));
   }
   parallel.world().all_reduce_sum_doubles(all.data(), all.size());
-  double sum = 0.0;
-  for (double loss : all) sum += loss;
-  return sum;
+  return all;
 }
 
 double StageTimes::bubble() const {

@@ -31,6 +31,21 @@ class StepTokens {
 /// pipeline stage of tp rank 0 of its dp replica: `holder`); the others contribute zeros.
 double global_loss_sum(const std::vector<double>& local, ParallelContext& parallel, bool holder);
 
+/// Work shared out over the data-parallel replicas without repeating any: replica r of
+/// `replicas` takes items [begin, end) of `count`, contiguous, shares differing by at most one.
+struct ReplicaShare {
+  int64_t begin = 0;
+  int64_t end = 0;
+  int64_t size() const { return end - begin; }
+};
+ReplicaShare replica_share(int64_t count, int replicas, int replica);
+
+/// Collective over the world: the `total` values of a job-wide list whose items
+/// [first, first + local.size()) each `holder` rank computed (one holder per item), on every
+/// rank, in list order.
+std::vector<double> gather_item_values(const std::vector<double>& local, std::size_t first,
+                                       std::size_t total, ParallelContext& parallel, bool holder);
+
 /// Each pipeline stage's busy time (compute and tensor-parallel communication) and time blocked
 /// waiting for a neighbour, as seen by the stage's first (tp 0, dp 0) rank.
 struct StageTimes {

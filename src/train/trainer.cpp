@@ -447,14 +447,22 @@ void TrainingRun::log_step(const StepReport& report, const UpdateResult& update,
 }
 
 double TrainingRun::evaluate() {
-  // Every replica evaluates the same validation samples; replica 0's losses are reported.
+  // The validation microbatches are shared out over the replicas, each computed by one of them;
+  // their losses are summed in microbatch order, so the figure is the same whatever dp is.
   const int batches = config_.eval.batches, batch = config_.train.micro_batch;
-  eval_tokens_.read(*data_, Split::validation, 0, batches, batch);
+  const ReplicaShare share = replica_share(batches, parallel_.shape().dp, dp_rank_);
+  const auto mine = static_cast<int>(share.size());
+  eval_tokens_.read(*data_, Split::validation, share.begin * batch, mine, batch);
   const std::vector<double> losses =
-      executor_->run_forward(batches, batch, [&](int m) { return eval_tokens_.microbatch(m); });
+      executor_->run_forward(mine, batch, [&](int m) { return eval_tokens_.microbatch(m); });
   executor_->take_timings();  // evaluation is not part of any step's time split
-  return global_loss_sum(losses, parallel_, loss_holder_ && dp_rank_ == 0) /
-         (static_cast<double>(batches) * batch * config_.model.seq_len);
+  double sum = 0.0;
+  for (const double loss :
+       gather_item_values(losses, static_cast<std::size_t>(share.begin),
+                          static_cast<std::size_t>(batches), parallel_, loss_holder_)) {
+    sum += loss;
+  }
+  return sum / (static_cast<double>(batches) * batch * config_.model.seq_len);
 }
 
 void TrainingRun::report_changed_settings() {
