@@ -1,0 +1,167 @@
+#include "cli/eval_command.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "core/error.hpp"
+#include "core/json_file.hpp"
+#include "eval/checkpoint_model.hpp"
+#include "eval/choice_scoring.hpp"
+#include "eval/eval_report.hpp"
+#include "eval/validation_loss.hpp"
+#include "io/data/recorded_tokenizer.hpp"
+#include "io/data/tokenizer_spec.hpp"
+#include "io/metrics/fraction_progress.hpp"
+#include "parallel/agreement.hpp"
+#include "parallel/mpi_communicator.hpp"
+
+namespace tessera {
+namespace {
+
+struct EvalCommandOptions {
+  CheckpointModelOptions model;
+  std::vector<std::string> data;
+  bool no_validation = false;
+  std::vector<std::filesystem::path> tasks;
+  int64_t windows = 0;
+  std::filesystem::path tokenizer;
+  std::filesystem::path json;
+  std::filesystem::path markdown;
+  std::string progress = "auto";
+};
+
+/// An output file the user named must be writable where it is, before any work.
+void check_output_file(const std::filesystem::path& file, const char* option) {
+  if (file.empty()) return;
+  std::error_code error;
+  const std::filesystem::path parent =
+      file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
+  if (std::filesystem::is_directory(file, error) || !std::filesystem::is_directory(parent, error)) {
+    throw UsageError(std::string(option) + " " + file.string() +
+                     " is not a file in an existing directory; name a file to write");
+  }
+}
+
+void write_text_file(const std::filesystem::path& file, const std::string& text) {
+  std::ofstream out(file);
+  out << text;
+  if (!out) throw UsageError("cannot write " + file.string() + "; check the disk and permissions");
+}
+
+/// The data sources to evaluate: --data, else those the model was trained on.
+std::vector<std::string> validation_sources(const EvalCommandOptions& options,
+                                            const Config& config) {
+  if (options.no_validation) return {};
+  if (!options.data.empty()) return options.data;
+  std::vector<std::string> sources;
+  for (const DataSourceSpec& spec : data_sources(config.data)) sources.push_back(spec.dir);
+  if (sources.empty()) sources.push_back(config.data.source);
+  return sources;
+}
+
+void run(const EvalCommandOptions& options) {
+  MpiCommunicator world(duplicate(MPI_COMM_WORLD));
+  const bool reporter = world.rank() == 0;
+  std::ostream null_stream(nullptr);
+  std::ostream& out = reporter ? std::cout : null_stream;
+  const ProgressStyle style = choose_progress_style(options.progress, stdout_is_terminal());
+  if (options.windows < 0) {
+    throw UsageError(
+        fmt::format("--windows {} is negative; give a count, or 0 for all", options.windows));
+  }
+  // Everything a rank could fail on alone is checked before the model is loaded.
+  std::vector<ChoiceTask> tasks;
+  run_agreed(world, [&] {
+    if (reporter) {
+      check_output_file(options.json, "--json");
+      check_output_file(options.markdown, "--markdown");
+    }
+    for (const auto& file : options.tasks) tasks.push_back(read_choice_task(file));
+  });
+  CheckpointModel model(options.model,
+                        [&](const std::string& warning) { out << "warning: " << warning << "\n"; });
+  const Config& config = model.config();
+  const GridShape& shape = model.layout().shape;
+  EvalReport report;
+  report.checkpoint = model.file();
+  report.step = model.step();
+  report.layout = fmt::format("dp={} tp={} pp={}", shape.dp, shape.tp, shape.pp);
+  out << fmt::format("eval: {} (step {}) at {} on {} rank(s), {} backend\n",
+                     report.checkpoint.string(), report.step, report.layout, world.size(),
+                     model.backend().name())
+      << std::flush;
+
+  const std::vector<std::string> sources = validation_sources(options, config);
+  std::vector<DataLoader> loaders;
+  std::unique_ptr<Tokenizer> tokenizer;
+  run_agreed(world, [&] {
+    for (const std::string& source : sources) {
+      loaders.push_back(open_validation_source(config, source));
+    }
+    if (!tasks.empty()) {
+      const std::string id = model.metadata().value("tokenizer", std::string());
+      tokenizer = open_tokenizer(find_recorded_tokenizer(id, config.data, options.tokenizer));
+    }
+  });
+  for (std::size_t s = 0; s < sources.size(); ++s) {
+    FractionProgress bar(out, style, "eval " + sources[s]);
+    report.sources.push_back(validation_loss(
+        model, loaders[s], sources[s], options.windows, [&](int64_t done, int64_t total) {
+          bar.show(total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total),
+                   fmt::format("{}/{} microbatches on rank 0", done, total));
+        }));
+  }
+  for (const ChoiceTask& task : tasks) {
+    FractionProgress bar(out, style, "eval " + task.name);
+    report.tasks.push_back(
+        score_choice_task(model, *tokenizer, task, [&](int64_t done, int64_t total) {
+          bar.show(total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total),
+                   fmt::format("{}/{} microbatches on rank 0", done, total));
+        }));
+  }
+  if (!reporter) return;
+  const std::string markdown = to_markdown(report);
+  std::cout << "\n" << markdown;
+  if (!options.json.empty()) write_json_file(options.json, to_json(report));
+  if (!options.markdown.empty()) write_text_file(options.markdown, markdown);
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app, std::function<void()>& action) {
+  auto* cmd = app.add_subcommand(
+      "eval",
+      "Evaluate a checkpoint at any layout: validation loss and perplexity per data source, "
+      "zero-shot multiple-choice tasks (JSON Lines); results as Markdown and JSON");
+  auto options = std::make_shared<EvalCommandOptions>();
+  cmd->add_option("checkpoint", options->model.checkpoint,
+                  "A step_*.h5 file, or a checkpoint directory (its newest intact checkpoint)")
+      ->required();
+  cmd->add_option("--data", options->data,
+                  "Data sources whose validation split to score (repeatable; default: those the "
+                  "model was trained on)");
+  cmd->add_flag("--no-validation", options->no_validation, "Score the tasks only");
+  cmd->add_option("--tasks", options->tasks,
+                  "Multiple-choice tasks, JSON Lines of {\"context\", \"choices\", \"answer\"} "
+                  "(repeatable)");
+  cmd->add_option("--windows", options->windows,
+                  "Validation windows per source (0: all; the synthetic source needs a number)")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer", options->tokenizer,
+                  "The tokenizer file the data was prepared with (found from the run's "
+                  "configuration when left out)");
+  cmd->add_option("--json", options->json, "Write every figure and score here (JSON)");
+  cmd->add_option("--markdown", options->markdown, "Write the tables here (Markdown)");
+  cmd->add_option("--set", options->model.overrides,
+                  "How to run the model, e.g. --set parallel.tp=2 --set train.micro_batch=8 "
+                  "(repeatable; dp is every rank that tp x pp leaves)")
+      ->type_name("SECTION.KEY=VALUE");
+  cmd->add_option("--progress", options->progress, "auto, bar or plain")->capture_default_str();
+  cmd->callback([&action, options] { action = [options] { run(*options); }; });
+}
+
+}  // namespace tessera
