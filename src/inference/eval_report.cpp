@@ -1,4 +1,4 @@
-#include "eval/eval_report.hpp"
+#include "inference/eval_report.hpp"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "eval/choice_scoring.hpp"
+#include "inference/choice_scoring.hpp"
 
 #include <fmt/format.h>
 

@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "eval/checkpoint_model.hpp"
+#include "inference/checkpoint_model.hpp"
 #include "io/data/data_loader.hpp"
 
 namespace tessera {

@@ -1,4 +1,4 @@
-#include "eval/choice_task.hpp"
+#include "inference/choice_task.hpp"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "eval/checkpoint_model.hpp"
-#include "eval/choice_task.hpp"
-#include "eval/validation_loss.hpp"
+#include "inference/checkpoint_model.hpp"
+#include "inference/choice_task.hpp"
+#include "inference/validation_loss.hpp"
 #include "io/data/tokenizer.hpp"
 
 namespace tessera {

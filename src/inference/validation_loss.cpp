@@ -1,4 +1,4 @@
-#include "eval/validation_loss.hpp"
+#include "inference/validation_loss.hpp"
 
 #include <algorithm>
 #include <optional>

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "eval/choice_scoring.hpp"
-#include "eval/validation_loss.hpp"
+#include "inference/choice_scoring.hpp"
+#include "inference/validation_loss.hpp"
 
 namespace tessera {
 

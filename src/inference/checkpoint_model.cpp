@@ -1,4 +1,4 @@
-#include "eval/checkpoint_model.hpp"
+#include "inference/checkpoint_model.hpp"
 
 #include <mpi.h>
 

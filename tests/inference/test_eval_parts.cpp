@@ -4,8 +4,8 @@
 
 #include <cmath>
 
-#include "eval/choice_task.hpp"
-#include "eval/eval_report.hpp"
+#include "inference/choice_task.hpp"
+#include "inference/eval_report.hpp"
 #include "tests/support/file_test_util.hpp"
 #include "train/step_accounting.hpp"
 
