@@ -27,6 +27,9 @@ struct AttentionShape {
   int seq = 0;
   int n_heads = 0;  ///< heads held by this rank (all of them without tensor parallelism)
   int head_dim = 0;
+  /// Position of each sequence's first row: rotary turns row r by position first_position +
+  /// r % seq (decoding appends rows to a sequence already begun).
+  int first_position = 0;
 };
 
 /// A part of a buffer: `count` elements from element `offset`.
@@ -176,7 +179,7 @@ class Backend {
   // ---- attention -----------------------------------------------------------------------------
   /// Rotary position embedding applied in place to the query and key heads of qkv (values
   /// untouched). Pairs are (i, i + head_dim/2) (GPT-NeoX / OpenLM convention); position of row r
-  /// is r % seq; frequency of pair i is base^(-2i/head_dim).
+  /// is shape.first_position + r % seq; frequency of pair i is base^(-2i/head_dim).
   virtual void rotary_forward(float* qkv, const AttentionShape& shape, float base) = 0;
   /// Inverse rotation applied in place to the query and key parts of d_qkv.
   virtual void rotary_backward(float* d_qkv, const AttentionShape& shape, float base) = 0;
@@ -198,6 +201,16 @@ class Backend {
   virtual void attention_backward(float* d_qkv, const float* d_out, const float* qkv,
                                   const float* out, const float* state,
                                   const AttentionShape& shape) = 0;
+
+  /// Attention of incremental decoding (a KV cache): `count` query rows at positions [first,
+  /// first + count) of one sequence, each over the keys and values of positions [0, its own]
+  /// (causal), all read from `cache` [>= first + count, 3 * n_heads * head_dim], whose rows
+  /// are packed as qkv's are (queries, keys, values), rotary already applied. out is
+  /// [count, n_heads * head_dim], scale 1/sqrt(head_dim). The default computes on the host: in
+  /// place when host_accessible, else through a copy of the rows it reads (slow: a device
+  /// backend overrides it).
+  virtual void cached_attention_forward(float* out, const float* cache, int first, int count,
+                                        int n_heads, int head_dim);
 
   // ---- loss ----------------------------------------------------------------------------------
   /// Softmax cross-entropy per row, fused with its gradient.

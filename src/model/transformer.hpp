@@ -124,6 +124,27 @@ class Transformer {
   /// tensor-parallel rank holds them.
   std::span<const float> token_losses(int batch) const;
 
+  // ---- incremental decoding (generation) -----------------------------------------------------
+  // One sequence at a time: each block keeps the keys and values of every position so far (a KV
+  // cache of model.seq_len positions, rows packed as qkv is), so a new token costs one row
+  // through the model. Without sequence parallelism (a decoding step may be a single row).
+
+  /// Starts a new sequence: decode() then continues from position 0.
+  void start_sequence();
+  /// Positions decoded so far in this sequence.
+  int sequence_length() const;
+  /// Where a later stage receives a decoding step's input [count, d_model] before decode().
+  float* decode_input();
+  /// Runs `count` new positions [sequence_length(), + count) through this stage: the first
+  /// stage embeds `tokens` (host, [count]), the others read decode_input(); their keys and
+  /// values join the cache. Afterwards the last stage holds the logits of the last new position
+  /// in decode_logits(), the others their output in decode_output().
+  void decode(const int32_t* tokens, int count);
+  /// [count, d_model] of the last decode() (not on the last stage).
+  const float* decode_output() const;
+  /// The full vocabulary's logits of the last decoded position, on the host (gathered over tp).
+  std::span<const float> decode_logits() const;
+
   double flops_per_token() const { return model_flops_per_token(config_); }
   /// Seconds spent in tensor-parallel collectives since the last call (then reset).
   double take_tp_seconds();
@@ -155,6 +176,11 @@ class Transformer {
   void head_backward(MicrobatchActivations& acts, float* d_output);
   /// Reads the block's input from acts.blocks[layer].input, writes its output to `out`.
   void block_forward(int layer, MicrobatchActivations& acts, float* out);
+  /// The block on `rows` rows (`local` of them in the norm regions) held in `a`: a.input in,
+  /// `out` out (which may be a.input itself); `attend` turns a.qkv into a.attn_out (training:
+  /// rotary and causal attention over the microbatch; decoding: over the KV cache).
+  void block_rows_forward(int layer, BlockActivations& a, int rows, int local,
+                          const std::function<void(BlockActivations&)>& attend, float* out);
   void block_backward(int layer, MicrobatchActivations& acts, float* d_residual);
   void norm_forward(float* out, float* mean, float* rstd, const float* in, std::size_t gain,
                     int rows);
@@ -199,6 +225,9 @@ class Transformer {
   std::unique_ptr<BufferPool> scratch_pool_;
   struct Scratch;
   std::unique_ptr<Scratch> scratch_;
+  struct DecodeState;  // transformer_decode.cpp
+  DecodeState& decode_state();
+  std::unique_ptr<DecodeState> decode_;
   std::vector<float> host_losses_;  // per-token losses copied back from the backend
   double tp_seconds_ = 0.0;
 };

@@ -1,8 +1,10 @@
-// Private to src/model: the parameter indices of one block and the backward scratch buffers.
+// Private to src/model: the parameter indices of one block, the backward scratch buffers and
+// the state of incremental decoding.
 #pragma once
 
 #include <cstddef>
 #include <limits>
+#include <vector>
 
 #include "model/transformer.hpp"
 
@@ -43,6 +45,22 @@ struct Transformer::Scratch {
                                     // output gradients (backward)
   float* d_local = nullptr;         // [local, d] reduce-scattered input gradient of a norm
   float* norm_gradients = nullptr;  // [2d] a norm's partial gain (and bias) gradients
+};
+
+/// Incremental decoding of one sequence (transformer_decode.cpp): buffers for up to seq_len new
+/// rows, shared by every block (nothing is kept for a backward pass), and each block's KV cache.
+struct Transformer::DecodeState {
+  explicit DecodeState(Backend& backend) : pool(backend) {}
+  BufferPool pool;
+  BlockActivations block;      // its `input` is `hidden`
+  float* hidden = nullptr;     // [seq_len, d]: the stage's input, updated in place to its output
+  std::vector<float*> caches;  // per block of this stage: [seq_len, 3 * local width]
+  int32_t* tokens = nullptr;   // [seq_len] (first stage)
+  float *final_norm_out = nullptr, *final_norm_mean = nullptr, *final_norm_rstd = nullptr;
+  float* logits = nullptr;      // [local vocab] of the last new position (last stage)
+  float* all_logits = nullptr;  // [vocab], gathered over tp (tp > 1)
+  std::vector<float> host_logits;
+  int length = 0;  // positions decoded in this sequence
 };
 
 }  // namespace tessera

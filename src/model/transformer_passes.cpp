@@ -134,12 +134,22 @@ void Transformer::embed_backward(MicrobatchActivations& acts, const float* d_out
 }
 
 void Transformer::block_forward(int layer, MicrobatchActivations& acts, float* out) {
+  const AttentionShape shape{acts.batch, config_.seq_len, local_heads(), config_.head_dim()};
+  block_rows_forward(
+      layer, block(acts, layer), acts.batch * config_.seq_len, local_rows(acts.batch),
+      [&](BlockActivations& a) {
+        if (config_.rotary()) backend_.rotary_forward(a.qkv, shape, config_.rotary_base);
+        backend_.attention_forward(a.attn_out, a.attention_state, a.qkv, shape);
+      },
+      out);
+}
+
+void Transformer::block_rows_forward(int layer, BlockActivations& a, int rows, int local,
+                                     const std::function<void(BlockActivations&)>& attend,
+                                     float* out) {
   const LayerParameters& lp = layer_parameters(layer);
-  BlockActivations& a = block(acts, layer);
-  const int rows = acts.batch * config_.seq_len, local = local_rows(acts.batch);
   const int d = config_.d_model, width = local_width(), ffn = local_ffn();
   const std::size_t residual = static_cast<std::size_t>(local) * d;  // norm-region floats
-  const AttentionShape shape{acts.batch, config_.seq_len, local_heads(), config_.head_dim()};
   // A replicated bias after a row-parallel layer is added by one rank only, before the sum.
   const bool adds_shared_bias = partition_.tp_rank == 0;
 
@@ -149,8 +159,7 @@ void Transformer::block_forward(int layer, MicrobatchActivations& acts, float* o
   gather_rows(attn_norm_block, a.attn_norm_out, rows);  // f
   backend_.linear_forward(a.qkv, a.attn_norm_out, parameters_.value(lp.qkv_weight),
                           bias_or_null(lp.qkv_bias), rows, d, 3 * width);
-  if (config_.rotary()) backend_.rotary_forward(a.qkv, shape, config_.rotary_base);
-  backend_.attention_forward(a.attn_out, a.attention_state, a.qkv, shape);
+  attend(a);
   // The attention branch's projection lands in `mid`, then the residual is added in place.
   float* attn_partial = row_parallel_output(a.mid);
   backend_.linear_forward(attn_partial, a.attn_out, parameters_.value(lp.out_weight),

@@ -2,6 +2,9 @@
 // differences (rotary_backward must be the transpose, hence the inverse, of rotary_forward).
 #include <omp.h>
 
+#include <tuple>
+#include <utility>
+
 #include "core/error.hpp"
 #include "kernel_test_support.hpp"
 #include "tests/support/attention_counts.hpp"
@@ -67,6 +70,23 @@ TEST_P(AttentionTest, RotaryBackwardIsTheTransposeAndTheInverse) {
   }
 }
 
+TEST_P(AttentionTest, RotaryFromAFirstPositionTurnsAsTheWholeSequenceDoes) {
+  // Decoding turns rows [first, first + count) alone: they must turn as those rows of the whole
+  // sequence [0, first + count) do.
+  for (const auto& [first, count] : {std::pair{0, 3}, {5, 1}, {7, 6}, {4000, 2}}) {
+    const AttentionShape whole{1, first + count, 3, 8};
+    const std::vector<float> x = random_floats(qkv_count(whole), 66);
+    const Vector expected = reference::rotary(to_double(x), whole, kBase);
+    const std::size_t row = 3 * 3 * 8, begin = static_cast<std::size_t>(first) * row;
+    DeviceBuffer part(backend(),
+                      std::vector<float>(x.begin() + static_cast<std::ptrdiff_t>(begin), x.end()));
+    backend().rotary_forward(part.get(), {1, count, 3, 8, first}, kBase);
+    expect_close(part.to_host(),
+                 Vector(expected.begin() + static_cast<std::ptrdiff_t>(begin), expected.end()),
+                 kRotary, "rotary_forward from a first position");
+  }
+}
+
 TEST_P(AttentionTest, RotaryRejectsOddHeadDim) {
   const AttentionShape s{1, 3, 1, 5};
   DeviceBuffer qkv(backend(), qkv_count(s));
@@ -122,6 +142,26 @@ TEST_P(AttentionTest, ForwardMatchesReference) {
         ASSERT_EQ(got_probs[i], 0.0f) << "probs above the diagonal at " << i;
       }
     }
+  }
+}
+
+TEST_P(AttentionTest, CachedAttentionIsTheWholeSequencesRows) {
+  // Rows [first, first + count) over a cache of the sequence's qkv rows: the rows of the
+  // reference's causal attention over the whole sequence.
+  for (const auto& [first, count, heads, head_dim] :
+       {std::tuple{0, 1, 1, 4}, {0, 5, 2, 8}, {12, 1, 3, 16}, {30, 4, 2, 5}, {200, 1, 4, 64}}) {
+    const AttentionShape whole{1, first + count, heads, head_dim};
+    SCOPED_TRACE(describe(whole));
+    const std::vector<float> x = random_floats(qkv_count(whole), 67, -2.0f, 2.0f);
+    const Vector expected = reference::attention(to_double(x), whole).out;
+    const std::size_t width = static_cast<std::size_t>(heads) * head_dim;
+    DeviceBuffer cache(backend(), x);
+    DeviceBuffer out(backend(), constant_floats(static_cast<std::size_t>(count) * width, kGarbage));
+    backend().cached_attention_forward(out.get(), cache.get(), first, count, heads, head_dim);
+    expect_close(
+        out.to_host(),
+        Vector(expected.begin() + static_cast<std::ptrdiff_t>(first * width), expected.end()),
+        kForward, "cached_attention_forward");
   }
 }
 

@@ -1,5 +1,6 @@
 // Rotary embedding and causal attention over the packed qkv layout, forward and backward.
 #include <cmath>
+#include <tuple>
 
 #include "conformance_support.hpp"
 #include "core/error.hpp"
@@ -34,6 +35,16 @@ TEST_F(AttentionConformance, RotaryForwardAndBackward) {
   }
 }
 
+TEST_F(AttentionConformance, RotaryFromAFirstPosition) {
+  for (const AttentionShape& s : {AttentionShape{1, 1, 2, 8, 5}, AttentionShape{1, 7, 3, 16, 4000},
+                                  AttentionShape{2, 3, 1, 64, 17}}) {
+    SCOPED_TRACE(describe(s) << " first_position=" << s.first_position);
+    PairedBuffer qkv(random_floats(qkv_count(s), 77));
+    for_each_backend([&](Backend& b) { b.rotary_forward(qkv.on(b), s, kBase); });
+    expect_match(qkv, kRotary, "rotary_forward from a first position");
+  }
+}
+
 TEST_F(AttentionConformance, RotaryRejectsOddHeadDim) {
   const AttentionShape s{1, 3, 1, 5};
   PairedBuffer qkv(qkv_count(s));
@@ -59,6 +70,27 @@ Tolerance out_tolerance(const AttentionShape& s) {
 // through the second, so n covers both lengths and m the size of dS.
 Tolerance grad_tolerance(const AttentionShape& s) {
   return reduction_tolerance(s.head_dim + 2 * s.seq, 2.0 * std::sqrt(s.head_dim) + 2.0);
+}
+
+// Decoding's attention over a KV cache: `count` rows from position `first` over every cached
+// key and value up to their own.
+TEST_F(AttentionConformance, CachedAttention) {
+  for (const auto& [first, count, heads, head_dim] : {std::tuple{0, 1, 1, 4},
+                                                      {0, 9, 2, 64},
+                                                      {12, 1, 3, 16},
+                                                      {30, 4, 2, 5},
+                                                      {700, 1, 4, 128},
+                                                      {2047, 1, 2, 64}}) {
+    const AttentionShape whole{1, first + count, heads, head_dim};
+    SCOPED_TRACE(describe(whole) << " first=" << first);
+    PairedBuffer cache(random_floats(qkv_count(whole), 78));
+    const std::size_t width = static_cast<std::size_t>(heads) * head_dim;
+    PairedBuffer out(random_floats(static_cast<std::size_t>(count) * width, 79));  // garbage
+    for_each_backend([&](Backend& b) {
+      b.cached_attention_forward(out.on(b), cache.on(b), first, count, heads, head_dim);
+    });
+    expect_match(out, out_tolerance(whole), "cached_attention_forward");
+  }
 }
 
 TEST_F(AttentionConformance, ForwardOutput) {

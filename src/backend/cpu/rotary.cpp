@@ -48,7 +48,7 @@ const float* CpuBackend::rotary_table(const AttentionShape& shape, float base) {
   for (int position = 0; position < shape.seq; ++position) {
     for (int i = 0; i < half; ++i) {
       const double frequency = std::pow(static_cast<double>(base), -2.0 * i / shape.head_dim);
-      const double angle = position * frequency;
+      const double angle = (shape.first_position + position) * frequency;
       table[static_cast<std::size_t>(position) * half + i] = static_cast<float>(std::cos(angle));
       table[pairs + static_cast<std::size_t>(position) * half + i] =
           static_cast<float>(std::sin(angle));

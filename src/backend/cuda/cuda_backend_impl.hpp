@@ -214,6 +214,9 @@ class CudaBackend final : public Backend {
                          const AttentionShape& shape) override;
   void attention_backward(float* d_qkv, const float* d_out, const float* qkv, const float* out,
                           const float* state, const AttentionShape& shape) override;
+  /// One block per (new row, head) over the cache (attention_cached.cu).
+  void cached_attention_forward(float* out, const float* cache, int first, int count, int n_heads,
+                                int head_dim) override;
 
   void softmax_cross_entropy(float* losses, float* d_logits, const float* logits,
                              const int32_t* targets, int rows, int vocab, float z_loss,

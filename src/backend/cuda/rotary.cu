@@ -9,15 +9,17 @@
 namespace tessera::cuda {
 namespace {
 
-/// cos and sin of every (position, pair) angle: table[0: seq*half) cos, then sin.
-__global__ void rotary_table_kernel(float* table, int seq, int head_dim, double base) {
+/// cos and sin of every (position, pair) angle: table[0: seq*half) cos, then sin; row p holds
+/// position first_position + p.
+__global__ void rotary_table_kernel(float* table, int seq, int first_position, int head_dim,
+                                    double base) {
   const int half = head_dim / 2;
   const std::size_t pairs = static_cast<std::size_t>(seq) * half;
   const std::size_t i = blockIdx.x * std::size_t{blockDim.x} + threadIdx.x;
   if (i >= pairs) return;
   const int position = static_cast<int>(i / half);
   const int pair = static_cast<int>(i % half);
-  const double angle = position * pow(base, -2.0 * pair / head_dim);
+  const double angle = (first_position + position) * pow(base, -2.0 * pair / head_dim);
   table[i] = static_cast<float>(cos(angle));
   table[pairs + i] = static_cast<float>(sin(angle));
 }
@@ -52,8 +54,8 @@ void CudaBackend::rotate(float* qkv, const AttentionShape& shape, float base, fl
   const std::size_t pairs = static_cast<std::size_t>(shape.seq) * (shape.head_dim / 2);
   if (pairs == 0 || shape.batch == 0 || shape.n_heads == 0) return;
   float* table = static_cast<float*>(scratch(2 * pairs * sizeof(float)));
-  rotary_table_kernel<<<blocks_for(pairs), kBlockThreads, 0, stream_>>>(table, shape.seq,
-                                                                        shape.head_dim, base);
+  rotary_table_kernel<<<blocks_for(pairs), kBlockThreads, 0, stream_>>>(
+      table, shape.seq, shape.first_position, shape.head_dim, base);
   check_launch();
   const std::size_t count = static_cast<std::size_t>(shape.batch) * 2 * shape.n_heads * pairs;
   rotate_kernel<<<blocks_for(count), kBlockThreads, 0, stream_>>>(qkv, table, shape, sign);

@@ -11,6 +11,7 @@ void KokkosBackend::rotate(float* qkv, const AttentionShape& shape, float base, 
   TESSERA_CHECK(shape.head_dim % 2 == 0,
                 "rotary embedding needs an even head_dim, got " + std::to_string(shape.head_dim));
   const int half = shape.head_dim / 2, seq = shape.seq, head_dim = shape.head_dim;
+  const int first_position = shape.first_position;
   const std::size_t pairs = static_cast<std::size_t>(seq) * half;
   // cos and sin of every (position, pair), the angle in double: position * frequency reaches
   // thousands of radians, where a float angle would already be off by ~1e-4.
@@ -20,7 +21,7 @@ void KokkosBackend::rotate(float* qkv, const AttentionShape& shape, float base, 
         const Index p = position * half + i;
         const double frequency =
             math::pow(static_cast<double>(base), -2.0 * static_cast<double>(i) / head_dim);
-        const double angle = static_cast<double>(position) * frequency;
+        const double angle = static_cast<double>(first_position + position) * frequency;
         table(0, p) = static_cast<float>(math::cos(angle));
         table(1, p) = static_cast<float>(math::sin(angle));
       });
