@@ -7,6 +7,7 @@
 //  * HfTokenizer (hf/hf_tokenizer.hpp): a Hugging Face tokenizer.json, id "hf:<FNV-1a 64>".
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <span>
@@ -43,6 +44,13 @@ class ByteTokenizer final : public Tokenizer {
   int vocab_size() const override { return 256; }
   std::string id() const override { return "byte"; }
 };
+
+/// The names published tokenizers give their begin- and end-of-text tokens, in order of
+/// preference (GPT-2's <|endoftext|> is both).
+inline constexpr std::array<std::string_view, 3> kBeginOfTextNames{"<s>", "<|begin_of_text|>",
+                                                                   "<|endoftext|>"};
+inline constexpr std::array<std::string_view, 3> kEndOfTextNames{"</s>", "<|end_of_text|>",
+                                                                 "<|endoftext|>"};
 
 /// The part of a tokenizer id or spec before ':' ("byte", "sentencepiece", "hf").
 std::string tokenizer_kind(std::string_view tokenizer_id);

@@ -34,17 +34,18 @@ struct SpecialTokens {
   std::optional<std::pair<std::string, int64_t>> bos, eos;
 
   explicit SpecialTokens(const nlohmann::json& by_name) {
-    auto first_of = [&](std::initializer_list<const char*> names) {
+    auto first_of = [&](const auto& names) {
       std::optional<std::pair<std::string, int64_t>> found;
-      for (const char* name : names) {
+      for (const std::string_view view : names) {
+        const std::string name(view);
         if (!found && by_name.contains(name) && by_name[name].is_number_integer()) {
           found.emplace(name, by_name[name].get<int64_t>());
         }
       }
       return found;
     };
-    bos = first_of({"<s>", "<|begin_of_text|>", "<|endoftext|>"});
-    eos = first_of({"</s>", "<|end_of_text|>", "<|endoftext|>"});
+    bos = first_of(kBeginOfTextNames);
+    eos = first_of(kEndOfTextNames);
   }
   void add_ids_to(nlohmann::json& json) const {
     if (bos) json["bos_token_id"] = bos->second;

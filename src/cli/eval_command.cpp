@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 
+#include "cli/output_file.hpp"
 #include "core/error.hpp"
 #include "core/json_file.hpp"
 #include "inference/checkpoint_model.hpp"
@@ -33,18 +34,6 @@ struct EvalCommandOptions {
   std::filesystem::path markdown;
   std::string progress = "auto";
 };
-
-/// An output file the user named must be writable where it is, before any work.
-void check_output_file(const std::filesystem::path& file, const char* option) {
-  if (file.empty()) return;
-  std::error_code error;
-  const std::filesystem::path parent =
-      file.parent_path().empty() ? std::filesystem::path(".") : file.parent_path();
-  if (std::filesystem::is_directory(file, error) || !std::filesystem::is_directory(parent, error)) {
-    throw UsageError(std::string(option) + " " + file.string() +
-                     " is not a file in an existing directory; name a file to write");
-  }
-}
 
 void write_text_file(const std::filesystem::path& file, const std::string& text) {
   std::ofstream out(file);

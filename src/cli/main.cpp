@@ -1,7 +1,7 @@
 // The tessera command: `tessera train`, `tessera prepare`, `tessera inspect`,
 // `tessera reproduce`, `tessera slurm`, `tessera calibrate`, `tessera plan`, `tessera sweep`,
-// `tessera report`, `tessera tokenize`, `tessera eval`, `tessera export`,
-// `tessera import`.
+// `tessera report`, `tessera tokenize`, `tessera eval`, `tessera generate`,
+// `tessera export`, `tessera import`.
 //
 // Errors the user can fix (UsageError) print one line and exit with status 2 before any work;
 // internal failures print what failed and exit with status 1; a training run that stopped early
@@ -15,6 +15,7 @@
 #include "cli/calibrate_command.hpp"
 #include "cli/eval_command.hpp"
 #include "cli/export_command.hpp"
+#include "cli/generate_command.hpp"
 #include "cli/import_command.hpp"
 #include "cli/plan_command.hpp"
 #include "cli/prepare_command.hpp"
@@ -142,6 +143,7 @@ int main(int argc, char** argv) {
   tessera::add_sweep_command(app, action);
   tessera::add_tokenize_command(app, action);
   tessera::add_eval_command(app, action);
+  tessera::add_generate_command(app, action);
   tessera::add_export_command(app, action);
   tessera::add_import_command(app, action);
   try {

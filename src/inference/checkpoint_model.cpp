@@ -1,5 +1,6 @@
 #include "inference/checkpoint_model.hpp"
 
+#include <fmt/format.h>
 #include <mpi.h>
 
 #include <optional>
@@ -69,7 +70,15 @@ CheckpointModel::CheckpointModel(const CheckpointModelOptions& options,
   const Config saved =
       saved_configuration(newest_metadata(MPI_COMM_WORLD, options.checkpoint), options.checkpoint);
   config_ = run_configuration(saved, options.overrides, world_size);
+  if (options.one_replica) config_.parallel.sequence_parallel = false;
   layout_ = resolve_layout(config_, world_size);
+  if (options.one_replica && layout_.shape.dp != 1) {
+    throw UsageError(fmt::format(
+        "generation runs one model replica, and {} ranks at parallel.tp = {}, parallel.pp = {} "
+        "make {}; start tp x pp = {} ranks",
+        world_size, layout_.shape.tp, layout_.shape.pp, layout_.shape.dp,
+        layout_.shape.tp * layout_.shape.pp));
+  }
   parallel_ = std::make_unique<ParallelContext>(MPI_COMM_WORLD, layout_.shape, layout_.order);
   backend_ = make_training_backend(config_, *parallel_);
   for (const StageChunk& chunk : chunks_of(layout_, parallel_->coordinates().pp)) {

@@ -27,6 +27,9 @@ struct CheckpointModelOptions {
   /// train.backend, train.precision); the model itself comes from the checkpoint. parallel.*
   /// start from their defaults (tp = pp = 1, dp = every rank), not from the training layout.
   std::vector<std::string> overrides;
+  /// Generation: one model replica (every rank in tp x pp; UsageError otherwise), without
+  /// sequence parallelism (a decoding step may be one row).
+  bool one_replica = false;
 };
 
 class CheckpointModel {

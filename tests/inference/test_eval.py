@@ -19,9 +19,7 @@ usage: test_eval.py TESSERA WORK_DIR
 
 import json
 import math
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,34 +28,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "hf_model"))
 import transformers_reference  # noqa: E402
-
-ROOT = HERE.parent.parent
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMP_NUM_THREADS="1")
-SEQ_LEN = 64
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what, flush=True)
-    if not ok:
-        failures.append(what)
-
-
-def run(args, expect=0, ranks=1):
-    command = [str(a) for a in args]
-    if ranks > 1:
-        command = ["mpiexec", "-n", str(ranks), "--oversubscribe"] + command
-    result = subprocess.run(command, capture_output=True, text=True, env=ENV)
-    if result.returncode != expect:
-        sys.exit(f"{' '.join(command)} exited {result.returncode} (expected {expect}):\n"
-                 f"{result.stdout}{result.stderr}")
-    return result
-
-
-def metrics(run_dir: Path, kind: str) -> list[dict]:
-    return [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
-            if r.get("kind") == kind]
+from inference_test_support import (MODELS, ROOT, SEQ_LEN, check, export, finish,  # noqa: E402
+                                    metrics, prepare_text, run, tessera_lines, train_model)
 
 
 def evaluate(tessera, checkpoint, out: Path, args=(), ranks=1) -> dict:
@@ -145,36 +117,23 @@ def main():
     tessera, work = Path(sys.argv[1]), Path(sys.argv[2])
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    text = work / "text.txt"
-    text.write_text("".join(f"Line {i}: the quick brown fox, and {i * 7} lazy dogs.\n"
-                            for i in range(2000)))
-    data = work / "data"
-    run([tessera, "prepare", text, "-o", data, "--progress", "plain"])
+    data = prepare_text(tessera, work)
     tasks = work / "tasks.jsonl"
     tasks.write_text("".join(json.dumps(q) + "\n" for q in task_questions()))
-    common = [f"data.source={data}", "train.steps=40", "train.warmup_steps=2", "eval.every=40",
-              "eval.batches=3", "log.progress=\"plain\"", "train.micro_batch=4",
-              "train.global_batch=8"]
-    for name, config, extra in (("gpt2", "tiny.toml", []),
-                                ("openlm", "tiny-openlm.toml", ["model.norm=\"rmsnorm\""])):
-        run_dir = work / f"run-{name}"
-        settings = common + extra + [f"run.dir={run_dir}"]
-        run([tessera, "train", ROOT / "configs" / config] + sum((["--set", s] for s in settings),
-                                                                 []))
+    for name in MODELS:
+        run_dir = train_model(tessera, work, data, name)
         checkpoint = run_dir / "checkpoints"
         trained = metrics(run_dir, "eval")[-1]["val_loss"]
         same = evaluate(tessera, checkpoint, work / f"{name}-same.json", ["--windows", "12"])
         check(same["validation"][0]["loss"] == trained,
               f"{name}: over the trainer's 3 x 4 windows the loss is its last val_loss "
               f"({trained:.6f})")
-        model_dir = work / f"hf-{name}"
-        run([tessera, "export", checkpoint, "--to", model_dir])
+        model_dir = export(tessera, checkpoint, work / f"hf-{name}")
         check_layouts(tessera, name, checkpoint, work, tasks, model_dir)
 
     periodic(tessera, work, data)
     bad_input(tessera, work, data, tasks)
-    if failures:
-        sys.exit(f"{len(failures)} check(s) failed")
+    finish()
 
 
 def periodic(tessera, work, data):
@@ -194,8 +153,7 @@ def periodic(tessera, work, data):
 
 def expect_refusal(tessera, args, words, written, what, ranks=1):
     result = run([tessera, "eval"] + args, expect=2, ranks=ranks)
-    # tessera's own lines (mpiexec adds a banner of its own about the exit status)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("tessera")]
+    lines = tessera_lines(result.stderr)
     check(len(lines) == 1 and all(w in lines[0] for w in words) and not written.exists(),
           f"refused, nothing written: {what} ({lines})")
 
