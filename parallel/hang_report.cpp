@@ -29,17 +29,31 @@ std::string activity(int64_t step, const std::string& operation) {
   return fmt::format("in step {}, {}", step, operation);
 }
 
-/// "ranks 0-1, 3 in step 5, the loss all-reduce; rank 2 in step 5, logging": grouped by what
-/// they do, in the order of each group's lowest rank.
-std::string grouped(const std::vector<const RankProgress*>& ranks, const std::string& prefix = "") {
-  std::map<std::pair<int64_t, std::string>, std::vector<int>> groups;
+/// " on node1, node2": the distinct known hosts of `ranks`, in rank order; "" when none is known.
+std::string on_hosts(const std::vector<const RankProgress*>& ranks) {
+  std::vector<std::string> hosts;
   for (const RankProgress* rank : ranks) {
-    groups[{rank->step, rank->operation}].push_back(rank->rank);
+    if (!rank->host.empty() && std::find(hosts.begin(), hosts.end(), rank->host) == hosts.end()) {
+      hosts.push_back(rank->host);
+    }
   }
+  std::string text;
+  for (const std::string& host : hosts) text += (text.empty() ? " on " : ", ") + host;
+  return text;
+}
+
+/// "ranks 0-1, 3 in step 5, the loss all-reduce; rank 2 in step 5, logging": grouped by what
+/// they do, in the order of each group's lowest rank; with `with_hosts`, each group's nodes too.
+std::string grouped(const std::vector<const RankProgress*>& ranks, const std::string& prefix = "",
+                    bool with_hosts = false) {
+  std::map<std::pair<int64_t, std::string>, std::vector<const RankProgress*>> groups;
+  for (const RankProgress* rank : ranks) groups[{rank->step, rank->operation}].push_back(rank);
   std::vector<std::pair<std::vector<int>, std::string>> lines;
-  for (const auto& [what, members] : groups) {
-    lines.emplace_back(members,
-                       rank_list(members) + " " + prefix + activity(what.first, what.second));
+  for (const auto& [what, group] : groups) {
+    std::vector<int> members;
+    for (const RankProgress* rank : group) members.push_back(rank->rank);
+    lines.emplace_back(members, rank_list(members) + (with_hosts ? on_hosts(group) : "") + " " +
+                                    prefix + activity(what.first, what.second));
   }
   std::sort(lines.begin(), lines.end(),
             [](const auto& a, const auto& b) { return a.first.front() < b.first.front(); });
@@ -83,13 +97,15 @@ std::string describe_hang(const std::vector<RankProgress>& ranks, double timeout
   }
   std::string line =
       fmt::format("hang: no rank has made progress for {:.0f} s or more ({} = {:g}); stuck: {}, {}",
-                  timeout_s, setting, timeout_s, grouped(stuck, stuck_prefix), why);
+                  timeout_s, setting, timeout_s, grouped(stuck, stuck_prefix, true), why);
   if (!waiting.empty()) line += "; waiting for them: " + grouped(waiting);
   std::vector<int> stuck_ranks;
   for (const RankProgress* rank : stuck) stuck_ranks.push_back(rank->rank);
-  line += fmt::format(
-      ". The job ends; look at the node of {}, or raise {} if an operation can take longer",
-      rank_list(stuck_ranks), setting);
+  const std::string hosts = on_hosts(stuck);
+  line += fmt::format(". The job ends; look at {}, or raise {} if an operation can take longer",
+                      hosts.empty() ? "the node of " + rank_list(stuck_ranks)
+                                    : hosts.substr(4) + " (" + rank_list(stuck_ranks) + ")",
+                      setting);
   return line;
 }
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "parallel/fail_fast.hpp"
+#include "parallel/hostnames.hpp"
 #include "parallel/mpi_communicator.hpp"
 
 namespace tessera {
@@ -62,7 +63,11 @@ class HangWatchdog::Watcher {
     ticks_sent_.assign(size_, 0);
     sends_.assign(size_, MPI_REQUEST_NULL);
     outgoing_.resize(size_);
-    for (int r = 0; r < size_; ++r) known_[r].rank = r;
+    const std::vector<std::string> hosts = gather_hostnames(comm_.get());
+    for (int r = 0; r < size_; ++r) {
+      known_[r].rank = r;
+      known_[r].host = hosts[static_cast<std::size_t>(r)];
+    }
     // The same on every rank (the timeout is configuration, the thread level the library's),
     // so finish() is collective on all ranks or on none.
     watching_ = options.timeout_s > 0 && (size_ == 1 || mpi_thread_multiple());
@@ -233,7 +238,8 @@ class HangWatchdog::Watcher {
     const double patience = rank_ == 1 ? options_.timeout_s : 2 * options_.timeout_s;
     const Heartbeat mine = own_heartbeat(now);
     if (mine.idle_s < options_.timeout_s || root.silent_s < patience) return;
-    const RankProgress self{rank_, mine.step, mine.operation, mine.marks, mine.idle_s, 0.0};
+    const RankProgress self{rank_,       mine.step, mine.operation,    mine.marks,
+                            mine.idle_s, 0.0,       known_[rank_].host};
     end_job(describe_hang({root, self}, options_.timeout_s, 3 * period_s_, options_.setting));
   }
 

@@ -22,13 +22,14 @@ struct RankProgress {
   int64_t marks = 0;
   double idle_s = 0.0;    ///< seconds since the rank began that operation
   double silent_s = 0.0;  ///< seconds since the rank's watchdog was last heard from
+  std::string host;       ///< the node it runs on ("" when unknown)
 };
 
 /// The line that reports a hang, from every rank's progress. Ranks silent for longer than
 /// `silent_after_s` have stopped responding (a stopped process, a node gone) and are named as
-/// stuck; when every rank still answers, the ranks furthest behind (fewest marks) are. The
-/// others are listed as waiting, grouped by what they wait in. `setting` names the timeout's
-/// setting.
+/// stuck, with their nodes; when every rank still answers, the ranks furthest behind (fewest
+/// marks) are. The others are listed as waiting, grouped by what they wait in. `setting` names
+/// the timeout's setting.
 std::string describe_hang(const std::vector<RankProgress>& ranks, double timeout_s,
                           double silent_after_s, const std::string& setting);
 

@@ -75,20 +75,6 @@ bool is_hdf5(const std::filesystem::path& file) {
 
 }  // namespace
 
-std::vector<std::string> gather_hostnames(MPI_Comm world) {
-  std::array<char, 256> mine{};  // a fixed width, so that one all-gather moves every name
-  const std::string name = host_name();
-  name.copy(mine.data(), mine.size() - 1);
-  int size = 1;
-  MPI_Comm_size(world, &size);
-  std::vector<char> all(mine.size() * static_cast<std::size_t>(size));
-  MPI_Allgather(mine.data(), static_cast<int>(mine.size()), MPI_CHAR, all.data(),
-                static_cast<int>(mine.size()), MPI_CHAR, world);
-  std::vector<std::string> hosts;
-  for (int rank = 0; rank < size; ++rank) hosts.emplace_back(&all[rank * mine.size()]);
-  return hosts;
-}
-
 nlohmann::json describe_data(const Config& config, const DataLoader& loader) {
   const DataConfig& data = config.data;
   nlohmann::json shards = nlohmann::json::array();

@@ -18,6 +18,7 @@
 
 #include "io/config/config.hpp"
 #include "io/data/data_loader.hpp"
+#include "parallel/hostnames.hpp"  // gather_hostnames, for the manifest's hosts
 
 namespace tessera {
 
@@ -26,9 +27,6 @@ inline constexpr int kManifestVersion = 1;
 /// This build: tessera version and git commit (at configure time), compiler, MPI library,
 /// HDF5, oneDNN (the BLAS), CUDA runtime (null without CUDA).
 nlohmann::json describe_build();
-
-/// Collective over `world`: every rank's host name, in rank order (on every rank).
-std::vector<std::string> gather_hostnames(MPI_Comm world);
 
 /// The data a run reads: source, tokenizer (id, vocabulary, special tokens), each source's share
 /// of the samples and tokens the run's train.steps draw, and each shard's checksum.

@@ -66,5 +66,20 @@ TEST(HangReport, RanksLevelWithEachOtherAreAllNamedAndOneRankAlone) {
   EXPECT_NE(alone.find("stuck: rank 0 before its first step"), std::string::npos) << alone;
 }
 
+TEST(HangReport, NamesTheNodesOfTheStuckRanks) {
+  std::vector<RankProgress> ranks{rank_doing(0, 12, "the loss all-reduce", 40, 70),
+                                  rank_doing(1, 12, "the loss all-reduce", 40, 70),
+                                  rank_doing(2, 11, "forward and backward", 35, 90, 88),
+                                  rank_doing(3, 11, "forward and backward", 35, 90, 88)};
+  const char* hosts[] = {"node1", "node1", "node2", "node2"};
+  for (std::size_t r = 0; r < ranks.size(); ++r) ranks[r].host = hosts[r];
+  const std::string line = describe(ranks);
+  EXPECT_NE(line.find("stuck: ranks 2-3 on node2 last heard in step 11, forward and backward"),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("waiting for them: ranks 0-1 in step 12"), std::string::npos) << line;
+  EXPECT_NE(line.find("look at node2 (ranks 2-3)"), std::string::npos) << line;
+}
+
 }  // namespace
 }  // namespace tessera

@@ -19,12 +19,16 @@ usage: test_hang.py TESSERA CONFIG_DIR
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 
 from process_tree import descendants, rank_pid
+
+# The node every rank runs on, as hang reports name it.
+HOST = re.escape(socket.gethostname())
 
 TIMEOUT_S = 5
 HUNG = 4
@@ -191,17 +195,18 @@ def main():
     failures = 0
     with tempfile.TemporaryDirectory() as work:
         failures += stopped_rank(tessera, configs, work, 2, [
-            r"stuck: rank 2 last heard in step \d+, ", r"not responding for \d+ s",
+            r"stuck: rank 2 on " + HOST + r" last heard in step \d+, ", r"not responding for \d+ s",
             r"waiting for them: .*ranks? [0-9, -]*"], reporter=0)
         failures += stopped_rank(tessera, configs, work, 0, [
-            r"stuck: rank 0 last heard in step \d+, ", r"not responding"], reporter=1)
+            r"stuck: rank 0 on " + HOST + r" last heard in step \d+, ", r"not responding"], reporter=1)
         failures += stalled_rank(tessera, configs, work, 4,
                                  ["parallel.tp=2", "debug.stall_rank=3"], [
-                                     r"stuck: rank 3 in step 3, debug.stall_at_step",
+                                     r"stuck: rank 3 on " + HOST + r" in step 3, debug.stall_at_step",
                                      r"waiting for them: .*rank 2 in step 3, forward and backward",
                                      r"ranks 0-1 in step 3, the loss all-reduce"])
         failures += stalled_rank(tessera, configs, work, 1, [], [
-            r"rank 0 of 1: hang: .*stuck: rank 0 in step 3, debug.stall_at_step"])
+            r"rank 0 of 1: hang: .*stuck: rank 0 on " + HOST + r" in step 3, debug.stall_at_step",
+            r"look at " + HOST + r" \(rank 0\)"])
         failures += suspended_job(tessera, configs, work)
     if failures:
         sys.exit("%d hang case(s) failed" % failures)
