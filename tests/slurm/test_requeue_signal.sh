@@ -4,17 +4,20 @@
 # forwards it to the ranks through srun, they checkpoint and exit 75, the script requeues the
 # job, it resumes from the checkpoint as restart 1 and ends with exactly the parameters of an
 # uninterrupted run of the same configuration.
-# Usage: test_requeue_signal.sh TESSERA CONFIG_DIR CLUSTER_DIR
-tessera=$1 configs=$2 cluster=$3
+# With NODES (default 1) on the multi-node test cluster, the job spans that many nodes of one
+# rank each (dp = NODES, deterministic mode: the same model as one process).
+# Usage: test_requeue_signal.sh TESSERA CONFIG_DIR CLUSTER_DIR [NODES]
+tessera=$1 configs=$2 cluster=$3 nodes=${4:-1}
 . "$(dirname "$0")/lib.sh"
 settings=(--set train.steps=400 --set train.warmup_steps=2 --set eval.every=0 --set log.every=10
-          --set log.progress=plain --set checkpoint.keep=2)
+          --set log.progress=plain --set checkpoint.keep=2 --set train.micro_batch=4
+          --set parallel.deterministic=true)
 
 "$tessera" train "$configs/tiny.toml" "${settings[@]}" --set run.dir="$work/reference" \
   >reference.log 2>&1 &
 reference=$!
 
-job=$("$tessera" slurm "$configs/tiny.toml" --nodes 1 --tasks-per-node 1 --time 00:10:00 \
+job=$("$tessera" slurm "$configs/tiny.toml" --nodes "$nodes" --tasks-per-node 1 --time 00:10:00 \
   "${settings[@]}" --set run.dir="$work/run" --submit 2>submit.err)
 [ -n "$job" ] || { fail "submission failed: $(cat submit.err)"; finish ""; }
 log=run/slurm/tiny-$job.out
@@ -36,4 +39,4 @@ expected=$(final_checksum reference)
 got=$(final_checksum run)
 [ -n "$expected" ] && [ "$got" = "$expected" ] ||
   fail "final parameters after the requeue $got, uninterrupted run $expected"
-finish "USR1 -> checkpoint, exit 75, requeue, resume; final parameters bitwise equal ($got)"
+finish "$nodes node(s): USR1 -> checkpoint, exit 75, requeue, resume; final parameters bitwise equal ($got)"
