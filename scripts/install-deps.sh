@@ -17,9 +17,10 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-dev libomp-dev  # the libFuzzer harnesses (tests/fuzz, the fuzz preset)
   python3 python3-numpy python3-torch python3-h5py python3-matplotlib
-  # Slurm for job scripts and the tests that run them on a private single-node cluster
-  # (scripts/slurm/). srun --mpi=pmix loads the unversioned libpmix.so from libpmix-dev.
-  slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev
+  # Slurm for job scripts and the tests that run them on private test clusters (scripts/slurm/:
+  # one node, or several in network namespaces made with iproute2). srun --mpi=pmix loads the
+  # unversioned libpmix.so from libpmix-dev.
+  slurm-wlm slurmctld slurmd slurm-client munge libpmix-dev iproute2
   lmod  # to test the installed modulefile
 )
 
