@@ -152,7 +152,7 @@ TEST(TokenSampler, DrawsFromTheFilteredSoftmax) {
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(::testing::Message() << "temperature " << c.options.temperature << " top_k "
-                                    << c.options.top_k << " top_p " << c.options.top_p);
+                                      << c.options.top_k << " top_p " << c.options.top_p);
     const std::vector<double> got = frequencies(c.options, logits, kDraws);
     const std::vector<double> want = expected(logits, c.options.temperature, c.kept);
     for (std::size_t i = 0; i < logits.size(); ++i) {
