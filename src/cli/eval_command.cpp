@@ -14,8 +14,6 @@
 #include "inference/choice_scoring.hpp"
 #include "inference/eval_report.hpp"
 #include "inference/validation_loss.hpp"
-#include "io/data/recorded_tokenizer.hpp"
-#include "io/data/tokenizer_spec.hpp"
 #include "io/metrics/fraction_progress.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/mpi_communicator.hpp"
@@ -50,6 +48,14 @@ std::vector<std::string> validation_sources(const EvalCommandOptions& options,
   for (const DataSourceSpec& spec : data_sources(config.data)) sources.push_back(spec.dir);
   if (sources.empty()) sources.push_back(config.data.source);
   return sources;
+}
+
+/// Progress of a validation source or a task, on `bar`: rank 0's microbatches.
+WorkProgress microbatches_shown(FractionProgress& bar) {
+  return [&bar](int64_t done, int64_t total) {
+    bar.show(total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total),
+             fmt::format("{}/{} microbatches on rank 0", done, total));
+  };
 }
 
 void run(const EvalCommandOptions& options) {
@@ -92,25 +98,17 @@ void run(const EvalCommandOptions& options) {
       loaders.push_back(open_validation_source(config, source));
     }
     if (!tasks.empty()) {
-      const std::string id = model.metadata().value("tokenizer", std::string());
-      tokenizer = open_tokenizer(find_recorded_tokenizer(id, config.data, options.tokenizer));
+      tokenizer = model.open_tokenizer(options.tokenizer);
     }
   });
   for (std::size_t s = 0; s < sources.size(); ++s) {
     FractionProgress bar(out, style, "eval " + sources[s]);
-    report.sources.push_back(validation_loss(
-        model, loaders[s], sources[s], options.windows, [&](int64_t done, int64_t total) {
-          bar.show(total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total),
-                   fmt::format("{}/{} microbatches on rank 0", done, total));
-        }));
+    report.sources.push_back(
+        validation_loss(model, loaders[s], sources[s], options.windows, microbatches_shown(bar)));
   }
   for (const ChoiceTask& task : tasks) {
     FractionProgress bar(out, style, "eval " + task.name);
-    report.tasks.push_back(
-        score_choice_task(model, *tokenizer, task, [&](int64_t done, int64_t total) {
-          bar.show(total == 0 ? 1.0 : static_cast<double>(done) / static_cast<double>(total),
-                   fmt::format("{}/{} microbatches on rank 0", done, total));
-        }));
+    report.tasks.push_back(score_choice_task(model, *tokenizer, task, microbatches_shown(bar)));
   }
   if (!reporter) return;
   const std::string markdown = to_markdown(report);

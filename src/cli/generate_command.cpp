@@ -10,8 +10,6 @@
 #include "core/json_file.hpp"
 #include "inference/checkpoint_model.hpp"
 #include "inference/generation.hpp"
-#include "io/data/recorded_tokenizer.hpp"
-#include "io/data/tokenizer_spec.hpp"
 #include "parallel/agreement.hpp"
 #include "parallel/mpi_communicator.hpp"
 
@@ -52,8 +50,7 @@ void run(GenerateCommandOptions& options) {
   std::unique_ptr<Tokenizer> tokenizer;
   GenerationRequest request;
   run_agreed(world, [&] {
-    const std::string id = model.metadata().value("tokenizer", std::string());
-    tokenizer = open_tokenizer(find_recorded_tokenizer(id, model.config().data, options.tokenizer));
+    tokenizer = model.open_tokenizer(options.tokenizer);
     request.prompt = tokenizer->encode(options.prompt);
     request.max_new_tokens = options.max_new_tokens;
     request.sampling = options.sampling;

@@ -7,6 +7,8 @@
 
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
+#include "io/data/recorded_tokenizer.hpp"
+#include "io/data/tokenizer_spec.hpp"
 #include "train/backend_choice.hpp"
 #include "train/model_replica.hpp"
 
@@ -123,6 +125,37 @@ std::vector<Transformer*> CheckpointModel::chunks() {
 
 bool CheckpointModel::loss_holder() const {
   return parallel_->coordinates().pp == layout_.shape.pp - 1 && parallel_->coordinates().tp == 0;
+}
+
+std::unique_ptr<Tokenizer> CheckpointModel::open_tokenizer(
+    const std::filesystem::path& given) const {
+  const std::string id = metadata_.value("tokenizer", std::string());
+  return tessera::open_tokenizer(find_recorded_tokenizer(id, config_.data, given));
+}
+
+ReplicaShare CheckpointModel::share_of(int64_t microbatches) const {
+  return replica_share(microbatches, layout_.shape.dp, parallel_->coordinates().dp);
+}
+
+void CheckpointModel::forward(const ReplicaShare& share, const FillTokens& fill,
+                              const ScoreLosses& score, const WorkProgress& progress) {
+  const int batch = config_.train.micro_batch;
+  const std::size_t count = static_cast<std::size_t>(batch) * config_.model.seq_len;
+  std::vector<int32_t> inputs(count), targets(count);
+  int64_t held = -1;  // the global microbatch in the buffers (every chunk asks for its tokens)
+  executor_->run_forward(
+      static_cast<int>(share.size()), batch,
+      [&](int m) {
+        if (share.begin + m != held) {
+          if (progress) progress(m, share.size());
+          held = share.begin + m;
+          fill(held, inputs.data(), targets.data());
+        }
+        return MicrobatchTokens{inputs.data(), targets.data()};
+      },
+      [&](int m, std::span<const float> losses) { score(share.begin + m, losses); });
+  executor_->take_timings();
+  if (progress) progress(share.size(), share.size());
 }
 
 void CheckpointModel::read_parameters(const std::filesystem::path& file) {

@@ -13,12 +13,17 @@
 
 #include "backend/backend.hpp"
 #include "io/config/config.hpp"
+#include "io/data/tokenizer.hpp"
 #include "model/transformer.hpp"
 #include "parallel/layout/training_layout.hpp"
 #include "parallel/parallel_context.hpp"
 #include "train/pipeline_executor.hpp"
+#include "train/step_accounting.hpp"
 
 namespace tessera {
+
+/// Called now and then with the microbatches this rank has done of those it runs.
+using WorkProgress = std::function<void(int64_t done, int64_t total)>;
 
 struct CheckpointModelOptions {
   /// A step_*.h5 file, or a checkpoint directory (its newest intact checkpoint).
@@ -52,8 +57,24 @@ class CheckpointModel {
   Backend& backend() { return *backend_; }
   std::vector<Transformer*> chunks();
   PipelineExecutor& executor() { return *executor_; }
+  /// The tokenizer the model was trained with, found by the id its checkpoint records (`given`
+  /// when not empty, else where the run's data settings say; find_recorded_tokenizer).
+  std::unique_ptr<Tokenizer> open_tokenizer(const std::filesystem::path& given) const;
   /// Whether this rank holds its replica's per-token losses: the last pipeline stage, tp rank 0.
   bool loss_holder() const;
+
+  /// This rank's replica's share of `microbatches` (replica_share over dp): each microbatch is
+  /// computed by one replica.
+  ReplicaShare share_of(int64_t microbatches) const;
+  /// Writes global microbatch `g`'s host tokens, inputs and targets [micro_batch, seq_len] each.
+  using FillTokens = std::function<void(int64_t g, int32_t* inputs, int32_t* targets)>;
+  /// Receives global microbatch `g`'s per-token losses (on the loss holder only).
+  using ScoreLosses = std::function<void(int64_t g, std::span<const float> losses)>;
+  /// Forward passes of the microbatches of `share` (of train.micro_batch sequences each), the
+  /// tokens from `fill` (once per microbatch), the losses to `score`; `progress` hears how many
+  /// are done. Collective over the replica.
+  void forward(const ReplicaShare& share, const FillTokens& fill, const ScoreLosses& score,
+               const WorkProgress& progress);
 
  private:
   /// Reads the parameters from `path` (a file, or a directory's newest intact checkpoint of

@@ -91,53 +91,39 @@ TaskScore score_choice_task(CheckpointModel& model, const Tokenizer& tokenizer,
   }
   const auto count = static_cast<int64_t>(sequences.size());
   const int64_t microbatches = (count + batch - 1) / batch;
-  ParallelContext& parallel = model.parallel();
-  const ReplicaShare share =
-      replica_share(microbatches, parallel.shape().dp, parallel.coordinates().dp);
-  const int64_t first = share.begin * batch;
-  const int64_t mine = std::min(share.end * batch, count) - std::min(first, count);
-  std::vector<double> log_likelihoods(static_cast<std::size_t>(std::max<int64_t>(mine, 0)), 0.0);
+  const ReplicaShare share = model.share_of(microbatches);
   const auto row = static_cast<std::size_t>(seq_len);
-  std::vector<int32_t> inputs(row * static_cast<std::size_t>(batch));
-  std::vector<int32_t> targets(inputs.size());
-  int64_t held = -1;
-  model.executor().run_forward(
-      static_cast<int>(share.size()), batch,
-      [&](int m) {
-        if (share.begin + m != held) {
-          if (progress) progress(m, share.size());
-          std::fill(inputs.begin(), inputs.end(), 0);  // rows past the end are not counted
-          std::fill(targets.begin(), targets.end(), 0);
-          for (int r = 0; r < batch; ++r) {
-            const int64_t s = (share.begin + m) * batch + r;
-            if (s >= count) break;
-            const std::vector<int32_t>& ids = sequences[static_cast<std::size_t>(s)].ids;
-            const std::size_t n = ids.size() - 1;
-            std::copy_n(ids.begin(), n, inputs.begin() + static_cast<std::ptrdiff_t>(r * row));
-            std::copy_n(ids.begin() + 1, n, targets.begin() + static_cast<std::ptrdiff_t>(r * row));
-          }
-          held = share.begin + m;
+  // One slot per row of this replica's microbatches; rows past the last sequence stay unused.
+  std::vector<double> log_likelihoods(static_cast<std::size_t>(share.size() * batch), 0.0);
+  model.forward(
+      share,
+      [&](int64_t g, int32_t* inputs, int32_t* targets) {
+        std::fill_n(inputs, row * static_cast<std::size_t>(batch), 0);
+        std::fill_n(targets, row * static_cast<std::size_t>(batch), 0);
+        for (int64_t s = g * batch; s < std::min((g + 1) * batch, count); ++s) {
+          const std::vector<int32_t>& ids = sequences[static_cast<std::size_t>(s)].ids;
+          const std::size_t offset = static_cast<std::size_t>(s - g * batch) * row;
+          std::copy(ids.begin(), ids.end() - 1, inputs + offset);
+          std::copy(ids.begin() + 1, ids.end(), targets + offset);
         }
-        return MicrobatchTokens{inputs.data(), targets.data()};
       },
-      [&](int m, std::span<const float> losses) {
-        for (int r = 0; r < batch; ++r) {
-          const int64_t s = (share.begin + m) * batch + r;
-          if (s >= count) break;
+      [&](int64_t g, std::span<const float> losses) {
+        for (int64_t s = g * batch; s < std::min((g + 1) * batch, count); ++s) {
           const ChoiceSequence& sequence = sequences[static_cast<std::size_t>(s)];
           // Target t predicts ids[t + 1]; the continuation's are the last `continuation` ones.
           const std::size_t end = sequence.ids.size() - 1;
           const std::size_t begin = end - static_cast<std::size_t>(sequence.continuation);
+          const std::size_t offset = static_cast<std::size_t>(s - g * batch) * row;
           double log_likelihood = 0.0;
-          for (std::size_t t = begin; t < end; ++t) log_likelihood -= losses[r * row + t];
-          log_likelihoods[static_cast<std::size_t>(s - first)] = log_likelihood;
+          for (std::size_t t = begin; t < end; ++t) log_likelihood -= losses[offset + t];
+          log_likelihoods[static_cast<std::size_t>(s - share.begin * batch)] = log_likelihood;
         }
-      });
-  model.executor().take_timings();
-  if (progress) progress(share.size(), share.size());
-  const std::vector<double> all =
-      gather_item_values(log_likelihoods, static_cast<std::size_t>(std::min(first, count)),
-                         static_cast<std::size_t>(count), parallel, model.loss_holder());
+      },
+      progress);
+  std::vector<double> all = gather_item_values(
+      log_likelihoods, static_cast<std::size_t>(share.begin * batch),
+      static_cast<std::size_t>(microbatches * batch), model.parallel(), model.loss_holder());
+  all.resize(static_cast<std::size_t>(count));
 
   TaskScore score;
   score.name = task.name;

@@ -50,38 +50,26 @@ SourceLoss validation_loss(CheckpointModel& model, const DataLoader& loader,
   const int batch = config.train.micro_batch;
   const std::size_t seq = static_cast<std::size_t>(config.model.seq_len);
   const int64_t microbatches = (result.windows + batch - 1) / batch;
-  ParallelContext& parallel = model.parallel();
-  const ReplicaShare share =
-      replica_share(microbatches, parallel.shape().dp, parallel.coordinates().dp);
-  StepTokens tokens(1, batch, config.model.seq_len);
-  int64_t held = -1;  // the global microbatch in `tokens`
+  const ReplicaShare share = model.share_of(microbatches);
   std::vector<double> sums(static_cast<std::size_t>(share.size()), 0.0);
-  model.executor().run_forward(
-      static_cast<int>(share.size()), batch,
-      [&](int m) {
-        const int64_t global = share.begin + m;
-        if (global != held) {
-          if (progress) progress(m, share.size());
-          // A last, partial microbatch is filled up with windows that are not counted.
-          tokens.read(loader, Split::validation, global * batch, 1, batch);
-          held = global;
-        }
-        return tokens.microbatch(0);
+  model.forward(
+      share,
+      [&](int64_t g, int32_t* inputs, int32_t* targets) {
+        // A last, partial microbatch is filled up with windows that are not counted.
+        loader.read(Split::validation, g * batch, batch, inputs, targets);
       },
-      [&](int m, std::span<const float> losses) {
-        const int64_t first_window = (share.begin + m) * batch;
+      [&](int64_t g, std::span<const float> losses) {
         const auto rows =
-            static_cast<std::size_t>(std::min<int64_t>(batch, result.windows - first_window));
+            static_cast<std::size_t>(std::min<int64_t>(batch, result.windows - g * batch));
         double sum = 0.0;
         for (const float loss : losses.first(rows * seq)) sum += loss;
-        sums[static_cast<std::size_t>(m)] = sum;
-      });
-  model.executor().take_timings();
-  if (progress) progress(share.size(), share.size());
+        sums[static_cast<std::size_t>(g - share.begin)] = sum;
+      },
+      progress);
   double sum = 0.0;
-  for (const double part :
-       gather_item_values(sums, static_cast<std::size_t>(share.begin),
-                          static_cast<std::size_t>(microbatches), parallel, model.loss_holder())) {
+  for (const double part : gather_item_values(sums, static_cast<std::size_t>(share.begin),
+                                              static_cast<std::size_t>(microbatches),
+                                              model.parallel(), model.loss_holder())) {
     sum += part;
   }
   result.loss = sum / static_cast<double>(result.tokens);

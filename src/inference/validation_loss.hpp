@@ -21,9 +21,6 @@ struct SourceLoss {
   double perplexity() const { return std::exp(loss); }
 };
 
-/// Called now and then with the microbatches this rank has done of those it runs.
-using WorkProgress = std::function<void(int64_t done, int64_t total)>;
-
 /// The validation split of `source` (as data.source names one: a directory from tessera
 /// prepare, or "synthetic") read with the model's data settings. UsageError when it does not
 /// open (missing, another tokenizer, a vocabulary larger than the model's).
