@@ -60,6 +60,11 @@ void check_resources(JobRequest& request) {
   const JobResources& r = request.resources;
   check_positive(r.nodes, "--nodes");
   check_positive(r.tasks_per_node, "--tasks-per-node");
+  if (r.min_nodes < 0 || r.min_nodes > r.nodes) {
+    throw UsageError(fmt::format(
+        "--min-nodes {} is outside 1..--nodes {}; give the fewest nodes the job may start on",
+        r.min_nodes, r.nodes));
+  }
   if (r.gpus_per_node < 0 || r.cpus_per_task < 0) {
     throw UsageError("--gpus-per-node and --cpus-per-task must not be negative");
   }
@@ -104,6 +109,26 @@ void warn_about_placement(const JobPlan& plan, const GridShape& shape, const Con
         "every layer's all-reduce then goes over the network (use order \"tp-dp-pp\" and a tp "
         "that divides --tasks-per-node)",
         shape.tp, config.parallel.order, tasks));
+  }
+}
+
+/// An elastic job (--min-nodes) must train on every node count Slurm may give it: dp follows
+/// the ranks (parallel.dp = auto), the global batch stays.
+void check_smaller_allocations(const JobResources& resources, const Config& config) {
+  for (int nodes = resources.fewest_nodes(); nodes < resources.nodes; ++nodes) {
+    if (config.parallel.dp != 0) {
+      throw UsageError(fmt::format(
+          "--min-nodes {} lets Slurm start the job on fewer nodes, but parallel.dp = {} is fixed; "
+          "set parallel.dp = \"auto\" so that dp follows the nodes",
+          resources.min_nodes, config.parallel.dp));
+    }
+    try {
+      resolve_layout(config, nodes * resources.tasks_per_node);
+    } catch (const UsageError& error) {
+      throw UsageError(fmt::format("--min-nodes {}: on {} node(s) ({} ranks): {}",
+                                   resources.min_nodes, nodes, nodes * resources.tasks_per_node,
+                                   error.what()));
+    }
   }
 }
 
@@ -186,9 +211,15 @@ JobPlan plan_job(const JobRequest& request) {
   check_directive_path(plan.log_dir, "run.dir");
   const int ranks = request.resources.ranks();
   if (request.layouts.empty()) {
+    check_smaller_allocations(request.resources, config);
     plan.shape = resolve_layout(config, ranks).shape;
     warn_about_placement(plan, plan.shape, config, plan.warnings);
     return plan;
+  }
+  if (request.resources.fewest_nodes() < request.resources.nodes) {
+    throw UsageError(
+        "--min-nodes with --layout: each array task of a sweep needs its own fixed number of "
+        "nodes; drop --min-nodes");
   }
   for (const std::string& text : request.layouts) {
     LayoutVariant variant = parse_layout_variant(text);

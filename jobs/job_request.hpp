@@ -21,6 +21,9 @@ enum class Launcher { srun, mpirun };
 /// The resources of one job, as #SBATCH lines will ask for them.
 struct JobResources {
   int nodes = 1;
+  /// The fewest nodes Slurm may start the job on (sbatch --nodes=MIN-MAX, an elastic job whose
+  /// dp follows the nodes it gets); 0: exactly `nodes`.
+  int min_nodes = 0;
   int tasks_per_node = 1;  ///< MPI ranks per node
   int gpus_per_node = 0;   ///< 0: no GPUs requested
   int cpus_per_task = 0;   ///< 0: the site profile's default (and none if it has none)
@@ -30,6 +33,7 @@ struct JobResources {
   std::string qos;
 
   int ranks() const { return nodes * tasks_per_node; }
+  int fewest_nodes() const { return min_nodes > 0 ? min_nodes : nodes; }
 };
 
 /// One entry of a layout sweep (a job array): "tp=2,pp=2" becomes the label "tp2-pp2" and the

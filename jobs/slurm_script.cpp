@@ -21,6 +21,12 @@ int cpus_per_task(const JobPlan& plan, const SiteProfile& profile) {
   return requested > 0 ? requested : profile.cpus_per_task;
 }
 
+/// "4", or "3-4" for a job Slurm may start on fewer nodes.
+std::string node_count(const JobResources& r) {
+  return r.fewest_nodes() == r.nodes ? std::to_string(r.nodes)
+                                     : fmt::format("{}-{}", r.fewest_nodes(), r.nodes);
+}
+
 std::string layout_text(const GridShape& shape) {
   return fmt::format("dp={} tp={} pp={}", shape.dp, shape.tp, shape.pp);
 }
@@ -31,7 +37,10 @@ void write_header(std::ostream& out, const JobPlan& plan, const SiteProfile& pro
   out << "#!/bin/bash\n";
   out << fmt::format("# tessera job '{}': train {} on {} node(s) x {} task(s) = {} ranks",
                      plan.job_name, escape_control_characters(plan.request.config_file.string()),
-                     r.nodes, r.tasks_per_node, r.ranks());
+                     node_count(r), r.tasks_per_node,
+                     r.fewest_nodes() == r.nodes
+                         ? std::to_string(r.ranks())
+                         : fmt::format("{}-{}", r.fewest_nodes() * r.tasks_per_node, r.ranks()));
   if (plan.variants.empty()) {
     out << fmt::format(" ({}).\n", layout_text(plan.shape));
   } else {
@@ -60,7 +69,7 @@ void write_sbatch_lines(std::ostream& out, const JobPlan& plan, const SiteProfil
   const JobResources& r = plan.request.resources;
   auto line = [&out](const std::string& option) { out << "#SBATCH " << option << "\n"; };
   line("--job-name=" + plan.job_name);
-  line(fmt::format("--nodes={}", r.nodes));
+  line("--nodes=" + node_count(r));
   line(fmt::format("--ntasks-per-node={}", r.tasks_per_node));
   if (const int cpus = cpus_per_task(plan, profile); cpus > 0) {
     line(fmt::format("--cpus-per-task={}", cpus));
@@ -172,7 +181,11 @@ std::vector<std::string> launcher_words(const JobPlan& plan, const SiteProfile& 
     // T ranks per node, each bound to its C cores (Open MPI's ppr:T:node:PE=C).
     std::string map_by = fmt::format("ppr:{}:node", r.tasks_per_node);
     if (cpus > 1) map_by += fmt::format(":PE={}", cpus);
-    words = {"mpirun", "-np", std::to_string(r.ranks()), "--map-by", map_by};
+    // An elastic job (--min-nodes) has as many ranks as the nodes Slurm gave it: the mapping
+    // alone fills each node of the allocation.
+    words = {"mpirun"};
+    if (r.fewest_nodes() == r.nodes) words.insert(words.end(), {"-np", std::to_string(r.ranks())});
+    words.insert(words.end(), {"--map-by", map_by});
     words.insert(words.end(), profile.mpirun_options.begin(), profile.mpirun_options.end());
   }
   return words;

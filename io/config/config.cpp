@@ -117,6 +117,10 @@ Value checked(const KeySpec& key, const Value& given, const std::string& where) 
   const std::string shown = show(given);
   switch (key.kind) {
     case ValueKind::integer: {
+      if (const auto* word = std::get_if<std::string>(&given);
+          word && !key.zero_word.empty() && *word == key.zero_word) {
+        return int64_t{0};
+      }
       const auto* number = std::get_if<int64_t>(&given);
       if (!number || !key.range.contains(static_cast<double>(*number))) {
         bad_value(key, shown, where, must_be(key));

@@ -55,6 +55,12 @@ KeySpec may_be_empty(KeySpec key) {
   return key;
 }
 
+/// An integer key that also takes `word` for 0, e.g. parallel.dp = "auto".
+KeySpec or_word(std::string_view word, KeySpec key) {
+  key.zero_word = word;
+  return key;
+}
+
 Range at_least(double lo) { return Range{.lo = lo}; }
 Range positive() { return Range{.lo = 0, .lo_inclusive = false}; }
 Range fraction() { return Range{.lo = 0, .hi = 1, .hi_inclusive = false}; }  // [0, 1)
@@ -270,8 +276,10 @@ std::vector<KeySpec> build_schema() {
             "tensor-parallel ranks: split attention heads, MLP width and vocabulary"),
       entry("parallel.pp", &C::parallel, &ParallelConfig::pp, at_least(1),
             "pipeline stages: split the layers"),
-      entry("parallel.dp", &C::parallel, &ParallelConfig::dp, at_least(0),
-            "data-parallel replicas; 0 derives it from the job's rank count / (tp x pp)"),
+      or_word("auto",
+              entry("parallel.dp", &C::parallel, &ParallelConfig::dp, at_least(0),
+                    "data-parallel replicas; \"auto\" (or 0) derives it from the job's rank "
+                    "count / (tp x pp), keeping train.global_batch on any number of nodes")),
       entry("parallel.order", &C::parallel, &ParallelConfig::order,
             "axis order, fastest-varying first; tp first keeps tensor-parallel groups in a node"),
       entry("parallel.schedule", &C::parallel, &ParallelConfig::schedule,
@@ -368,7 +376,8 @@ std::string KeySpec::type_name() const {
   };
   switch (kind) {
     case ValueKind::integer:
-      return bounded("integer");
+      return zero_word.empty() ? bounded("integer")
+                               : bounded("integer") + " or \"" + std::string(zero_word) + "\"";
     case ValueKind::real:
       return bounded("float");
     case ValueKind::boolean:

@@ -41,6 +41,7 @@ struct KeySpec {
   bool may_be_empty = false;              ///< text keys whose empty value means "derive it"
   bool single_precision = false;          ///< real keys stored in a `float` field
   int64_t integer_max = 0;                ///< integer keys: the largest value the field holds
+  std::string_view zero_word;             ///< integer keys: a word that also means 0 ("auto")
   /// Stores a value already converted to `kind` and checked against range and choices.
   std::function<void(Config&, const Value&)> store;
   std::function<Value(const Config&)> load;

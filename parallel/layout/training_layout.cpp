@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -42,13 +44,36 @@ void check_schedule(const ParallelConfig& parallel) {
 }
 
 /// Sequence parallelism gives each tp rank 1/tp of a microbatch's rows.
-void check_sequence_parallel(const Config& config, int tp) {
-  const int64_t rows = static_cast<int64_t>(config.train.micro_batch) * config.model.seq_len;
+void check_sequence_parallel(const Config& config, int micro_batch, int tp) {
+  const int64_t rows = static_cast<int64_t>(micro_batch) * config.model.seq_len;
   if (!config.parallel.sequence_parallel || tp == 1 || rows % tp == 0) return;
   throw UsageError(fmt::format(
       "parallel.sequence_parallel splits the {} rows of a microbatch (train.micro_batch * "
       "model.seq_len) over parallel.tp = {} ranks, which does not divide them",
       rows, tp));
+}
+
+/// With dp derived from the job size (an elastic job), the batch follows the ranks: the global
+/// batch stays (so the run trains the same model on any number of nodes) and the microbatch
+/// shrinks to the largest that splits it evenly over the dp replicas. Only when dp does not
+/// divide the global batch at all is there no way to keep it.
+int micro_batch_for_replicas(const TrainConfig& train, const GridShape& shape) {
+  const int dp = shape.dp, model_ranks = shape.tp * shape.pp;
+  if (train.global_batch % dp != 0) {
+    std::string working;
+    for (int d = 1; d <= train.global_batch && d <= 4 * dp; ++d) {
+      if (train.global_batch % d != 0) continue;
+      working += fmt::format("{}{} (dp {})", working.empty() ? "" : ", ", d * model_ranks, d);
+    }
+    throw UsageError(fmt::format(
+        "train.global_batch = {} cannot be shared by dp = {} replicas ({} ranks / tp x pp = {}); "
+        "run on one of these rank counts: {}, or make train.global_batch a multiple of {}",
+        train.global_batch, dp, dp * model_ranks, model_ranks, working, dp));
+  }
+  const int per_replica = train.global_batch / dp;
+  int micro_batch = std::min(train.micro_batch, per_replica);
+  while (per_replica % micro_batch != 0) --micro_batch;
+  return micro_batch;
 }
 
 }  // namespace
@@ -85,25 +110,42 @@ GridShape validate_layout(int world_size, GridShape shape, const LayoutDimension
 TrainingLayout resolve_layout(const Config& config, int world_size) {
   const ParallelConfig& parallel = config.parallel;
   check_schedule(parallel);
-  const LayoutDimensions dims{.n_heads = config.model.n_heads,
-                              .vocab_size = config.model.vocab_size,
-                              .ffn_hidden = config.model.ffn_hidden,
-                              .n_layers = config.model.n_layers,
-                              .global_batch = config.train.global_batch,
-                              .micro_batch = config.train.micro_batch,
-                              .chunks_per_stage = parallel.chunks_per_stage};
+  LayoutDimensions dims{.n_heads = config.model.n_heads,
+                        .vocab_size = config.model.vocab_size,
+                        .ffn_hidden = config.model.ffn_hidden,
+                        .n_layers = config.model.n_layers,
+                        .global_batch = config.train.global_batch,
+                        .micro_batch = config.train.micro_batch,
+                        .chunks_per_stage = parallel.chunks_per_stage};
   TrainingLayout layout;
-  layout.shape =
-      validate_layout(world_size, GridShape{parallel.dp, parallel.tp, parallel.pp}, dims);
-  check_sequence_parallel(config, layout.shape.tp);
+  layout.shape = resolve_grid_shape(world_size, {parallel.dp, parallel.tp, parallel.pp});
+  if (parallel.dp == 0 && dims.micro_batch >= 1) {
+    dims.micro_batch = micro_batch_for_replicas(config.train, layout.shape);
+  }
+  layout.shape = validate_layout(world_size, layout.shape, dims);
+  check_sequence_parallel(config, dims.micro_batch, layout.shape.tp);
   layout.order = GridOrder(parallel.order);
-  layout.micro_batch = config.train.micro_batch;
-  layout.micro_batches = config.train.global_batch / (config.train.micro_batch * layout.shape.dp);
+  layout.micro_batch = dims.micro_batch;
+  layout.micro_batches = config.train.global_batch / (dims.micro_batch * layout.shape.dp);
   layout.schedule = parallel.schedule;
   layout.chunks_per_stage = parallel.chunks_per_stage;
   layout.sequence_parallel = parallel.sequence_parallel;
   layout.stage_bounds = stage_bounds(config.model, parallel, layout.virtual_stages());
   return layout;
+}
+
+Config run_config(Config config, const TrainingLayout& layout) {
+  config.train.micro_batch = layout.micro_batch;
+  return config;
+}
+
+std::optional<std::string> batch_fit_note(const Config& config, const TrainingLayout& layout) {
+  if (layout.micro_batch == config.train.micro_batch) return std::nullopt;
+  return fmt::format(
+      "train.micro_batch {} -> {}: parallel.dp = auto gives dp = {} on these ranks, and "
+      "train.global_batch = {} is kept ({} microbatches of {} per replica per step)",
+      config.train.micro_batch, layout.micro_batch, layout.shape.dp, config.train.global_batch,
+      layout.micro_batches, layout.micro_batch);
 }
 
 std::vector<StageChunk> chunks_of(const TrainingLayout& layout, int stage) {

@@ -3,6 +3,8 @@
 // against the model and the batch before any work (no MPI needed).
 #pragma once
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "io/config/config.hpp"
@@ -13,9 +15,11 @@ namespace tessera {
 
 /// A run's parallel layout, checked and whole.
 struct TrainingLayout {
-  GridShape shape;        ///< dp x tp x pp, dp derived from the job size when 0
-  GridOrder order;        ///< which axis varies fastest over ranks (parallel.order)
-  int micro_batch = 1;    ///< samples per microbatch
+  GridShape shape;  ///< dp x tp x pp, dp derived from the job size when 0
+  GridOrder order;  ///< which axis varies fastest over ranks (parallel.order)
+  /// Samples per microbatch: train.micro_batch, or less where dp is derived from the job size
+  /// and the replicas could not otherwise share train.global_batch (see resolve_layout).
+  int micro_batch = 1;
   int micro_batches = 1;  ///< microbatches per dp replica and step
   PipelineScheduleKind schedule = PipelineScheduleKind::one_f_one_b;
   int chunks_per_stage = 1;        ///< virtual stages per pipeline rank (interleaved schedule)
@@ -31,7 +35,19 @@ struct TrainingLayout {
 /// naming the numbers and the fix when it cannot run: the grid against the job size, tp against
 /// the heads, the MLP and the vocabulary, stages against the layers (parallel.stage_layers
 /// included), the batch split, sequence parallelism, the schedule against chunks_per_stage.
+///
+/// With parallel.dp = 0 (auto: an elastic job, requeued on fewer or more nodes) the global batch
+/// is kept whatever dp the ranks give: when train.micro_batch x dp does not divide it, the
+/// layout's micro_batch is the largest smaller one that does (more accumulation per replica);
+/// when dp does not divide it at all, the error names the rank counts that work.
 TrainingLayout resolve_layout(const Config& config, int world_size);
+
+/// `config` as `layout` runs it: train.micro_batch is the layout's.
+Config run_config(Config config, const TrainingLayout& layout);
+
+/// One line saying how and why the layout's micro_batch differs from the configured one (none
+/// when it does not).
+std::optional<std::string> batch_fit_note(const Config& config, const TrainingLayout& layout);
 
 /// One virtual stage that a pipeline rank computes: blocks [first_layer, end_layer); the first
 /// virtual stage also embeds the tokens, the last ends in the final norm and the head.

@@ -87,6 +87,9 @@ void add_slurm_command(CLI::App& app, std::function<void()>& action) {
   JobResources& resources = request.resources;
   cmd->add_option("config", options->config, "Configuration file of the run")->required();
   cmd->add_option("--nodes", resources.nodes, "Nodes")->required();
+  cmd->add_option("--min-nodes", resources.min_nodes,
+                  "Let Slurm start the job on as few as this many nodes (needs parallel.dp = "
+                  "\"auto\": dp follows the nodes, the global batch stays)");
   cmd->add_option("--tasks-per-node", resources.tasks_per_node, "MPI ranks per node")->required();
   cmd->add_option("--time", options->time, "Time limit, HH:MM:SS or D-HH:MM:SS")->required();
   cmd->add_option("--gpus-per-node", resources.gpus_per_node, "GPUs per node (one rank each)");

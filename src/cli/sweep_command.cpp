@@ -161,14 +161,14 @@ void run(const SweepOptions& options) {
       request.layouts = layouts_that_fit(texts, config_file, request.overrides, ranks, last_reason,
                                          sizes_fitting, notes);
       if (request.layouts.empty()) continue;
-      request.resources = {nodes,
-                           tasks,
-                           options.gpus_per_node,
-                           options.cpus_per_task,
-                           parse_time_limit(options.time),
-                           options.partition,
-                           options.account,
-                           ""};
+      request.resources = {.nodes = nodes,
+                           .tasks_per_node = tasks,
+                           .gpus_per_node = options.gpus_per_node,
+                           .cpus_per_task = options.cpus_per_task,
+                           .time_limit_s = parse_time_limit(options.time),
+                           .partition = options.partition,
+                           .account = options.account,
+                           .qos = ""};
       request.job_name = "sweep-" + job.name();
       request.max_requeues = 0;
       request.tessera = std::filesystem::read_symlink("/proc/self/exe");

@@ -27,6 +27,9 @@ std::vector<std::pair<PipelineScheduleKind, int>> schedules(int pp, bool vary,
 void add_if_valid(const Config& config, int world_size, std::vector<LayoutCandidate>& out) {
   try {
     TrainingLayout layout = resolve_layout(config, world_size);
+    // The planner chooses micro-batches itself; one that an elastic layout (dp auto) would
+    // lower is another candidate's, or fixed by the user.
+    if (layout.micro_batch != config.train.micro_batch) return;
     for (int stage = 0; stage < layout.shape.pp; ++stage) schedule_for(layout, stage);
     out.push_back({config, std::move(layout)});
   } catch (const UsageError&) {

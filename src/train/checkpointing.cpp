@@ -287,6 +287,10 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
   }
   restored_bytes_ = std::filesystem::file_size(entry->path);
   restored_config_ = metadata.value("config", std::string());
+  if (const auto layout = metadata.find("layout"); layout != metadata.end()) {
+    restored_shape_ =
+        GridShape{layout->value("dp", 0), layout->value("tp", 0), layout->value("pp", 0)};
+  }
   index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     ParameterStore& p = chunk.model.parameters();

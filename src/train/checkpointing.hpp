@@ -56,6 +56,9 @@ class TrainingCheckpoints {
   std::uintmax_t restored_bytes() const { return restored_bytes_; }
   /// The configuration (TOML) the restored checkpoint was saved under; "" before a restore.
   const std::string& restored_config() const { return restored_config_; }
+  /// The grid the restored checkpoint was written from; none before a restore (or in a file
+  /// that does not say).
+  const std::optional<GridShape>& restored_shape() const { return restored_shape_; }
 
   /// Saves the state after step `step`: synchronously, or (checkpoint.async) copies it and
   /// returns while a background thread writes it. Collective. Returns the reports of the saves
@@ -97,6 +100,7 @@ class TrainingCheckpoints {
   CheckpointDirectory directory_;
   std::uintmax_t restored_bytes_ = 0;
   std::string restored_config_;
+  std::optional<GridShape> restored_shape_;
   std::unique_ptr<Pending> pending_;
   /// The host copy of the state, kept from save to save: allocating and first touching it
   /// costs more than the copy itself (doc/checkpoints.md, "Costs").

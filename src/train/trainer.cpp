@@ -175,7 +175,7 @@ class TrainingRun {
     return with_context(step, phase, std::forward<Work>(work));
   }
 
-  const Config& config_;
+  const Config config_;  // as the layout runs it (run_config)
   const TrainingLayout& layout_;
   ParallelContext& parallel_;
   HangWatchdog watchdog_;  // first: setting up can hang too (a file system, a collective)
@@ -208,7 +208,7 @@ class TrainingRun {
 
 TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std::ostream& console,
                          ParallelContext& parallel)
-    : config_(config),
+    : config_(run_config(config, layout)),
       layout_(layout),
       parallel_(parallel),
       watchdog_(parallel.world_handle(),
@@ -221,8 +221,8 @@ TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std
       tokens_per_step_(static_cast<double>(config.train.global_batch) * config.model.seq_len),
       schedule_(schedule_for(layout, stage_)),
       loss_holder_(stage_ == stages_ - 1 && parallel.coordinates().tp == 0),
-      tokens_(layout.micro_batches, config.train.micro_batch, config.model.seq_len),
-      eval_tokens_(config.eval.batches, config.train.micro_batch, config.model.seq_len) {
+      tokens_(layout.micro_batches, layout.micro_batch, config.model.seq_len),
+      eval_tokens_(config.eval.batches, layout.micro_batch, config.model.seq_len) {
   watchdog_.mark(0, "opening the data and run.dir");
   open_data_and_run_dir();
   watchdog_.mark(0, "setting up the backend and the model");
@@ -249,6 +249,9 @@ TrainingRun::TrainingRun(const Config& config, const TrainingLayout& layout, std
   progress_ = std::make_unique<ProgressDisplay>(
       out_, choose_progress_style(config_.log.progress, stdout_is_terminal()), first_step_ - 1);
   for (const std::string& warning : warnings) progress_->message("warning: " + warning);
+  if (const std::optional<std::string> note = batch_fit_note(config, layout)) {
+    progress_->message("note: " + *note);
+  }
   if (first_step_ > 1) {
     progress_->message(fmt::format("resumed from the checkpoint after step {} in {}",
                                    first_step_ - 1, checkpoint_directory(config_).string()));
@@ -478,6 +481,15 @@ void TrainingRun::report_changed_settings() {
   }
   // run.deadline is each job's own end time, not a change to the run.
   std::erase_if(changes, [](const SettingChange& change) { return change.key == "run.deadline"; });
+  // With parallel.dp = auto the settings stay the same on another number of nodes; the grid
+  // is what changed.
+  const auto grid = [](const GridShape& shape) {
+    return fmt::format("dp={} tp={} pp={}", shape.dp, shape.tp, shape.pp);
+  };
+  if (const std::optional<GridShape>& saved_shape = checkpoints_->restored_shape();
+      saved_shape && *saved_shape != parallel_.shape()) {
+    changes.push_back({"layout", grid(*saved_shape), grid(parallel_.shape())});
+  }
   if (changes.empty()) return;
   std::string list;
   for (const SettingChange& change : changes) {

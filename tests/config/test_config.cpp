@@ -5,6 +5,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/error.hpp"
 #include "io/config/config.hpp"
 
 namespace tessera {
@@ -74,6 +75,19 @@ TEST(Config, EmptyTextGivesDefaultsWithDerivedFfn) {
 
 TEST(Config, IntegersAreAcceptedForFloats) {
   EXPECT_FLOAT_EQ(parse_config("[train]\nlr = 1\nmin_lr = 0\n", {}).train.lr, 1.0f);
+}
+
+TEST(Config, DpTakesAutoForZero) {
+  EXPECT_EQ(parse_config("[parallel]\ndp = \"auto\"\n", {}).parallel.dp, 0);
+  EXPECT_EQ(parse_config("[parallel]\ndp = 2\n", {"parallel.dp=auto"}).parallel.dp, 0);
+  try {
+    parse_config("[parallel]\ndp = \"all\"\n", {});
+    ADD_FAILURE() << "dp = \"all\" was accepted";
+  } catch (const UsageError& error) {
+    EXPECT_NE(std::string(error.what()).find("must be an integer >= 0 or \"auto\""),
+              std::string::npos)
+        << error.what();
+  }
 }
 
 TEST(Config, OverridesApplyAfterTheFile) {

@@ -31,7 +31,9 @@ expect_error() {  # EXPECTED_TEXT ARGS...: exit 2, one stderr line containing th
 expect_error "parallel.tp = 3 does not divide model.n_heads = 4; pick a divisor of 4" \
   "$configs/tiny.toml" --nodes 1 --tasks-per-node 3 --time 00:10:00 --set parallel.tp=3
 expect_error "train.global_batch = 16 is not divisible by train.micro_batch x dp = 16 x 2" \
-  "${base[@]}" --set parallel.tp=2
+  "${base[@]}" --set parallel.tp=2 --set parallel.dp=2
+expect_error "--min-nodes 3: on 3 node(s) (3 ranks): train.global_batch = 16 cannot be shared by dp = 3" \
+  "$configs/tiny.toml" --nodes 4 --min-nodes 3 --tasks-per-node 1 --time 00:10:00
 expect_error "--time '10' is not HH:MM:SS" "$configs/tiny.toml" --nodes 1 --tasks-per-node 1 --time 10
 expect_error "site profile 'atlantis' not found; pick one of: generic" \
   "${base[@]}" --set parallel.tp=4 --profile atlantis

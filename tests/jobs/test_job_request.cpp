@@ -81,9 +81,13 @@ TEST(PlanJob, RefusesLayoutsThatCannotRunOnTheRanks) {
   EXPECT_EQ(plan_error(tiny_request(1, 3, {"parallel.tp=3"}))
                 .rfind("parallel.tp = 3 does not divide model.n_heads = 4; pick a divisor of 4", 0),
             0u);
-  EXPECT_EQ(plan_error(tiny_request(1, 4, {"parallel.tp=2"})),
+  EXPECT_EQ(plan_error(tiny_request(1, 4, {"parallel.tp=2", "parallel.dp=2"})),
             "train.global_batch = 16 is not divisible by train.micro_batch x dp = 16 x 2; pick a "
             "multiple of 32 or a smaller micro_batch");
+  EXPECT_EQ(plan_error(tiny_request(1, 6, {"parallel.tp=2"})),
+            "train.global_batch = 16 cannot be shared by dp = 3 replicas (6 ranks / tp x pp = 2); "
+            "run on one of these rank counts: 2 (dp 1), 4 (dp 2), 8 (dp 4), 16 (dp 8), or make "
+            "train.global_batch a multiple of 3");
   EXPECT_EQ(plan_error(tiny_request(2, 2, {"parallel.dp=1", "parallel.tp=2"})),
             "dp x tp x pp = 1 x 2 x 1 = 2 but the job has 4 ranks; launch 2 ranks or set "
             "parallel.dp = 0 to derive dp from the job size");
@@ -97,6 +101,30 @@ TEST(PlanJob, RefusesLayoutsThatCannotRunOnTheRanks) {
   EXPECT_NE(plan_error(tiny_request(
                 1, 2, {"parallel.pp=2", "parallel.stage_layers=3,1", "model.n_layers=2"})),
             "");
+}
+
+TEST(PlanJob, ElasticJobsMustTrainOnEveryNodeCount) {
+  // tiny: global batch 16. 4 nodes x 2 ranks at tp 2 run dp 4; on 2 or 3 nodes dp 2 or 3.
+  JobRequest request = tiny_request(4, 2, {"parallel.tp=2", "train.micro_batch=4"});
+  request.resources.min_nodes = 2;
+  EXPECT_EQ(plan_error(request),
+            "--min-nodes 2: on 3 node(s) (6 ranks): train.global_batch = 16 cannot be shared by "
+            "dp = 3 replicas (6 ranks / tp x pp = 2); run on one of these rank counts: 2 (dp 1), "
+            "4 (dp 2), 8 (dp 4), 16 (dp 8), or make train.global_batch a multiple of 3");
+  request.overrides.push_back("train.global_batch=24");
+  EXPECT_EQ(plan_error(request), "");
+  EXPECT_EQ(plan_job(request).shape, (GridShape{.dp = 4, .tp = 2, .pp = 1}));
+  request.overrides.push_back("parallel.dp=4");
+  EXPECT_EQ(plan_error(request),
+            "--min-nodes 2 lets Slurm start the job on fewer nodes, but parallel.dp = 4 is fixed; "
+            "set parallel.dp = \"auto\" so that dp follows the nodes");
+  request.resources.min_nodes = 5;
+  EXPECT_EQ(plan_error(request),
+            "--min-nodes 5 is outside 1..--nodes 4; give the fewest nodes the job may start on");
+  JobRequest sweep = tiny_request(2, 2);
+  sweep.resources.min_nodes = 1;
+  sweep.layouts = {"tp=2"};
+  EXPECT_NE(plan_error(sweep).find("drop --min-nodes"), std::string::npos);
 }
 
 TEST(PlanJob, RefusesImpossibleResources) {

@@ -109,6 +109,21 @@ TEST(BatchScript, MpirunLauncherPlacesRanksPerNode) {
   EXPECT_TRUE(bash_accepts(render_batch_script(plan, profile("generic"), "x")));
 }
 
+TEST(BatchScript, ElasticJobTakesTheNodesSlurmGives) {
+  JobPlan plan = tiny_plan(4, 2, {"parallel.tp=2", "train.micro_batch=2", "train.global_batch=24"});
+  plan.request.resources.min_nodes = 2;
+  plan = plan_job(plan.request);
+  const std::string script = render_batch_script(plan, profile("generic"), "x");
+  EXPECT_TRUE(contains(sbatch_options(script), "--nodes=2-4")) << script;
+  EXPECT_NE(script.find("on 2-4 node(s) x 2 task(s) = 4-8 ranks"), std::string::npos) << script;
+  // srun takes the allocation's tasks; mpirun fills each node it was given.
+  EXPECT_TRUE(has_line(script, "launch=(srun --mpi=pmix --cpus-per-task=1)"));
+  plan.request.launcher = Launcher::mpirun;
+  EXPECT_EQ(launcher_words(plan, profile("generic")),
+            (std::vector<std::string>{"mpirun", "--map-by", "ppr:2:node"}));
+  EXPECT_TRUE(bash_accepts(script));
+}
+
 TEST(BatchScript, SiteProfileSetsModulesGpusAndEnvironment) {
   JobPlan plan = tiny_plan(1, 4, {"parallel.tp=4"});
   plan.request.resources.gpus_per_node = 4;

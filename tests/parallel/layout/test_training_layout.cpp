@@ -56,6 +56,46 @@ TEST(ResolveLayout, StageLayersOverrideTheBalance) {
       std::string::npos);
 }
 
+TEST(ResolveLayout, ElasticDpKeepsTheGlobalBatch) {
+  // 4 nodes x 2 ranks, tp 2: dp 4 runs micro_batch 3 of global 12 once per replica.
+  const std::vector<std::string> elastic{"parallel.dp=auto", "parallel.tp=2",
+                                         "train.global_batch=12", "train.micro_batch=3"};
+  const Config config = config_with(elastic);
+  const TrainingLayout four = resolve_layout(config, 8);
+  EXPECT_EQ(four.shape, (GridShape{.dp = 4, .tp = 2, .pp = 1}));
+  EXPECT_EQ(four.micro_batch, 3);
+  EXPECT_EQ(four.micro_batches, 1);
+  EXPECT_FALSE(batch_fit_note(config, four));
+  // One node lost: dp 3 cannot take microbatches of 3 (9 of 12), so 2 microbatches of 2 each.
+  const TrainingLayout three = resolve_layout(config, 6);
+  EXPECT_EQ(three.shape, (GridShape{.dp = 3, .tp = 2, .pp = 1}));
+  EXPECT_EQ(three.micro_batch, 2);
+  EXPECT_EQ(three.micro_batches, 2);
+  EXPECT_EQ(three.micro_batch * three.micro_batches * three.shape.dp, 12);
+  EXPECT_EQ(run_config(config, three).train.micro_batch, 2);
+  EXPECT_EQ(batch_fit_note(config, three).value_or(""),
+            "train.micro_batch 3 -> 2: parallel.dp = auto gives dp = 3 on these ranks, and "
+            "train.global_batch = 12 is kept (2 microbatches of 2 per replica per step)");
+  // 5 replicas cannot share 12 samples: the error names the rank counts that work.
+  EXPECT_EQ(layout_error_of(elastic, 10),
+            "train.global_batch = 12 cannot be shared by dp = 5 replicas (10 ranks / tp x pp = "
+            "2); run on one of these rank counts: 2 (dp 1), 4 (dp 2), 6 (dp 3), 8 (dp 4), 12 (dp "
+            "6), 24 (dp 12), or make train.global_batch a multiple of 5");
+  // A fixed dp keeps the configured micro_batch and says what does not divide.
+  EXPECT_EQ(
+      layout_error_of(
+          {"parallel.dp=3", "parallel.tp=2", "train.global_batch=12", "train.micro_batch=3"}, 6),
+      "train.global_batch = 12 is not divisible by train.micro_batch x dp = 3 x 3; pick a "
+      "multiple of 9 or a smaller micro_batch");
+  // Sequence parallelism is checked on the microbatch that runs: dp 2 lowers micro_batch 2 to
+  // 1, and 1 x 3 rows do not split over tp 2.
+  EXPECT_NE(layout_error_of({"parallel.tp=2", "parallel.sequence_parallel=true", "model.seq_len=3",
+                             "train.global_batch=6", "train.micro_batch=2"},
+                            4)
+                .find("splits the 3 rows"),
+            std::string::npos);
+}
+
 TEST(ResolveLayout, NamesEveryProblemAndItsFix) {
   EXPECT_EQ(layout_error_of({"parallel.chunks_per_stage=2"}, 1),
             "parallel.chunks_per_stage = 2 needs parallel.schedule = \"interleaved\"; set it, or "
