@@ -12,6 +12,7 @@
 tessera=$1 configs=$2 cluster=$3
 cluster_script=$(cd "$(dirname "$0")/../../scripts/slurm" && pwd)/test-cluster.sh
 . "$(dirname "$0")/lib.sh"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1  # the mpiexec reference, as root
 node_ns=$(awk '$1 == "netns" && $2 ~ /-n4$/ {print $2}' "$cluster/made")
 [ -n "$node_ns" ] || { fail "no namespace of node 4 recorded in $cluster/made"; finish ""; }
 
