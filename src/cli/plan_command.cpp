@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/error.hpp"
+#include "core/json_file.hpp"
 #include "io/config/config.hpp"
 #include "plan/allocation_plan.hpp"
 #include "plan/calibration.hpp"
@@ -25,7 +26,7 @@ struct PlanOptions {
   AllocationRequest request;
   int top = 10;
   std::string format = "table";
-  std::vector<std::string> calibrate;  ///< run directories
+  std::vector<std::string> calibrate;  ///< run or sweep directories, tessera calibrate JSON files
   std::string output;                  ///< where a calibrated profile goes
 };
 
@@ -48,25 +49,46 @@ std::vector<std::filesystem::path> run_directories(const std::vector<std::string
   return dirs;
 }
 
-/// --calibrate: fits the profile to the runs and writes it to --output.
+/// --calibrate: fits the profile to kernel measurements (tessera calibrate's JSON files) and
+/// then to runs (their whole steps, which override the kernels' compute rate where they show
+/// it), and writes it to --output.
 void calibrate(const PlanOptions& options, const HardwareProfile& base) {
   if (options.output.empty()) {
     throw UsageError("--calibrate writes a profile: name it with -o FILE.toml");
   }
+  HardwareProfile fitted = base;
+  std::vector<std::string> directories;
+  int kernel_files = 0;
+  for (const std::string& given : options.calibrate) {
+    if (!std::filesystem::is_regular_file(given)) {
+      directories.push_back(given);
+      continue;
+    }
+    const std::optional<nlohmann::json> measured = read_json_file(given);
+    if (!measured) {
+      throw UsageError("--calibrate " + given +
+                       " does not parse as JSON; pass a run or sweep directory, or the JSON "
+                       "tessera calibrate wrote");
+    }
+    fitted = apply_kernel_rates(fitted, *measured, given);
+    ++kernel_files;
+  }
   std::vector<MeasuredRun> runs;
-  for (const std::filesystem::path& dir : run_directories(options.calibrate)) {
+  for (const std::filesystem::path& dir : run_directories(directories)) {
     runs.push_back(read_measured_run(dir));
   }
-  const HardwareProfile fitted = calibrate_profile(base, runs);
+  if (!runs.empty()) fitted = calibrate_profile(fitted, runs);
+  const std::string from =
+      fmt::format("{} run(s) and {} tessera calibrate file(s)", runs.size(), kernel_files);
   std::ofstream out(options.output);
-  out << "# Calibrated by tessera plan --calibrate from " << runs.size() << " run(s), based on "
+  out << "# Calibrated by tessera plan --calibrate from " << from << ", based on "
       << base.file.string() << "\n"
       << to_toml(fitted);
   if (!out) throw UsageError("cannot write " + options.output + "; pick a writable path with -o");
   std::cout << fmt::format(
-      "tessera plan: {} from {} run(s): achievable {:.4g} TFLOP/s fp32, {:.4g} bf16; intra-node "
+      "tessera plan: {} from {}: achievable {:.4g} TFLOP/s fp32, {:.4g} bf16; intra-node "
       "{:.4g} GB/s; memory {:.4g} GB/s\n",
-      options.output, runs.size(), fitted.achievable_tflops.fp32, fitted.achievable_tflops.bf16,
+      options.output, from, fitted.achievable_tflops.fp32, fitted.achievable_tflops.bf16,
       fitted.intra_node_gb_s, fitted.memory_bandwidth_gb_s);
 }
 
@@ -105,9 +127,10 @@ void add_plan_command(CLI::App& app, std::function<void()>& action) {
                 "train.recompute as given)");
   cmd->add_option("--calibrate", options->calibrate,
                   "Fit the profile's rates to these tessera run directories (config.toml, "
-                  "manifest.json, metrics.jsonl) or sweep directories (their finished points) "
-                  "and write it to -o")
-      ->type_name("RUN_DIR ...");
+                  "manifest.json, metrics.jsonl), sweep directories (their finished points) or "
+                  "tessera calibrate JSON files (kernel rates; runs override them), and write "
+                  "it to -o")
+      ->type_name("RUN_DIR|SWEEP_DIR|FILE.json ...");
   cmd->add_option("-o,--output", options->output, "Where --calibrate writes the fitted profile");
   cmd->add_option("--top", options->top, "Rows of each table")
       ->check(CLI::PositiveNumber)

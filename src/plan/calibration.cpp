@@ -75,4 +75,49 @@ HardwareProfile calibrate_profile(const HardwareProfile& base,
   return profile;
 }
 
+HardwareProfile apply_kernel_rates(const HardwareProfile& base, const nlohmann::json& measured,
+                                   const std::string& origin) {
+  if (!measured.is_object() || measured.value("format", "") != "tessera-hardware-profile" ||
+      !measured.contains("gemm") || !measured["gemm"].is_array()) {
+    throw UsageError(origin +
+                     " is not the JSON of tessera calibrate (format \"tessera-hardware-profile\"); "
+                     "pass a run directory, a sweep directory or such a file");
+  }
+  if (measured.value("version", 0) > 1) {
+    throw UsageError(fmt::format(
+        "{} is format version {}, newer than this tessera reads (1); use a newer tessera", origin,
+        measured.value("version", 0)));
+  }
+  HardwareProfile profile = base;
+  const nlohmann::json device = measured.value("device", nlohmann::json::object());
+  for (const char* precision : {"fp32", "bf16"}) {
+    double flops = 0.0, seconds = 0.0;
+    int classes = 0;
+    for (const nlohmann::json& gemm : measured["gemm"]) {
+      if (gemm.value("precision", "") != precision) continue;
+      const double forward = 2.0 * gemm.value("rows", 0.0) * gemm.value("in_features", 0.0) *
+                             gemm.value("out_features", 0.0);
+      const double forward_rate = gemm.value("forward_tflops", 0.0) * 1e12;
+      const double backward_rate = gemm.value("backward_tflops", 0.0) * 1e12;
+      if (forward <= 0.0 || forward_rate <= 0.0 || backward_rate <= 0.0) {
+        throw UsageError(fmt::format("{}: GEMM class '{}' has no positive shape and rates", origin,
+                                     gemm.value("class", "?")));
+      }
+      flops += 3.0 * forward;  // the backward computes the input and the weight gradients
+      seconds += forward / forward_rate + 2.0 * forward / backward_rate;
+      ++classes;
+    }
+    if (classes == 0) continue;
+    const double tflops = flops / seconds / 1e12;
+    (std::string_view(precision) == "bf16" ? profile.achievable_tflops.bf16
+                                           : profile.achievable_tflops.fp32) = tflops;
+    cite(profile, fmt::format("achievable_tflops.{}", precision),
+         fmt::format("calibrated by tessera calibrate ({}, {} on {}): total FLOPs over total time "
+                     "of {} GEMM class(es), forward and backward",
+                     origin, device.value("name", "an unnamed device"),
+                     measured.value("host", "an unnamed host"), classes));
+  }
+  return profile;
+}
+
 }  // namespace tessera

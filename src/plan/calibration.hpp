@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -19,5 +20,12 @@ namespace tessera {
 /// came from is added to `sources`. UsageError when no run shows compute.
 HardwareProfile calibrate_profile(const HardwareProfile& base,
                                   const std::vector<MeasuredRun>& runs);
+
+/// `base` with achievable_tflops of each precision that `measured` (the JSON `tessera calibrate`
+/// writes, doc/hardware-profiles.md) has GEMMs of: the rate of a block's worth of them, total
+/// FLOPs over total time of every GEMM class forward and backward. `origin` (the file) is cited
+/// in `sources`. UsageError when `measured` is not such a profile, or a newer version of it.
+HardwareProfile apply_kernel_rates(const HardwareProfile& base, const nlohmann::json& measured,
+                                   const std::string& origin);
 
 }  // namespace tessera

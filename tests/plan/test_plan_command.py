@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 
 failures = []
 
@@ -112,8 +113,45 @@ def main():
         refused("calibration needs a run directory",
                 tessera("plan", "--calibrate", work, "--hardware", "cpu-2core-avx512", "-o",
                         fitted), ["manifest.json"])
+        check_kernel_calibration(bench, run_dir, fitted, work, env)
         check_sweep(gpt2, work)
     return 1 if failures else 0
+
+
+def fitted_rate(profile_file):
+    """achievable_tflops.fp32 of a profile TOML as tessera writes it."""
+    with open(profile_file, "rb") as profile:
+        return tomllib.load(profile)["device"]["achievable_tflops"]["fp32"]
+
+
+def check_kernel_calibration(config, run_dir, run_fitted, work, env):
+    """--calibrate takes tessera calibrate's JSON: its GEMMs' total FLOPs over total time; a
+    run given beside it overrides the compute rate (whole steps say more than kernels)."""
+    kernels = os.path.join(work, "kernels.json")
+    done = subprocess.run([TESSERA, "calibrate", "--d-models", "64", "--tokens", "64", "--vocab",
+                           "96", "--attention", "32x2x8", "--copy-mib", "4", "--min-seconds",
+                           "0.01", "-o", kernels], capture_output=True, text=True, timeout=300,
+                          env=env)
+    check("tessera calibrate for the kernel rates", done.returncode == 0, done)
+    gemms = [g for g in json.load(open(kernels))["gemm"] if g["precision"] == "fp32"]
+    flops = sum(6.0 * g["rows"] * g["in_features"] * g["out_features"] for g in gemms)
+    seconds = sum(2.0 * g["rows"] * g["in_features"] * g["out_features"] *
+                  (1 / g["forward_tflops"] + 2 / g["backward_tflops"]) / 1e12 for g in gemms)
+    from_kernels = os.path.join(work, "from-kernels.toml")
+    done = tessera("plan", "--calibrate", kernels, "--hardware", "cpu-2core-avx512", "-o",
+                   from_kernels)
+    check("calibration from tessera calibrate's JSON", done.returncode == 0
+          and abs(fitted_rate(from_kernels) / (flops / seconds / 1e12) - 1) < 1e-3
+          and "calibrated by tessera calibrate" in open(from_kernels).read(), done)
+    both = os.path.join(work, "both.toml")
+    done = tessera("plan", "--calibrate", kernels, run_dir, "--hardware", "cpu-2core-avx512",
+                   "-o", both)
+    check("a run overrides the kernels' compute rate", done.returncode == 0
+          and fitted_rate(both) == fitted_rate(run_fitted)
+          and "1 run(s) and 1 tessera calibrate file(s)" in done.stdout, done)
+    refused("a JSON file that is not tessera calibrate's",
+            tessera("plan", "--calibrate", os.path.join(run_dir, "manifest.json"), "--hardware",
+                    "cpu-2core-avx512", "-o", both), ["is not the JSON of tessera calibrate"])
 
 
 def check_sweep(config, work):

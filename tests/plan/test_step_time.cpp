@@ -121,6 +121,48 @@ TEST(Calibration, RecoversTheRatesThatProducedTheTimes) {
   EXPECT_EQ(fitted.achievable_tflops.bf16, 200.0);  // not measured: the base's
 }
 
+TEST(Calibration, KernelRatesAreTotalFlopsOverTotalTime) {
+  // Two bf16 GEMM classes: 1 GFLOP forward at 100 TFLOP/s with the backward at 50, and 3 GFLOP
+  // forward at 300 both ways. Time: 10 + 40 us, then 10 + 20 us; FLOPs 3 + 9 GFLOP; 150 TFLOP/s.
+  const nlohmann::json measured = {{"format", "tessera-hardware-profile"},
+                                   {"version", 1},
+                                   {"host", "node042"},
+                                   {"device", {{"name", "Some GPU"}}},
+                                   {"gemm",
+                                    {{{"class", "a"},
+                                      {"precision", "bf16"},
+                                      {"rows", 500},
+                                      {"in_features", 1000},
+                                      {"out_features", 1000},
+                                      {"forward_tflops", 100.0},
+                                      {"backward_tflops", 50.0}},
+                                     {{"class", "b"},
+                                      {"precision", "bf16"},
+                                      {"rows", 1500},
+                                      {"in_features", 1000},
+                                      {"out_features", 1000},
+                                      {"forward_tflops", 300.0},
+                                      {"backward_tflops", 300.0}}}}};
+  const HardwareProfile fitted = apply_kernel_rates(test_profile(), measured, "k.json");
+  EXPECT_NEAR(fitted.achievable_tflops.bf16, 150.0, 1e-9);
+  EXPECT_EQ(fitted.achievable_tflops.fp32, test_profile().achievable_tflops.fp32);  // none
+  bool cited = false;
+  for (const std::string& source : fitted.sources) {
+    cited = cited || (source.starts_with("achievable_tflops.bf16: calibrated by tessera "
+                                         "calibrate (k.json, Some GPU on node042)"));
+  }
+  EXPECT_TRUE(cited);
+  nlohmann::json other = measured;
+  other["format"] = "something-else";
+  EXPECT_THROW(apply_kernel_rates(test_profile(), other, "k.json"), UsageError);
+  other = measured;
+  other["version"] = 2;
+  EXPECT_THROW(apply_kernel_rates(test_profile(), other, "k.json"), UsageError);
+  other = measured;
+  other["gemm"][0]["backward_tflops"] = 0.0;
+  EXPECT_THROW(apply_kernel_rates(test_profile(), other, "k.json"), UsageError);
+}
+
 TEST(AllocationPlan, RanksTheLayoutsThatFitAndListsThoseThatDoNot) {
   HardwareProfile small = test_profile();
   small.device_memory_bytes = 1.0 * (1 << 30);
