@@ -17,6 +17,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "cli/job_files.hpp"
@@ -27,6 +28,8 @@
 #include "jobs/slurm_script.hpp"
 #include "jobs/submit.hpp"
 #include "parallel/layout/training_layout.hpp"
+#include "plan/allocation_plan.hpp"
+#include "plan/hardware_profile.hpp"
 #include "plan/scaling_report.hpp"
 
 namespace tessera {
@@ -65,7 +68,8 @@ std::vector<std::string> split(const std::string& text, char separator) {
   return parts;
 }
 
-/// The layouts to try at every size: "auto" is pure data parallelism.
+/// The layouts to try at every size: "auto" is pure data parallelism (without a hardware profile
+/// to plan with; see planned_layout).
 std::vector<std::string> layout_texts(const std::string& layouts) {
   if (layouts == "auto") return {"tp=1,pp=1"};
   std::vector<std::string> texts = split(layouts, ';');
@@ -96,6 +100,45 @@ std::vector<std::string> layouts_that_fit(const std::vector<std::string>& texts,
     }
   }
   return fitting;
+}
+
+/// "auto" with a hardware profile: the layout `tessera plan` ranks fastest among those that fit
+/// on `nodes` x `tasks` ranks, varying the parallel settings only (the configuration's
+/// micro-batch and recomputation stay), as a --layout text. Data parallelism, with a note, where
+/// nothing fits or the profile's node has fewer devices than the tasks.
+std::string planned_layout(const Config& config, const HardwareProfile& hardware, int nodes,
+                           int tasks, std::vector<std::string>& notes) {
+  const std::string data_parallel = "tp=1,pp=1";
+  AllocationPlan plan;
+  try {
+    AllocationRequest request;
+    request.nodes = nodes;
+    request.ranks_per_node = tasks;
+    CandidateLimits limits;
+    limits.vary_micro_batch = limits.vary_recompute = false;
+    plan = plan_allocation(config, hardware, request, limits);
+  } catch (const UsageError& why) {
+    notes.push_back(
+        fmt::format("auto on {} x {} ranks: {}; data parallel there", nodes, tasks, why.what()));
+    return data_parallel;
+  }
+  if (plan.fit.empty()) {
+    notes.push_back(fmt::format("auto on {} x {} ranks: no layout fits {}; data parallel there",
+                                nodes, tasks, hardware.name));
+    return data_parallel;
+  }
+  const Config& pick = plan.fit.front().candidate.config;
+  std::string text = fmt::format("tp={},pp={}", pick.parallel.tp, pick.parallel.pp);
+  for (const SettingChange& change : changed_settings(config, pick)) {
+    const std::string key = change.key.substr(change.key.find('.') + 1);
+    if (!change.key.starts_with("parallel.") || key == "tp" || key == "pp" || key == "dp") {
+      continue;
+    }
+    std::string value = change.after;
+    std::erase(value, '"');  // a TOML string; --layout takes the bare word
+    if (!value.empty()) text += "," + key + "=" + value;
+  }
+  return text;
 }
 
 void check_options(const SweepOptions& options, const std::filesystem::path& dir) {
@@ -131,6 +174,10 @@ void run(const SweepOptions& options) {
   // as this layout's (and on one node the points then run one after another).
   site.sbatch.push_back("--exclusive");
   const std::vector<std::string> texts = layout_texts(options.layouts);
+  std::optional<HardwareProfile> hardware;  // "auto" plans each size's layout with it
+  if (options.layouts == "auto" && !options.hardware.empty()) {
+    hardware = load_hardware_profile(options.hardware, hardware_search_path());
+  }
   const int smallest =
       *std::min_element(options.nodes.begin(), options.nodes.end()) *
       *std::min_element(options.tasks_per_node.begin(), options.tasks_per_node.end());
@@ -158,8 +205,13 @@ void run(const SweepOptions& options) {
         request.overrides.push_back(
             fmt::format("train.global_batch={}", base.train.global_batch * ranks / smallest));
       }
-      request.layouts = layouts_that_fit(texts, config_file, request.overrides, ranks, last_reason,
-                                         sizes_fitting, notes);
+      const std::vector<std::string> size_texts =
+          hardware
+              ? std::vector<std::string>{planned_layout(load_config(config_file, request.overrides),
+                                                        *hardware, nodes, tasks, notes)}
+              : texts;
+      request.layouts = layouts_that_fit(size_texts, config_file, request.overrides, ranks,
+                                         last_reason, sizes_fitting, notes);
       if (request.layouts.empty()) continue;
       request.resources = {.nodes = nodes,
                            .tasks_per_node = tasks,
@@ -184,7 +236,7 @@ void run(const SweepOptions& options) {
       jobs.push_back(std::move(job));
     }
   }
-  for (const std::string& text : texts) {
+  for (const std::string& text : hardware ? std::vector<std::string>{} : texts) {
     if (sizes_fitting[text] == 0) {
       throw UsageError("--layouts " + text + " runs at no size of the sweep: " + last_reason[text]);
     }
@@ -227,8 +279,9 @@ void add_sweep_command(CLI::App& app, std::function<void()>& action) {
   cmd->add_option("-o,--output", options->dir, "The sweep directory (must not hold a sweep)")
       ->required();
   cmd->add_option("--layouts", options->layouts,
-                  "auto (data parallel at every size) or layouts separated by ';', e.g. "
-                  "\"tp=1,pp=1;tp=2,pp=2\"; one that does not divide a size is left out there")
+                  "auto (with --hardware: the planner's fastest layout that fits at each size, "
+                  "parallel settings only; without: data parallel) or layouts separated by ';', "
+                  "e.g. \"tp=1,pp=1;tp=2,pp=2\"; one that does not divide a size is left out there")
       ->capture_default_str();
   cmd->add_option("--mode", options->mode,
                   "strong: the configuration's global batch at every size; weak: the batch "
@@ -238,7 +291,8 @@ void add_sweep_command(CLI::App& app, std::function<void()>& action) {
   cmd->add_option("--steps", options->steps, "Steps of each point (the first is not timed)")
       ->capture_default_str();
   cmd->add_option("--hardware", options->hardware,
-                  "Hardware profile the report predicts each point with");
+                  "Hardware profile the report predicts each point with (and --layouts auto "
+                  "plans with)");
   cmd->add_option("--profile", options->profile, "Site profile (as for tessera slurm)")
       ->capture_default_str();
   cmd->add_option("--partition", options->partition, "Partition");

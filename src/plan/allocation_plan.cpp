@@ -36,7 +36,7 @@ double parameter_count(const ModelConfig& model) {
 }
 
 AllocationPlan plan_allocation(const Config& config, const HardwareProfile& profile,
-                               const AllocationRequest& request) {
+                               const AllocationRequest& request, const CandidateLimits& limits) {
   if (request.nodes < 1) {
     throw UsageError(fmt::format("--nodes {} must be at least 1", request.nodes));
   }
@@ -58,7 +58,9 @@ AllocationPlan plan_allocation(const Config& config, const HardwareProfile& prof
   if (request.as_configured) {
     candidates.push_back({config, resolve_layout(config, plan.devices)});
   } else {
-    candidates = enumerate_layouts(config, plan.devices, {.max_tp = per_node});
+    CandidateLimits within_nodes = limits;
+    within_nodes.max_tp = std::min(limits.max_tp, per_node);
+    candidates = enumerate_layouts(config, plan.devices, within_nodes);
   }
   for (LayoutCandidate& candidate : candidates) {
     PlannedLayout planned =

@@ -49,9 +49,11 @@ struct AllocationRequest {
 
 /// Plans the layouts of `config` on the request's nodes of `profile`. UsageError for nodes < 1,
 /// more ranks per node than devices, an invalid configured layout (as_configured), or a
-/// precision the profile has no rate for.
+/// precision the profile has no rate for. `limits` says what the enumeration varies (max_tp is
+/// at most the ranks of a node whatever it says).
 AllocationPlan plan_allocation(const Config& config, const HardwareProfile& profile,
-                               const AllocationRequest& request);
+                               const AllocationRequest& request,
+                               const CandidateLimits& limits = {});
 
 /// The plan's first `top` rows of each list as a terminal table ("table"), Markdown ("md"), CSV
 /// ("csv", every row) or JSON ("json", every row).

@@ -179,6 +179,33 @@ def check_sweep(config, work):
             tessera("sweep", config, "--nodes", "0", "--tasks-per-node", "1", "--time",
                     "00:10:00", "--dry-run", "-o", fresh), ["--nodes 0"])
     check("nothing written for a refused sweep", not os.path.exists(fresh))
+    check_planned_sweep(config, work)
+
+
+def check_planned_sweep(config, work):
+    """--layouts auto with --hardware: at each size the layout tessera plan ranks fastest among
+    those that fit with the configuration's micro-batch and recomputation."""
+    study = os.path.join(work, "planned")
+    fixed = ["--set", "train.micro_batch=1", "--set", "train.recompute=none"]
+    done = tessera("sweep", config, "--tasks-per-node", "1,2", "--time", "00:10:00",
+                   "--dry-run", "--layouts", "auto", "--hardware", "cpu-2core-avx512", *fixed,
+                   "-o", study)
+    points = json.load(open(os.path.join(study, "sweep.json")))["points"] \
+        if done.returncode == 0 else []
+    check("sweep --layouts auto --hardware: one planned point a size", len(points) == 2, done)
+    for point in points:
+        plan = tessera("plan", config, "--hardware", "cpu-2core-avx512", "--ranks-per-node",
+                       str(point["ranks"]), "--format", "json", *fixed)
+        rows = [l for l in json.loads(plan.stdout)["layouts"] if l["fits"]
+                and l["micro_batch"] == 1 and l["recompute"] == "none"] \
+            if plan.returncode == 0 else []
+        best = max(rows, key=lambda l: l["tokens_per_s"]) if rows else {}
+        settings = point["settings"]
+        check("auto at %d rank(s) is the plan's fastest (tp=%s pp=%s zero=%s)"
+              % (point["ranks"], best.get("tp"), best.get("pp"), best.get("zero")),
+              bool(best) and "parallel.tp=%d" % best["tp"] in settings
+              and "parallel.pp=%d" % best["pp"] in settings
+              and (best["zero"] == 0) == ("parallel.zero=1" not in settings), plan)
 
 
 if __name__ == "__main__":
