@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "parallel/hang_watchdog.hpp"
@@ -24,9 +25,11 @@ std::string rank_list(std::vector<int> ranks) {
   return (ranks.size() == 1 ? "rank " : "ranks ") + text;
 }
 
-std::string activity(int64_t step, const std::string& operation) {
-  if (operation.empty()) return "before its first step";
-  return fmt::format("in step {}, {}", step, operation);
+/// "in step 5, logging" after `prefix` ("last heard "), or that the watchdog knows nothing of it.
+std::string activity(const RankProgress& rank, const std::string& prefix) {
+  if (rank.never_heard) return "not heard from at all";
+  if (rank.operation.empty()) return prefix + "before its first step";
+  return prefix + fmt::format("in step {}, {}", rank.step, rank.operation);
 }
 
 /// " on node1, node2": the distinct known hosts of `ranks`, in rank order; "" when none is known.
@@ -46,14 +49,16 @@ std::string on_hosts(const std::vector<const RankProgress*>& ranks) {
 /// they do, in the order of each group's lowest rank; with `with_hosts`, each group's nodes too.
 std::string grouped(const std::vector<const RankProgress*>& ranks, const std::string& prefix = "",
                     bool with_hosts = false) {
-  std::map<std::pair<int64_t, std::string>, std::vector<const RankProgress*>> groups;
-  for (const RankProgress* rank : ranks) groups[{rank->step, rank->operation}].push_back(rank);
+  std::map<std::tuple<bool, int64_t, std::string>, std::vector<const RankProgress*>> groups;
+  for (const RankProgress* rank : ranks) {
+    groups[{rank->never_heard, rank->step, rank->operation}].push_back(rank);
+  }
   std::vector<std::pair<std::vector<int>, std::string>> lines;
   for (const auto& [what, group] : groups) {
     std::vector<int> members;
     for (const RankProgress* rank : group) members.push_back(rank->rank);
     lines.emplace_back(members, rank_list(members) + (with_hosts ? on_hosts(group) : "") + " " +
-                                    prefix + activity(what.first, what.second));
+                                    activity(*group.front(), prefix));
   }
   std::sort(lines.begin(), lines.end(),
             [](const auto& a, const auto& b) { return a.first.front() < b.first.front(); });

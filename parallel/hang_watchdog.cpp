@@ -67,6 +67,7 @@ class HangWatchdog::Watcher {
     for (int r = 0; r < size_; ++r) {
       known_[r].rank = r;
       known_[r].host = hosts[static_cast<std::size_t>(r)];
+      known_[r].never_heard = r != rank_;
     }
     // The same on every rank (the timeout is configuration, the thread level the library's),
     // so finish() is collective on all ranks or on none.
@@ -197,6 +198,7 @@ class HangWatchdog::Watcher {
     progress.operation.assign(heartbeat.operation,
                               strnlen(heartbeat.operation, sizeof heartbeat.operation));
     progress.idle_s = heartbeat.idle_s;
+    progress.never_heard = false;
     heard_at_[rank] = now;
   }
 

@@ -23,6 +23,9 @@ struct RankProgress {
   double idle_s = 0.0;    ///< seconds since the rank began that operation
   double silent_s = 0.0;  ///< seconds since the rank's watchdog was last heard from
   std::string host;       ///< the node it runs on ("" when unknown)
+  /// No heartbeat of it has arrived (it stopped within the first heartbeat period, or its
+  /// messages cannot get through): what it does is unknown.
+  bool never_heard = false;
 };
 
 /// The line that reports a hang, from every rank's progress. Ranks silent for longer than

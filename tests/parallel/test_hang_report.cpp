@@ -11,7 +11,7 @@ namespace {
 
 RankProgress rank_doing(int rank, int64_t step, const char* operation, int64_t marks, double idle_s,
                         double silent_s = 0.5) {
-  return RankProgress{rank, step, operation, marks, idle_s, silent_s};
+  return RankProgress{rank, step, operation, marks, idle_s, silent_s, "", false};
 }
 
 std::string describe(const std::vector<RankProgress>& ranks) {
@@ -78,6 +78,15 @@ TEST(HangReport, NamesTheNodesOfTheStuckRanks) {
             std::string::npos)
       << line;
   EXPECT_NE(line.find("waiting for them: ranks 0-1 in step 12"), std::string::npos) << line;
+
+  // Ranks stopped before their first heartbeat reached rank 0: nothing is known of them, and
+  // the line says so instead of guessing "before its first step".
+  ranks[2].never_heard = ranks[3].never_heard = true;
+  const std::string unknown = describe(ranks);
+  EXPECT_NE(unknown.find("stuck: ranks 2-3 on node2 not heard from at all, not responding for "
+                         "88 s"),
+            std::string::npos)
+      << unknown;
   EXPECT_NE(line.find("look at node2 (ranks 2-3)"), std::string::npos) << line;
 }
 
