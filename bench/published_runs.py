@@ -150,6 +150,19 @@ def median(values):
     return sorted(values)[len(values) // 2]
 
 
+def compare_rows(rows, fitted, predict, describe, lines):
+    """One line per row (`describe`) with its prediction beside what its source reports (each
+    row's last field); returns the relative errors of the rows other than the `fitted` one."""
+    errors = []
+    for row in rows:
+        predicted, layout = predict(row)
+        error = (predicted - row[-1]) / row[-1]
+        if row is not fitted:
+            errors.append(abs(error))
+        lines.append(describe(row, predicted, error, layout))
+    return errors
+
+
 def megatron_section(tessera, config, base, profile, lines):
     rate = fit_rate(base, profile, 171.6,
                     lambda p: megatron_tflops(tessera, config, p, TABLE_1[0])[0], TABLE_1[0][-1])
@@ -159,15 +172,11 @@ def megatron_section(tessera, config, base, profile, lines):
     lines.append("%-8s %3s %3s %5s %6s %9s %9s %7s   %s" % (
         "params", "tp", "pp", "GPUs", "batch", "reported", "planned", "error",
         "planned step split (s): compute, tp, bubble, p2p, dp, optimizer"))
-    errors = []
-    for row in TABLE_1:
-        predicted, layout = megatron_tflops(tessera, config, profile, row)
-        error = (predicted - row[-1]) / row[-1]
-        if row is not TABLE_1[0]:
-            errors.append(abs(error))
-        lines.append("%-8s %3d %3d %5d %6d %9.0f %9.1f %+6.1f%%   %s" % (
+    errors = compare_rows(
+        TABLE_1, TABLE_1[0], lambda row: megatron_tflops(tessera, config, profile, row),
+        lambda row, predicted, error, layout: "%-8s %3d %3d %5d %6d %9.0f %9.1f %+6.1f%%   %s" % (
             "%gB" % row[0], row[4], row[5], row[6], row[7], row[-1], predicted, 100 * error,
-            step_split(layout)))
+            step_split(layout)), lines)
     lines.append("predicted rows (all but the fitted one): largest error %.1f %%, median %.1f %%"
                  % (100 * max(errors), 100 * median(errors)))
     return rate
@@ -208,15 +217,11 @@ def mpt_section(tessera, config, base, work, lines):
     lines.append("%-6s %5s %6s %6s %10s %10s %7s %5s   %s" % (
         "model", "GPUs", "micro", "batch", "reported", "planned", "error", "fits",
         "planned step split (s): compute, tp, bubble, p2p, dp, optimizer"))
-    errors = []
-    for row in MPT_H100:
-        predicted, layout = mpt_tokens_per_gpu(tessera, config, profile, row)
-        error = (predicted - row[-1]) / row[-1]
-        if row is not fitted:
-            errors.append(abs(error))
-        lines.append("%-6s %5d %6d %6d %10d %10.0f %+6.1f%% %5s   %s" % (
+    errors = compare_rows(
+        MPT_H100, fitted, lambda row: mpt_tokens_per_gpu(tessera, config, profile, row),
+        lambda row, predicted, error, layout: "%-6s %5d %6d %6d %10d %10.0f %+6.1f%% %5s   %s" % (
             row[0], row[4], row[5], row[6], row[-1], predicted, 100 * error,
-            "yes" if layout["fits"] else "no", step_split(layout)))
+            "yes" if layout["fits"] else "no", step_split(layout)), lines)
     lines.append("(tokens/s per GPU) predicted rows: largest error %.1f %%, median %.1f %%"
                  % (100 * max(errors), 100 * median(errors)))
 
