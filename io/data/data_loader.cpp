@@ -117,6 +117,20 @@ nlohmann::json read_dataset_json(const std::filesystem::path& dir) {
   }
 }
 
+/// `value` as a whole number in [lo, hi]: nlohmann's get<> casts a float such as 5e23 to the
+/// integer type unchecked (undefined behaviour), so dataset.json's counts are checked first.
+int64_t whole_number(const nlohmann::json& value, const std::string& key, int64_t lo, int64_t hi) {
+  if (!value.is_number_integer() ||
+      (value.is_number_unsigned() ? value.get<uint64_t>() > static_cast<uint64_t>(hi)
+                                  : value.get<int64_t>() < lo || value.get<int64_t>() > hi)) {
+    throw UsageError(std::string(kDatasetJson) + ": \"" + key + "\" = " + value.dump(-1) +
+                     " is not a whole number from " + std::to_string(lo) + " to " +
+                     std::to_string(hi) + rerun_hint());
+  }
+  return value.is_number_unsigned() ? static_cast<int64_t>(value.get<uint64_t>())
+                                    : value.get<int64_t>();
+}
+
 std::vector<ShardReader> open_split(const std::filesystem::path& dir, const nlohmann::json& split,
                                     const DatasetDescription& dataset) {
   std::vector<ShardReader> shards;
@@ -127,8 +141,10 @@ std::vector<ShardReader> open_split(const std::filesystem::path& dir, const nloh
                        rerun_hint());
     }
     ShardReader shard(path);
-    if (shard.size() != entry.at("tokens").get<uint64_t>() ||
-        shard.tokenizer_id() != dataset.tokenizer_id || shard.vocab_size() != dataset.vocab_size) {
+    const auto tokens = static_cast<uint64_t>(
+        whole_number(entry.at("tokens"), "tokens", 0, std::numeric_limits<int64_t>::max()));
+    if (shard.size() != tokens || shard.tokenizer_id() != dataset.tokenizer_id ||
+        shard.vocab_size() != dataset.vocab_size) {
       throw UsageError("shard " + path.string() + " does not match " + kDatasetJson +
                        " (token count, tokenizer or vocabulary differ)" + rerun_hint());
     }
@@ -142,8 +158,15 @@ DatasetDescription open_dataset(const std::filesystem::path& dir) {
   DatasetDescription dataset;
   try {
     dataset.tokenizer_id = json.at("tokenizer").at("id").get<std::string>();
-    dataset.vocab_size = json.at("tokenizer").at("vocab_size").get<int>();
-    dataset.special_tokens = json.at("tokenizer").value("special_tokens", dataset.special_tokens);
+    const nlohmann::json& tokenizer = json.at("tokenizer");
+    dataset.vocab_size = static_cast<int>(whole_number(tokenizer.at("vocab_size"), "vocab_size", 1,
+                                                       std::numeric_limits<int32_t>::max()));
+    if (const auto special = tokenizer.find("special_tokens"); special != tokenizer.end()) {
+      for (const auto& [name, id] : special->items()) {
+        dataset.special_tokens[name] = static_cast<int32_t>(
+            whole_number(id, "special_tokens." + name, 0, std::numeric_limits<int32_t>::max()));
+      }
+    }
     dataset.unigram_entropy = json.at("unigram_entropy").get<double>();
     dataset.train = open_split(dir, json.at("splits").at("train"), dataset);
     dataset.validation = open_split(dir, json.at("splits").at("validation"), dataset);
