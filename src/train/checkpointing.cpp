@@ -46,6 +46,25 @@ bool finite_on_every_rank(MPI_Comm comm, const std::vector<TensorBlock>& blocks)
   return finite == 1;
 }
 
+/// The grid a checkpoint's metadata says it was written from; none when it does not say, in
+/// whole numbers of a sane size (the file may be damaged or forged: nlohmann's get<int> of a
+/// float such as 1e30 would be undefined behaviour).
+std::optional<GridShape> written_shape(const nlohmann::json& metadata) {
+  const auto layout = metadata.find("layout");
+  if (layout == metadata.end() || !layout->is_object()) return std::nullopt;
+  std::array<int, 3> sizes{};
+  const std::array<const char*, 3> keys{"dp", "tp", "pp"};
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    const auto size = layout->find(keys[i]);
+    if (size == layout->end() || !size->is_number_integer() || size->get<int64_t>() < 1 ||
+        size->get<int64_t>() > (1 << 24)) {
+      return std::nullopt;
+    }
+    sizes[i] = static_cast<int>(size->get<int64_t>());
+  }
+  return GridShape{sizes[0], sizes[1], sizes[2]};
+}
+
 }  // namespace
 
 std::filesystem::path checkpoint_directory(const Config& config) {
@@ -287,10 +306,7 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
   }
   restored_bytes_ = std::filesystem::file_size(entry->path);
   restored_config_ = metadata.value("config", std::string());
-  if (const auto layout = metadata.find("layout"); layout != metadata.end()) {
-    restored_shape_ =
-        GridShape{layout->value("dp", 0), layout->value("tp", 0), layout->value("pp", 0)};
-  }
+  restored_shape_ = written_shape(metadata);
   index = 0;
   for (ModelReplica::ChunkState chunk : replica_.chunk_states()) {
     ParameterStore& p = chunk.model.parameters();
