@@ -75,18 +75,23 @@ HardwareProfile calibrate_profile(const HardwareProfile& base,
   return profile;
 }
 
-HardwareProfile apply_kernel_rates(const HardwareProfile& base, const nlohmann::json& measured,
-                                   const std::string& origin) {
+namespace {
+
+/// apply_kernel_rates without the translation of JSON type errors.
+HardwareProfile kernel_rates_of(const HardwareProfile& base, const nlohmann::json& measured,
+                                const std::string& origin) {
   if (!measured.is_object() || measured.value("format", "") != "tessera-hardware-profile" ||
       !measured.contains("gemm") || !measured["gemm"].is_array()) {
     throw UsageError(origin +
                      " is not the JSON of tessera calibrate (format \"tessera-hardware-profile\"); "
                      "pass a run directory, a sweep directory or such a file");
   }
-  if (measured.value("version", 0) > 1) {
+  const auto version = measured.find("version");
+  if (version == measured.end() || !version->is_number_integer() || version->get<int64_t>() != 1) {
     throw UsageError(fmt::format(
-        "{} is format version {}, newer than this tessera reads (1); use a newer tessera", origin,
-        measured.value("version", 0)));
+        "{} is format version {}, not the version this tessera reads (1); use the tessera "
+        "that wrote it",
+        origin, version == measured.end() ? "(none)" : version->dump()));
   }
   HardwareProfile profile = base;
   const nlohmann::json device = measured.value("device", nlohmann::json::object());
@@ -118,6 +123,18 @@ HardwareProfile apply_kernel_rates(const HardwareProfile& base, const nlohmann::
                      measured.value("host", "an unnamed host"), classes));
   }
   return profile;
+}
+
+}  // namespace
+
+HardwareProfile apply_kernel_rates(const HardwareProfile& base, const nlohmann::json& measured,
+                                   const std::string& origin) {
+  try {
+    return kernel_rates_of(base, measured, origin);
+  } catch (const nlohmann::json::exception& error) {
+    throw UsageError(origin + " is malformed (" + error.what() +
+                     "); pass the JSON tessera calibrate wrote, unchanged");
+  }
 }
 
 }  // namespace tessera

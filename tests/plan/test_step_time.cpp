@@ -161,6 +161,12 @@ TEST(Calibration, KernelRatesAreTotalFlopsOverTotalTime) {
   other = measured;
   other["gemm"][0]["backward_tflops"] = 0.0;
   EXPECT_THROW(apply_kernel_rates(test_profile(), other, "k.json"), UsageError);
+  other = measured;
+  other["gemm"][0]["rows"] = "many";  // a JSON type error is bad input too, not an internal one
+  EXPECT_THROW(apply_kernel_rates(test_profile(), other, "k.json"), UsageError);
+  other = measured;
+  other["version"] = 1e30;
+  EXPECT_THROW(apply_kernel_rates(test_profile(), other, "k.json"), UsageError);
 }
 
 TEST(AllocationPlan, RanksTheLayoutsThatFitAndListsThoseThatDoNot) {
