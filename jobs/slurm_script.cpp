@@ -27,10 +27,6 @@ std::string node_count(const JobResources& r) {
                                      : fmt::format("{}-{}", r.fewest_nodes(), r.nodes);
 }
 
-std::string layout_text(const GridShape& shape) {
-  return fmt::format("dp={} tp={} pp={}", shape.dp, shape.tp, shape.pp);
-}
-
 void write_header(std::ostream& out, const JobPlan& plan, const SiteProfile& profile,
                   const std::string& command_line) {
   const JobResources& r = plan.request.resources;
@@ -42,7 +38,7 @@ void write_header(std::ostream& out, const JobPlan& plan, const SiteProfile& pro
                          ? std::to_string(r.ranks())
                          : fmt::format("{}-{}", r.fewest_nodes() * r.tasks_per_node, r.ranks()));
   if (plan.variants.empty()) {
-    out << fmt::format(" ({}).\n", layout_text(plan.shape));
+    out << fmt::format(" ({}).\n", plan.shape.str());
   } else {
     out << fmt::format(", a job array over {} layouts.\n", plan.variants.size());
   }
@@ -126,7 +122,7 @@ void write_commands(std::ostream& out, const JobPlan& plan, const SiteProfile& p
         words.insert(words.end(), {"--set", override_});
       }
       out << fmt::format("  {}) train+=({}) ;;  # {}\n", i, quoted_words(words),
-                         layout_text(plan.variant_shapes[i]));
+                         plan.variant_shapes[i].str());
     }
     out << "  *) echo \"tessera-job: no layout for array task $SLURM_ARRAY_TASK_ID\"; exit 2 ;;\n";
     out << "esac\n";

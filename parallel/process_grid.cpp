@@ -54,6 +54,8 @@ int GridCoordinates::coordinate(GridAxis axis) const { return member(*this, axis
 
 void GridCoordinates::set(GridAxis axis, int value) { member(*this, axis) = value; }
 
+std::string GridShape::str() const { return join("dp=", dp, " tp=", tp, " pp=", pp); }
+
 std::string_view axis_name(GridAxis axis) {
   switch (axis) {
     case GridAxis::tp:

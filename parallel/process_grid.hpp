@@ -28,6 +28,8 @@ struct GridShape {
   int pp = 1;
 
   int world_size() const { return dp * tp * pp; }
+  /// "dp=2 tp=2 pp=1", as logs, metrics, job scripts and reports write a layout.
+  std::string str() const;
   int size(GridAxis axis) const;
   bool operator==(const GridShape&) const = default;
 };

@@ -84,7 +84,7 @@ void run(const EvalCommandOptions& options) {
   EvalReport report;
   report.checkpoint = model.file();
   report.step = model.step();
-  report.layout = fmt::format("dp={} tp={} pp={}", shape.dp, shape.tp, shape.pp);
+  report.layout = shape.str();
   out << fmt::format("eval: {} (step {}) at {} on {} rank(s), {} backend\n",
                      report.checkpoint.string(), report.step, report.layout, world.size(),
                      model.backend().name())

@@ -346,7 +346,6 @@ void TrainingRun::open_data_and_run_dir() {
 }
 
 void TrainingRun::announce() {
-  const int dp = parallel_.shape().dp, tp = parallel_.shape().tp;
   const double flops_per_token = model_flops_per_token(config_.model);
   out_ << "# tessera " << TESSERA_VERSION << ": resolved configuration\n"
        << to_toml(config_) << "# data: " << data_->describe() << "\n";
@@ -356,17 +355,17 @@ void TrainingRun::announce() {
     const std::optional<double> end = stop_monitor_->end_time();  // UNIX seconds, or none
     metrics_->write(
         {{"kind", "run"},
-         {"layout", fmt::format("dp={} tp={} pp={}", dp, tp, stages_)},
+         {"layout", parallel_.shape().str()},
          {"flops_per_token", flops_per_token},
          {"loss_floor", std::isnan(floor) ? nlohmann::json(nullptr) : nlohmann::json(floor)},
          {"unigram_entropy", result_.unigram_entropy},
          {"job_end_time", end ? nlohmann::json(*end) : nlohmann::json(nullptr)}});
   }
-  progress_->message(fmt::format(
-      "layout dp={} tp={} pp={} ({} ranks); {} microbatches of {} per replica per step; "
-      "{:.3g} FLOP/token; data loss floor {:.4f}",
-      dp, tp, stages_, parallel_.world().size(), layout_.micro_batches, config_.train.micro_batch,
-      flops_per_token, result_.loss_floor));
+  progress_->message(
+      fmt::format("layout {} ({} ranks); {} microbatches of {} per replica per step; "
+                  "{:.3g} FLOP/token; data loss floor {:.4f}",
+                  parallel_.shape().str(), parallel_.world().size(), layout_.micro_batches,
+                  config_.train.micro_batch, flops_per_token, result_.loss_floor));
 }
 
 double TrainingRun::train_step(int step, UpdateResult& update, PipelineTimings& pipeline) {
@@ -483,12 +482,9 @@ void TrainingRun::report_changed_settings() {
   std::erase_if(changes, [](const SettingChange& change) { return change.key == "run.deadline"; });
   // With parallel.dp = auto the settings stay the same on another number of nodes; the grid
   // is what changed.
-  const auto grid = [](const GridShape& shape) {
-    return fmt::format("dp={} tp={} pp={}", shape.dp, shape.tp, shape.pp);
-  };
   if (const std::optional<GridShape>& saved_shape = checkpoints_->restored_shape();
       saved_shape && *saved_shape != parallel_.shape()) {
-    changes.push_back({"layout", grid(*saved_shape), grid(parallel_.shape())});
+    changes.push_back({"layout", saved_shape->str(), parallel_.shape().str()});
   }
   if (changes.empty()) return;
   std::string list;
