@@ -182,6 +182,8 @@ std::vector<std::string> launcher_words(const JobPlan& plan, const SiteProfile& 
     words = {"mpirun"};
     if (r.fewest_nodes() == r.nodes) words.insert(words.end(), {"-np", std::to_string(r.ranks())});
     words.insert(words.end(), {"--map-by", map_by});
+    // mpirun passes only the variables it is told to the ranks on other nodes; srun passes all.
+    words.insert(words.end(), {"-x", "TESSERA_STARTED_DIR"});
     words.insert(words.end(), profile.mpirun_options.begin(), profile.mpirun_options.end());
   }
   return words;

@@ -4,7 +4,10 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <string>
 
 namespace tessera {
 namespace {
@@ -21,6 +24,16 @@ void prefer_bandwidth_optimal_nonblocking_allreduce() {
   setenv("OMPI_MCA_coll_libnbc_iallreduce_algorithm", "3", /*overwrite=*/0);
 }
 
+/// A generated Slurm job (jobs/templates/run_and_requeue.sh) counts these marks, one per rank,
+/// to tell a launch whose ranks died inside MPI_Init (nothing ran; it launches again) from one
+/// that failed later. No collective: a rank marks what it alone knows. A mark that cannot be
+/// written costs at most one needless launch, so its failure is ignored.
+void mark_started_for_job_script(int rank) {
+  const char* dir = std::getenv("TESSERA_STARTED_DIR");
+  if (dir == nullptr || *dir == '\0') return;
+  std::ofstream mark(std::filesystem::path(dir) / ("rank-" + std::to_string(rank)));
+}
+
 }  // namespace
 
 MpiSession::MpiSession(int& argc, char**& argv) {
@@ -32,6 +45,7 @@ MpiSession::MpiSession(int& argc, char**& argv) {
   MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
+  mark_started_for_job_script(rank_);
 }
 
 MpiSession::~MpiSession() {

@@ -30,6 +30,7 @@ ask_ranks_to_stop() {
   case $phase in
     starting) stop_requested=1 ;;
     running)
+      stop_requested=1  # the ranks end with it, started or not: no launch again
       note "got SIG$1: asking the ranks to checkpoint and stop (USR1 to ${launch[0]}, pid $launcher_pid)"
       kill -USR1 "$launcher_pid" 2>/dev/null
       ;;
@@ -39,19 +40,53 @@ ask_ranks_to_stop() {
 trap 'ask_ranks_to_stop USR1' USR1
 trap 'ask_ranks_to_stop TERM' TERM
 
-# In the background: bash runs a trap only between commands, and `wait` is one it leaves for it.
-"${launch[@]}" "${train[@]}" </dev/null >"$rank_output" 2>"$rank_errors" &
-launcher_pid=$!
-phase=running
-[ "$stop_requested" = 1 ] && ask_ranks_to_stop USR1
+# A launch whose ranks die before every one of them got through MPI_Init has done nothing, and
+# another launch usually starts: Open MPI 4.1's TCP transport under Slurm's PMIx crashes in
+# MPI_Init about once in 60 starts on tessera's test cluster (doc/slurm.md). Each rank marks
+# its start in started_dir (TESSERA_STARTED_DIR) as soon as MPI_Init returns; a failed launch
+# with fewer marks than ranks is launched again, up to max_launches times in all.
+max_launches=3
+started_dir=$log_dir/started-$job_tag-r$restart
+export TESSERA_STARTED_DIR=$started_dir
+ranks=${SLURM_NTASKS:-1}
+ranks_started() { find "$started_dir" -maxdepth 1 -name 'rank-*' 2>/dev/null | wc -l; }
+
+launches=0
 while :; do
-  wait "$launcher_pid"
-  status=$?
-  # A trap interrupts `wait` with a status above 128 while the launcher runs on: wait again.
-  # (A pid reused in between makes `wait` answer 127, which ends the loop.)
-  [ "$status" -gt 128 ] && kill -0 "$launcher_pid" 2>/dev/null && continue
-  break
+  launches=$((launches + 1))
+  rm -rf "$started_dir"
+  mkdir -p "$started_dir"
+  # In the background: bash runs a trap only between commands, and `wait` is one it leaves for
+  # it. A second launch appends to the first one's output.
+  if [ "$launches" = 1 ]; then
+    "${launch[@]}" "${train[@]}" </dev/null >"$rank_output" 2>"$rank_errors" &
+  else
+    "${launch[@]}" "${train[@]}" </dev/null >>"$rank_output" 2>>"$rank_errors" &
+  fi
+  launcher_pid=$!
+  phase=running
+  [ "$stop_requested" = 1 ] && ask_ranks_to_stop USR1
+  while :; do
+    wait "$launcher_pid"
+    status=$?
+    # A trap interrupts `wait` with a status above 128 while the launcher runs on: wait again.
+    # (A pid reused in between makes `wait` answer 127, which ends the loop.)
+    [ "$status" -gt 128 ] && kill -0 "$launcher_pid" 2>/dev/null && continue
+    break
+  done
+  phase=starting
+  started=$(ranks_started)
+  if [ "$status" = 0 ] || [ "$started" -ge "$ranks" ] || [ "$stop_requested" = 1 ]; then
+    break
+  fi
+  if [ "$launches" -ge "$max_launches" ]; then
+    note "the ranks died before all of them had started MPI, in each of $launches launches: see $rank_errors"
+    break
+  fi
+  note "the ranks died (exit $status) before all of them had started MPI ($started of" \
+    "$ranks did): nothing ran, launching again ($((launches + 1)) of $max_launches)"
 done
+rm -rf "$started_dir"
 phase=ended
 
 case $status in

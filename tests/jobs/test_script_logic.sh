@@ -29,7 +29,17 @@ S
 cat >bin/fake-tessera <<'S'
 #!/bin/bash
 echo "rank: $*"
+# Dying inside MPI_Init: no start mark (the first launch only, or every one).
+if [ "$FAKE_MODE" = dies_starting ] || { [ "$FAKE_MODE" = dies_starting_once ] && [ ! -e "$FAKE_DIR/launched" ]; }; then
+  touch "$FAKE_DIR/launched"
+  echo "Segmentation fault in MPI_Init" >&2
+  exit 139
+fi
+echo launched >>"$FAKE_DIR/launches"
+touch "$TESSERA_STARTED_DIR/rank-0"  # what tessera does once MPI_Init returns
 case $FAKE_MODE in
+  dies_starting_once) exit 0 ;;
+  fails) exit 1 ;;
   finish) exit 0 ;;
   stop) exit 75 ;;
   bad) echo "tessera: error: something" >&2; exit 2 ;;
@@ -52,7 +62,7 @@ export SLURM_JOB_ID=42 SLURM_JOB_NAME=tiny SLURM_JOB_NUM_NODES=1 SLURM_NTASKS=1
 # run_job NAME MODE [SIGNAL] [RESTART]: runs job.sh, sends SIGNAL to it once the rank is ready.
 run_job() {
   local name=$1 mode=$2 signal=${3:-} restart=${4:-0} script=${5:-job.sh}
-  rm -f "$work/ready" "$work/scontrol.calls"
+  rm -f "$work/ready" "$work/scontrol.calls" "$work/launched" "$work/launches"
   FAKE_MODE=$mode SLURM_RESTART_COUNT=$restart bash "$script" >"$name.log" 2>&1 &
   local pid=$!
   if [ -n "$signal" ]; then
@@ -96,6 +106,26 @@ run_job bad bad
 expect "bad input" 2 "" "tessera refused its input (exit 2)" bad.log
 grep -q "tessera: error: something" run/slurm/tiny-42-r0.err || fail "rank errors not in the .err file"
 
+# Ranks that die before MPI has started on all of them: launched again, at most 3 times in all;
+# a failure after the start is not.
+run_job relaunch dies_starting_once
+expect "death in MPI_Init, once" 0 "" "nothing ran, launching again (2 of 3)" relaunch.log
+grep -q "training finished (exit 0)" relaunch.log || fail "the second launch did not finish: $(cat relaunch.log)"
+[ "$(grep -c "^rank: train" run/slurm/tiny-42-r0.out)" = 2 ] ||
+  fail "both launches' output is not in run/slurm/tiny-42-r0.out"
+run_job relaunch_limit dies_starting
+expect "death in MPI_Init, always" 139 "" "in each of 3 launches" relaunch_limit.log
+[ "$(grep -c "launching again" relaunch_limit.log)" = 2 ] || fail "not launched exactly 3 times"
+run_job late_failure fails
+expect "failure after the start" 1 "" "training failed (exit 1)" late_failure.log
+[ "$(cat "$work/launches")" = launched ] || fail "a failure after MPI started was launched again"
+[ ! -e run/slurm/started-42-r0 ] || fail "the start marks were left behind"
+
+# tessera itself marks each rank's start where the job script asks.
+mkdir marks
+TESSERA_STARTED_DIR=$work/marks "$tessera" --version >/dev/null || fail "tessera --version failed"
+[ -e marks/rank-0 ] || fail "tessera did not mark rank 0's start in TESSERA_STARTED_DIR"
+
 sed 's/^requeue_on_stop=1$/requeue_on_stop=0/' job.sh >chain.sh
 run_job chain stop "" 0 chain.sh
 expect "early stop in a chain" 0 "" "the next job of the chain resumes it" chain.log
@@ -104,4 +134,4 @@ if [ "$failures" -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1
 fi
-echo "ok: finish, stop, USR1, TERM, max_requeues, failed requeue, bad input and chain behave"
+echo "ok: finish, stop, USR1, TERM, max_requeues, failed requeue, bad input, death in MPI_Init and chain behave"

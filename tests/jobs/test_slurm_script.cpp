@@ -102,10 +102,12 @@ TEST(BatchScript, MpirunLauncherPlacesRanksPerNode) {
   JobPlan plan = tiny_plan(2, 2, {"parallel.tp=2", "train.micro_batch=8"});
   plan.request.launcher = Launcher::mpirun;
   EXPECT_EQ(launcher_words(plan, profile("generic")),
-            (std::vector<std::string>{"mpirun", "-np", "4", "--map-by", "ppr:2:node"}));
+            (std::vector<std::string>{"mpirun", "-np", "4", "--map-by", "ppr:2:node", "-x",
+                                      "TESSERA_STARTED_DIR"}));
   plan.request.resources.cpus_per_task = 6;
   EXPECT_EQ(launcher_words(plan, profile("generic")),
-            (std::vector<std::string>{"mpirun", "-np", "4", "--map-by", "ppr:2:node:PE=6"}));
+            (std::vector<std::string>{"mpirun", "-np", "4", "--map-by", "ppr:2:node:PE=6", "-x",
+                                      "TESSERA_STARTED_DIR"}));
   EXPECT_TRUE(bash_accepts(render_batch_script(plan, profile("generic"), "x")));
 }
 
@@ -119,8 +121,9 @@ TEST(BatchScript, ElasticJobTakesTheNodesSlurmGives) {
   // srun takes the allocation's tasks; mpirun fills each node it was given.
   EXPECT_TRUE(has_line(script, "launch=(srun --mpi=pmix --cpus-per-task=1)"));
   plan.request.launcher = Launcher::mpirun;
-  EXPECT_EQ(launcher_words(plan, profile("generic")),
-            (std::vector<std::string>{"mpirun", "--map-by", "ppr:2:node"}));
+  EXPECT_EQ(
+      launcher_words(plan, profile("generic")),
+      (std::vector<std::string>{"mpirun", "--map-by", "ppr:2:node", "-x", "TESSERA_STARTED_DIR"}));
   EXPECT_TRUE(bash_accepts(script));
 }
 
