@@ -162,18 +162,34 @@ bool boxes_overlap(const Box& a, const Box& b) {
   return true;
 }
 
-/// The distinct blocks of one tensor over all ranks, each owned by the first (rank, index)
-/// that declared it, and the copies of them: rank 0's merge in plan_datasets.
+/// The distinct blocks of one tensor over all ranks, each with every (rank, index) that
+/// declared it: rank 0's merge in plan_datasets. One declarer of each block, its owner, reads
+/// it from the file and sends it to the others (ReadLoads picks it).
 class BoxOwners {
  public:
   void add(int rank, int index, Box box) {
-    for (const auto& [known, owner] : distinct_) {
+    for (auto& [known, declarers] : distinct_) {
       if (known.offset == box.offset && known.shape == box.shape) {
-        copies_.push_back({rank, index, owner.first, owner.second});
+        declarers.push_back({rank, index});
         return;
       }
     }
-    distinct_.push_back({std::move(box), {rank, index}});
+    distinct_.push_back({std::move(box), {{rank, index}}});
+  }
+
+  /// Gives each distinct block the declarer `choose` picks from its declarers (all
+  /// (rank, index) pairs, in the order they declared it); must be called once, before copies()
+  /// and hashers_if_tiling().
+  template <class Choose>
+  void pick_owners(Choose&& choose) {
+    for (auto& [box, declarers] : distinct_) {
+      const std::pair<int, int> owner = choose(box, declarers);
+      owners_.push_back(owner);
+      for (const auto& [rank, index] : declarers) {
+        if (std::pair(rank, index) != owner)
+          copies_.push_back({rank, index, owner.first, owner.second});
+      }
+    }
   }
 
   const std::vector<BlockCopy>& copies() const { return copies_; }
@@ -188,14 +204,37 @@ class BoxOwners {
       }
     }
     if (covered != element_count(shape)) return {};
-    std::vector<std::pair<int, int>> hashers;
-    for (const auto& [box, owner] : distinct_) hashers.push_back(owner);
-    return hashers;
+    return owners_;
   }
 
  private:
-  std::vector<std::pair<Box, std::pair<int, int>>> distinct_;
+  std::vector<std::pair<Box, std::vector<std::pair<int, int>>>> distinct_;
+  std::vector<std::pair<int, int>> owners_;  // per distinct block, once picked
   std::vector<BlockCopy> copies_;
+};
+
+/// Spreads the reading over the ranks: each block goes to the declarer whose rank has been
+/// given the fewest elements so far (the lowest rank on a tie), so dp replicas, which all ask
+/// for the same blocks, each read a share of the file in parallel and send it to the others,
+/// instead of the first replica reading it all (bench/bench_checkpoint.py, the restore).
+class ReadLoads {
+ public:
+  explicit ReadLoads(int ranks) : elements_(static_cast<std::size_t>(ranks), 0) {}
+
+  std::pair<int, int> choose(const Box& box, const std::vector<std::pair<int, int>>& declarers) {
+    std::pair<int, int> owner = declarers.front();
+    for (const auto& candidate : declarers) {
+      const auto load = [&](const std::pair<int, int>& d) {
+        return std::pair(elements_[static_cast<std::size_t>(d.first)], d.first);
+      };
+      if (load(candidate) < load(owner)) owner = candidate;
+    }
+    elements_[static_cast<std::size_t>(owner.first)] += element_count(box.shape);
+    return owner;
+  }
+
+ private:
+  std::vector<int64_t> elements_;
 };
 
 }  // namespace
@@ -248,6 +287,12 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
               r, index++, {box[0].get<std::vector<int64_t>>(), box[1].get<std::vector<int64_t>>()});
         }
       }
+    }
+    ReadLoads loads(size);
+    for (auto& [name, boxes] : owners) {
+      boxes.pick_owners([&](const Box& box, const std::vector<std::pair<int, int>>& declarers) {
+        return loads.choose(box, declarers);
+      });
     }
     nlohmann::json plan = nlohmann::json::array();
     for (const auto& [name, value] : merged) {

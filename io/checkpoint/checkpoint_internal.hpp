@@ -100,11 +100,12 @@ struct PlannedDataset {
   std::string name;
   std::vector<int64_t> shape;
   /// For reading: (rank, index among that rank's blocks of this tensor) of blocks that cover
-  /// the tensor exactly once, copies of a block (dp replicas) counted at their first rank; then
+  /// the tensor exactly once, copies of a block (dp replicas) counted at its owner; then
   /// the ranks' sums of those blocks add up to the tensor's position hash. Empty when the
   /// distinct blocks do not tile the tensor (a partial read): its hash needs a pass over it.
   std::vector<std::pair<int, int>> hashers;
-  /// For reading: blocks that only their owner reads from the file and sends to the copy's rank.
+  /// For reading: blocks that only their owner reads from the file and sends to the copy's rank
+  /// (the owners spread over the ranks that ask for the blocks: ReadLoads).
   std::vector<BlockCopy> copies;
 };
 

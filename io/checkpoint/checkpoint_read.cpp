@@ -77,7 +77,7 @@ RequestsByName requests_by_name(const std::vector<TensorReadRequest>& requests) 
 }
 
 /// This rank's requests of `planned` that it reads from the file: all but the copies of a
-/// block that a rank before it (or an earlier request of its own) reads.
+/// block that another rank (or another request of its own) owns and reads.
 std::vector<const TensorReadRequest*> blocks_to_read(const PlannedDataset& planned,
                                                      const RequestsByName& mine, int rank) {
   const auto found = mine.find(planned.name);
@@ -172,8 +172,9 @@ void fill_copies(MPI_Comm comm, const std::vector<PlannedDataset>& plan, const R
   MPI_Waitall(static_cast<int>(transfers.size()), transfers.data(), MPI_STATUSES_IGNORE);
 }
 
-/// Every requested block, the file read once in total: each block by the first rank that
-/// asked for it, which then sends it to the others (dp replicas ask for the same blocks).
+/// Every requested block, the file read once in total: each block by its owner, one of the
+/// ranks that asked for it, which then sends it to the others (dp replicas ask for the same
+/// blocks, and share the reading).
 void read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
                  const std::vector<PlannedDataset>& plan,
                  const std::vector<TensorReadRequest>& requests) {
