@@ -222,11 +222,11 @@ class ReadLoads {
   explicit ReadLoads(int ranks) : elements_(static_cast<std::size_t>(ranks), 0) {}
 
   std::pair<int, int> choose(const Box& box, const std::vector<std::pair<int, int>>& declarers) {
+    const auto load = [&](const std::pair<int, int>& declarer) {  // (elements, rank)
+      return std::pair(elements_[static_cast<std::size_t>(declarer.first)], declarer.first);
+    };
     std::pair<int, int> owner = declarers.front();
     for (const auto& candidate : declarers) {
-      const auto load = [&](const std::pair<int, int>& d) {
-        return std::pair(elements_[static_cast<std::size_t>(d.first)], d.first);
-      };
       if (load(candidate) < load(owner)) owner = candidate;
     }
     elements_[static_cast<std::size_t>(owner.first)] += element_count(box.shape);
