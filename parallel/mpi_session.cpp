@@ -27,7 +27,8 @@ void prefer_bandwidth_optimal_nonblocking_allreduce() {
 /// A generated Slurm job (jobs/templates/run_and_requeue.sh) counts these marks, one per rank,
 /// to tell a launch whose ranks died inside MPI_Init (nothing ran; it launches again) from one
 /// that failed later. No collective: a rank marks what it alone knows. A mark that cannot be
-/// written costs at most one needless launch, so its failure is ignored.
+/// written (a log directory its node does not see) can only make a failed job launch again
+/// needlessly, at most 3 launches in all, so its failure is ignored.
 void mark_started_for_job_script(int rank) {
   const char* dir = std::getenv("TESSERA_STARTED_DIR");
   if (dir == nullptr || *dir == '\0') return;
