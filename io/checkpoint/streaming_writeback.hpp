@@ -17,7 +17,7 @@ namespace tessera::checkpoint_detail {
 /// memory; where a process (the trainer) holds most of the memory freed last, that memory is
 /// fresh, which on a VM costs a host page fault per page (0.35-0.5 GB/s). Pages dropped after
 /// their writeback go back to the free lists, and the next writes take them again
-/// (doc/performance.md, "Checkpoints", measures both ways).
+/// (doc/performance.md, "Checkpoints": bench/bench_checkpoint.py before and after).
 ///
 /// Only ranges that no other process writes into may be given: a page dropped while another
 /// rank has yet to write part of it would have to be read back from the disk first. Pages at a

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/json_numbers.hpp"
 #include "io/data/hf/hf_tokenizer.hpp"
 #include "io/data/prepare.hpp"
 #include "io/data/sample_order.hpp"
@@ -117,18 +118,12 @@ nlohmann::json read_dataset_json(const std::filesystem::path& dir) {
   }
 }
 
-/// `value` as a whole number in [lo, hi]: nlohmann's get<> casts a float such as 5e23 to the
-/// integer type unchecked (undefined behaviour), so dataset.json's counts are checked first.
+/// `value` as a whole number in [lo, hi] (whole_number_in); bad input otherwise.
 int64_t whole_number(const nlohmann::json& value, const std::string& key, int64_t lo, int64_t hi) {
-  if (!value.is_number_integer() ||
-      (value.is_number_unsigned() ? value.get<uint64_t>() > static_cast<uint64_t>(hi)
-                                  : value.get<int64_t>() < lo || value.get<int64_t>() > hi)) {
-    throw UsageError(std::string(kDatasetJson) + ": \"" + key + "\" = " + value.dump(-1) +
-                     " is not a whole number from " + std::to_string(lo) + " to " +
-                     std::to_string(hi) + rerun_hint());
-  }
-  return value.is_number_unsigned() ? static_cast<int64_t>(value.get<uint64_t>())
-                                    : value.get<int64_t>();
+  if (const std::optional<int64_t> number = whole_number_in(value, lo, hi)) return *number;
+  throw UsageError(std::string(kDatasetJson) + ": \"" + key + "\" = " + value.dump(-1) +
+                   " is not a whole number from " + std::to_string(lo) + " to " +
+                   std::to_string(hi) + rerun_hint());
 }
 
 std::vector<ShardReader> open_split(const std::filesystem::path& dir, const nlohmann::json& split,

@@ -51,18 +51,15 @@ export TESSERA_STARTED_DIR=$started_dir
 ranks=${SLURM_NTASKS:-1}
 ranks_started() { find "$started_dir" -maxdepth 1 -name 'rank-*' 2>/dev/null | wc -l; }
 
+: >"$rank_output"
+: >"$rank_errors"  # every launch appends, a second one after the first
 launches=0
 while :; do
   launches=$((launches + 1))
   rm -rf "$started_dir"
   mkdir -p "$started_dir"
-  # In the background: bash runs a trap only between commands, and `wait` is one it leaves for
-  # it. A second launch appends to the first one's output.
-  if [ "$launches" = 1 ]; then
-    "${launch[@]}" "${train[@]}" </dev/null >"$rank_output" 2>"$rank_errors" &
-  else
-    "${launch[@]}" "${train[@]}" </dev/null >>"$rank_output" 2>>"$rank_errors" &
-  fi
+  # In the background: bash runs a trap only between commands, and `wait` is one it leaves for it.
+  "${launch[@]}" "${train[@]}" </dev/null >>"$rank_output" 2>>"$rank_errors" &
   launcher_pid=$!
   phase=running
   [ "$stop_requested" = 1 ] && ask_ranks_to_stop USR1

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/error.hpp"
+#include "core/json_numbers.hpp"
 #include "plan/step_time.hpp"
 
 namespace tessera {
@@ -87,7 +88,7 @@ HardwareProfile kernel_rates_of(const HardwareProfile& base, const nlohmann::jso
                      "pass a run directory, a sweep directory or such a file");
   }
   const auto version = measured.find("version");
-  if (version == measured.end() || !version->is_number_integer() || version->get<int64_t>() != 1) {
+  if (version == measured.end() || !whole_number_in(*version, 1, 1)) {
     throw UsageError(fmt::format(
         "{} is format version {}, not the version this tessera reads (1); use the tessera "
         "that wrote it",

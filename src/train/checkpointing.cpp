@@ -6,6 +6,7 @@
 #include <span>
 
 #include "core/error.hpp"
+#include "core/json_numbers.hpp"
 
 namespace tessera {
 namespace {
@@ -47,8 +48,7 @@ bool finite_on_every_rank(MPI_Comm comm, const std::vector<TensorBlock>& blocks)
 }
 
 /// The grid a checkpoint's metadata says it was written from; none when it does not say, in
-/// whole numbers of a sane size (the file may be damaged or forged: nlohmann's get<int> of a
-/// float such as 1e30 would be undefined behaviour).
+/// whole numbers of a sane size (the file may be damaged or forged).
 std::optional<GridShape> written_shape(const nlohmann::json& metadata) {
   const auto layout = metadata.find("layout");
   if (layout == metadata.end() || !layout->is_object()) return std::nullopt;
@@ -56,11 +56,10 @@ std::optional<GridShape> written_shape(const nlohmann::json& metadata) {
   const std::array<const char*, 3> keys{"dp", "tp", "pp"};
   for (std::size_t i = 0; i < keys.size(); ++i) {
     const auto size = layout->find(keys[i]);
-    if (size == layout->end() || !size->is_number_integer() || size->get<int64_t>() < 1 ||
-        size->get<int64_t>() > (1 << 24)) {
-      return std::nullopt;
-    }
-    sizes[i] = static_cast<int>(size->get<int64_t>());
+    if (size == layout->end()) return std::nullopt;
+    const std::optional<int64_t> number = whole_number_in(*size, 1, 1 << 24);
+    if (!number) return std::nullopt;
+    sizes[i] = static_cast<int>(*number);
   }
   return GridShape{sizes[0], sizes[1], sizes[2]};
 }
