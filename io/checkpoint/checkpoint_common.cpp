@@ -194,6 +194,15 @@ class BoxOwners {
 
   const std::vector<BlockCopy>& copies() const { return copies_; }
 
+  /// Each distinct block with its owner, once picked.
+  std::vector<OwnedBlock> owned() const {
+    std::vector<OwnedBlock> blocks;
+    for (std::size_t i = 0; i < owners_.size(); ++i) {
+      blocks.push_back({owners_[i].first, owners_[i].second, distinct_[i].first});
+    }
+    return blocks;
+  }
+
   /// The owners, when the distinct blocks tile `shape` exactly once; otherwise none.
   std::vector<std::pair<int, int>> hashers_if_tiling(const std::vector<int64_t>& shape) const {
     int64_t covered = 0;
@@ -306,7 +315,12 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
       for (const BlockCopy& copy : owners[name].copies()) {
         copies.push_back({copy.rank, copy.index, copy.owner_rank, copy.owner_index});
       }
-      plan.push_back({name, shape, owners[name].hashers_if_tiling(shape), std::move(copies)});
+      nlohmann::json blocks = nlohmann::json::array();
+      for (const OwnedBlock& block : owners[name].owned()) {
+        blocks.push_back({block.rank, block.index, block.box.offset, block.box.shape});
+      }
+      plan.push_back({name, shape, owners[name].hashers_if_tiling(shape), std::move(copies),
+                      std::move(blocks)});
       (void)first_rank;
     }
     plan_text = plan.dump();
@@ -320,8 +334,16 @@ std::vector<PlannedDataset> plan_datasets(MPI_Comm comm, const std::vector<Decla
       copies.push_back(
           {copy[0].get<int>(), copy[1].get<int>(), copy[2].get<int>(), copy[3].get<int>()});
     }
+    std::vector<OwnedBlock> blocks;
+    for (const auto& block : entry[4]) {
+      blocks.push_back(
+          {block[0].get<int>(),
+           block[1].get<int>(),
+           {block[2].get<std::vector<int64_t>>(), block[3].get<std::vector<int64_t>>()}});
+    }
     datasets.push_back({entry[0].get<std::string>(), entry[1].get<std::vector<int64_t>>(),
-                        entry[2].get<std::vector<std::pair<int, int>>>(), std::move(copies)});
+                        entry[2].get<std::vector<std::pair<int, int>>>(), std::move(copies),
+                        std::move(blocks)});
   }
   return datasets;
 }

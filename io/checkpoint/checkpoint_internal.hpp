@@ -95,6 +95,20 @@ struct BlockCopy {
   int owner_index = 0;
 };
 
+/// A block's place in its tensor.
+struct Box {
+  std::vector<int64_t> offset;
+  std::vector<int64_t> shape;
+};
+
+/// One distinct block of a tensor and the rank that owns it: its writer, or the one of its
+/// readers that reads it from the file (`index`: among that rank's blocks of the tensor).
+struct OwnedBlock {
+  int rank = 0;
+  int index = 0;
+  Box box;
+};
+
 /// One dataset of the union over ranks, in name order (the same on every rank).
 struct PlannedDataset {
   std::string name;
@@ -107,12 +121,8 @@ struct PlannedDataset {
   /// For reading: blocks that only their owner reads from the file and sends to the copy's rank
   /// (the owners spread over the ranks that ask for the blocks: ReadLoads).
   std::vector<BlockCopy> copies;
-};
-
-/// A block's place in its tensor.
-struct Box {
-  std::vector<int64_t> offset;
-  std::vector<int64_t> shape;
+  /// Every distinct block with its owner, in the order the ranks declared them.
+  std::vector<OwnedBlock> blocks;
 };
 
 /// What a rank declares about one tensor: its name, global shape and the elements it writes.

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/checkpoint/checkpoint_internal.hpp"
+#include "io/checkpoint/direct_io.hpp"
 
 namespace tessera {
 
@@ -93,51 +94,73 @@ std::vector<const TensorReadRequest*> blocks_to_read(const PlannedDataset& plann
   return blocks;
 }
 
-/// Asks the kernel to start reading every dataset in `datasets` (their contiguous storage)
-/// before the first H5Dread: one deep queue of reads instead of one dataset's readahead at a
-/// time (bench/bench_checkpoint.py measures the restore). Only a hint: it fails silently.
-void prefetch(const std::filesystem::path& file, const std::vector<hid_t>& datasets) {
-  const int descriptor = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (descriptor < 0) return;
-  for (const hid_t dataset : datasets) {
-    const haddr_t offset = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous
-    if (offset == HADDR_UNDEF) continue;
-    ::posix_fadvise(descriptor, static_cast<off_t>(offset),
-                    static_cast<off_t>(H5Dget_storage_size(dataset)), POSIX_FADV_WILLNEED);
-  }
-  ::close(descriptor);
+/// Where `dataset`'s bytes lie in the file as this host's floats, one contiguous range: then
+/// its blocks are read without HDF5. None for other layouts (chunked, external) and byte orders.
+std::optional<uint64_t> raw_storage(hid_t dataset) {
+  const haddr_t offset = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous in the file
+  H5Id type(TESSERA_H5(H5Dget_type(dataset)), H5Tclose);
+  if (offset == HADDR_UNDEF || H5Tequal(type.get(), H5T_NATIVE_FLOAT) <= 0) return std::nullopt;
+  return offset;
 }
 
-/// Each rank reads its blocks_to_read with independent MPI-IO transfers: no rank's read depends
-/// on another's, so none waits for a slower one at every dataset (collective transfers cost
-/// 10x the read at 4 and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs").
-void read_own_blocks(hid_t file_id, const std::filesystem::path& file,
-                     const std::vector<PlannedDataset>& plan, const RequestsByName& mine,
-                     int rank) {
-  std::vector<H5Id> datasets;
-  std::vector<hid_t> handles;
-  std::vector<std::vector<const TensorReadRequest*>> blocks;
-  for (const PlannedDataset& planned : plan) {
-    auto to_read = blocks_to_read(planned, mine, rank);
-    if (to_read.empty()) continue;
-    const std::string path = "/" + planned.name;
-    datasets.emplace_back(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
-    handles.push_back(datasets.back().get());
-    blocks.push_back(std::move(to_read));
-  }
-  prefetch(file, handles);
-  H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
-  TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
-  for (std::size_t d = 0; d < handles.size(); ++d) {
-    H5Id space(TESSERA_H5(H5Dget_space(handles[d])), H5Sclose);
-    for (const TensorReadRequest* request : blocks[d]) {
-      const auto elements = static_cast<hsize_t>(element_count(request->local_shape));
-      H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-      select_block(space.get(), request->global_offset, request->local_shape);
-      TESSERA_H5(H5Dread(handles[d], H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
-                         request->data));
+/// Asks the kernel to start reading `dataset` (its contiguous storage) before the first read:
+/// one deep queue of reads instead of one dataset's readahead at a time. Only a hint: it fails
+/// silently.
+void prefetch(int descriptor, hid_t dataset, uint64_t storage) {
+  ::posix_fadvise(descriptor, static_cast<off_t>(storage),
+                  static_cast<off_t>(H5Dget_storage_size(dataset)), POSIX_FADV_WILLNEED);
+}
+
+/// Each rank reads its blocks_to_read independently: no rank's read depends on another's, so
+/// none waits for a slower one at every dataset (collective transfers cost 10x the read at 4
+/// and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs"). Contiguous datasets are read
+/// straight from their storage, past the page cache where the file system allows
+/// (DirectReader), others through HDF5. A failure on any rank is CheckpointDamaged on all.
+void read_own_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
+                     const std::vector<PlannedDataset>& plan, const RequestsByName& mine) {
+  std::optional<std::string> failure;
+  try {
+    const int rank = comm_rank(comm);
+    std::vector<H5Id> datasets;
+    std::vector<std::vector<const TensorReadRequest*>> blocks;
+    for (const PlannedDataset& planned : plan) {
+      auto to_read = blocks_to_read(planned, mine, rank);
+      if (to_read.empty()) continue;
+      const std::string path = "/" + planned.name;
+      datasets.emplace_back(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
+      blocks.push_back(std::move(to_read));
     }
+    DirectReader reader(file);
+    std::vector<std::optional<uint64_t>> storage;
+    for (const H5Id& dataset : datasets) {
+      storage.push_back(raw_storage(dataset.get()));
+      if (storage.back() && !reader.direct()) {
+        prefetch(reader.descriptor(), dataset.get(), *storage.back());
+      }
+    }
+    H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
+    TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
+    for (std::size_t d = 0; d < datasets.size(); ++d) {
+      for (const TensorReadRequest* request : blocks[d]) {
+        if (storage[d]) {
+          auto* bytes = reinterpret_cast<char*>(request->data);
+          for_each_run(*storage[d], request->global_shape, request->local_shape,
+                       request->global_offset,
+                       [&](const ByteRun& run) { reader.read(run, bytes); });
+          continue;
+        }
+        H5Id space(TESSERA_H5(H5Dget_space(datasets[d].get())), H5Sclose);
+        const auto elements = static_cast<hsize_t>(element_count(request->local_shape));
+        H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+        select_block(space.get(), request->global_offset, request->local_shape);
+        TESSERA_H5(H5Dread(datasets[d].get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
+                           transfer.get(), request->data));
+      }
+    }
+  } catch (const std::exception& error) {
+    failure = damaged_message(file, error.what());
   }
+  agree_damaged(comm, failure);
 }
 
 /// The copies of blocks (dp replicas' requests, or a rank's own repeated ones) from the ranks
@@ -178,10 +201,9 @@ void fill_copies(MPI_Comm comm, const std::vector<PlannedDataset>& plan, const R
 void read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
                  const std::vector<PlannedDataset>& plan,
                  const std::vector<TensorReadRequest>& requests) {
-  const int rank = comm_rank(comm);
   const RequestsByName mine = requests_by_name(requests);
-  read_own_blocks(file_id, file, plan, mine, rank);
-  fill_copies(comm, plan, mine, rank);
+  read_own_blocks(comm, file_id, file, plan, mine);
+  fill_copies(comm, plan, mine, comm_rank(comm));
 }
 
 /// Collective: the checksums of what the ranks read (`requests`) against `stored` (one per

@@ -142,6 +142,7 @@ std::pair<ChecksumScheme, std::vector<PlannedDataset>> check_structure(
     plan.push_back({dataset.at("name").get<std::string>(),
                     dataset.at("shape").get<std::vector<int64_t>>(),
                     {},
+                    {},
                     {}});
   }
   return {checked.scheme, std::move(plan)};

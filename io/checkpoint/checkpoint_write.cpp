@@ -1,5 +1,6 @@
-// write_checkpoint: plan the union of datasets, write each rank's hyperslabs collectively into
-// a temp file with checksums of the writers' buffers, then publish it with fsync + rename.
+// write_checkpoint: plan the union of datasets, create them in a temp file with checksums of
+// the writers' buffers, write each rank's blocks into their storage, then publish the file
+// with fsync + rename.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -8,13 +9,15 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/checksum.hpp"
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/checkpoint/checkpoint_internal.hpp"
-#include "io/checkpoint/streaming_writeback.hpp"
+#include "io/checkpoint/direct_io.hpp"
+#include "io/checkpoint/row_exchange.hpp"
 
 namespace tessera {
 
@@ -92,38 +95,16 @@ void write_root_attributes(hid_t file_id, const std::string& metadata,
   if (!manifest.empty()) write_text_attribute(file_id, kManifestAttribute, manifest);
 }
 
-/// Where `block` (the only writer of its elements) starts in the file when its bytes are one
-/// contiguous range there: the dataset's storage is contiguous and the block spans every
-/// dimension but the first (a whole tensor, or a range of its rows). None otherwise.
-std::optional<uint64_t> contiguous_file_offset(hid_t dataset, const TensorBlock& block) {
-  for (std::size_t d = 1; d < block.local_shape.size(); ++d) {
-    if (block.local_shape[d] != block.global_shape[d]) return std::nullopt;
-  }
-  const haddr_t storage = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous
-  if (storage == HADDR_UNDEF) return std::nullopt;
-  uint64_t row_elements = 1;
-  for (std::size_t d = 1; d < block.global_shape.size(); ++d) {
-    row_elements *= static_cast<uint64_t>(block.global_shape[d]);
-  }
-  const auto first_row = block.global_offset.empty() ? 0 : block.global_offset[0];
-  return storage + static_cast<uint64_t>(first_row) * row_elements * sizeof(float);
-}
-
-/// Creates every planned dataset (collective, each creation agreed on), then writes this rank's
-/// writer blocks into them with independent MPI-IO transfers: each element has one writer, so no
-/// rank's write depends on another's, and none waits for a slower one at every dataset
-/// (collective transfers cost 2.5x the write at 8 ranks sharing 2 cores; doc/checkpoints.md,
-/// "Costs").
-std::vector<H5Id> write_datasets(MPI_Comm comm, const std::filesystem::path& file,
-                                 const std::filesystem::path& temp, hid_t file_id,
-                                 const std::vector<PlannedDataset>& plan,
-                                 const std::vector<TensorBlock>& blocks) {
+/// Creates every planned dataset (collective, each creation agreed on). Their storage is
+/// contiguous and allocated at creation (parallel HDF5 allocates early), at the same offset on
+/// every rank.
+std::vector<H5Id> create_datasets(MPI_Comm comm, const std::filesystem::path& file, hid_t file_id,
+                                  const std::vector<PlannedDataset>& plan) {
   H5Id link_props(TESSERA_H5(H5Pcreate(H5P_LINK_CREATE)), H5Pclose);
   TESSERA_H5(H5Pset_create_intermediate_group(link_props.get(), 1));
   H5Id create_props(TESSERA_H5(H5Pcreate(H5P_DATASET_CREATE)), H5Pclose);
   TESSERA_H5(H5Pset_fill_time(create_props.get(), H5D_FILL_TIME_NEVER));
   std::vector<H5Id> datasets;
-  std::map<std::string, hid_t> by_name;
   for (const PlannedDataset& planned : plan) {
     agreed(comm, file, [&] {
       std::vector<hsize_t> dims(planned.shape.begin(), planned.shape.end());
@@ -134,28 +115,139 @@ std::vector<H5Id> write_datasets(MPI_Comm comm, const std::filesystem::path& fil
           TESSERA_H5(H5Dcreate2(file_id, path.c_str(), H5T_IEEE_F32LE, space.get(),
                                 link_props.get(), create_props.get(), H5P_DEFAULT)),
           H5Dclose);
-      by_name[planned.name] = datasets.back().get();
     });
   }
-  H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
-  TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
+  return datasets;
+}
+
+/// Where each dataset's storage starts in the file (the same on every rank), or none where it
+/// is not one contiguous range (never, as create_datasets makes them).
+std::vector<std::optional<uint64_t>> storage_offsets(const std::vector<H5Id>& datasets) {
+  std::vector<std::optional<uint64_t>> offsets;
+  for (const H5Id& dataset : datasets) {
+    const haddr_t offset = H5Dget_offset(dataset.get());  // HADDR_UNDEF unless contiguous
+    offsets.push_back(offset == HADDR_UNDEF ? std::nullopt : std::optional<uint64_t>(offset));
+  }
+  return offsets;
+}
+
+/// This rank's writer blocks of each tensor, in the order it declared them (OwnedBlock::index).
+using WriterBlocks = std::map<std::string, std::vector<const TensorBlock*>>;
+
+WriterBlocks writer_blocks(const std::vector<TensorBlock>& blocks) {
+  WriterBlocks mine;
+  for (const TensorBlock& block : blocks) {
+    if (block.writer) mine[block.name].push_back(&block);
+  }
+  return mine;
+}
+
+/// Writes through HDF5 (independent MPI-IO transfers) this rank's blocks of the datasets that
+/// have no contiguous storage for write_raw_blocks.
+void write_unplaced_blocks(MPI_Comm comm, const std::filesystem::path& file,
+                           const std::vector<PlannedDataset>& plan,
+                           const std::vector<H5Id>& datasets,
+                           const std::vector<std::optional<uint64_t>>& storage,
+                           const WriterBlocks& mine) {
   agreed(comm, file, [&] {
-    StreamingWriteback writeback(temp);  // the file being written
-    for (const TensorBlock& block : blocks) {
-      if (!block.writer) continue;
-      const hid_t dataset = by_name.at(block.name);
-      H5Id space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
-      const auto elements = static_cast<hsize_t>(element_count(block.local_shape));
-      H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-      select_block(space.get(), block.global_offset, block.local_shape);
-      TESSERA_H5(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer.get(),
-                          block.data));
-      if (const std::optional<uint64_t> at = contiguous_file_offset(dataset, block)) {
-        writeback.wrote(*at, elements * sizeof(float));
+    H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
+    TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      const auto found = mine.find(plan[i].name);
+      if (storage[i] || found == mine.end()) continue;
+      H5Id space(TESSERA_H5(H5Dget_space(datasets[i].get())), H5Sclose);
+      for (const TensorBlock* block : found->second) {
+        const auto elements = static_cast<hsize_t>(element_count(block->local_shape));
+        H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+        select_block(space.get(), block->global_offset, block->local_shape);
+        TESSERA_H5(H5Dwrite(datasets[i].get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
+                            transfer.get(), block->data));
       }
     }
   });
-  return datasets;
+}
+
+/// Elements in a row of `tensor` (all of every dimension after the first).
+int64_t row_elements(const PlannedDataset& tensor) {
+  return element_count({tensor.shape.begin() + 1, tensor.shape.end()});
+}
+
+/// The most elements of rows that this rank is dealt of any one tensor (its exchange buffer).
+int64_t largest_dealt(const std::vector<PlannedDataset>& plan,
+                      const std::vector<std::optional<uint64_t>>& storage, int rank) {
+  int64_t largest = 0;
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    if (!storage[i] || !needs_row_exchange(plan[i])) continue;
+    int64_t rows = 0;
+    for (const RowSlice& slice : deal_rows(plan[i])) rows += slice.rank == rank ? slice.rows : 0;
+    largest = std::max(largest, rows * row_elements(plan[i]));
+  }
+  return largest;
+}
+
+/// Writes each rank's part of the tensors straight into the closed file's allocated storage,
+/// independently (each element has one writer, so no rank waits for another at every write;
+/// collective transfers cost 2.5x the write at 8 ranks sharing 2 cores: doc/checkpoints.md,
+/// "Costs"), past the page cache where the file system allows (DirectWriter). Column blocks
+/// are first regrouped into whole rows (RowExchange). A failed write stops this rank's writing
+/// but not its part in the exchanges, which the others wait for; the failure is agreed at the
+/// end.
+void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
+                      const std::filesystem::path& temp, const std::vector<PlannedDataset>& plan,
+                      const std::vector<std::optional<uint64_t>>& storage,
+                      const WriterBlocks& mine) {
+  const int rank = comm_rank(comm);
+  std::optional<std::string> failure;
+  std::optional<DirectWriter> writer;
+  std::unique_ptr<float[]> dealt_rows;
+  try {
+    writer.emplace(temp);
+    dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, storage, rank))]);
+  } catch (const std::exception& error) {
+    failure = write_failure(file, error.what());
+  }
+  agree(comm, failure);
+  const auto write = [&](const ByteRun& run, const void* data) {
+    if (failure) return;
+    try {
+      writer->write(run, static_cast<const char*>(data));
+    } catch (const std::exception& error) {
+      failure = write_failure(file, error.what());
+    }
+  };
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    const PlannedDataset& tensor = plan[i];
+    const auto found = mine.find(tensor.name);
+    if (!storage[i] || element_count(tensor.shape) == 0) continue;
+    if (!needs_row_exchange(tensor)) {
+      if (found == mine.end()) continue;
+      for (const TensorBlock* block : found->second) {
+        for_each_run(*storage[i], block->global_shape, block->local_shape, block->global_offset,
+                     [&](const ByteRun& run) { write(run, block->data); });
+      }
+      continue;
+    }
+    std::vector<const float*> sources(tensor.blocks.size(), nullptr);
+    for (std::size_t j = 0; j < tensor.blocks.size(); ++j) {
+      const OwnedBlock& owned = tensor.blocks[j];
+      if (owned.rank == rank)
+        sources[j] = found->second.at(static_cast<std::size_t>(owned.index))->data;
+    }
+    const auto row_bytes = static_cast<uint64_t>(row_elements(tensor)) * sizeof(float);
+    std::vector<float*> targets;
+    std::vector<ByteRun> runs;
+    uint64_t used = 0;  // bytes of dealt_rows
+    for (const RowSlice& slice : deal_rows(tensor)) {
+      if (slice.rank != rank) continue;
+      targets.push_back(dealt_rows.get() + used / sizeof(float));
+      runs.push_back({*storage[i] + static_cast<uint64_t>(slice.first_row) * row_bytes, used,
+                      static_cast<uint64_t>(slice.rows) * row_bytes});
+      used += runs.back().bytes;
+    }
+    exchange_rows(comm, tensor, sources, targets);
+    for (const ByteRun& run : runs) write(run, dealt_rows.get());
+  }
+  agree(comm, failure);
 }
 
 /// Each dataset's position hash, summed over its writers' blocks (each element has one writer),
@@ -274,16 +366,24 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
       TESSERA_H5(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL));
       // 1.8 format or newer: attributes over 64 KiB (a long config) go to dense storage.
       TESSERA_H5(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST));
+      // Tensors start on page boundaries, so that their bytes can be written direct.
+      TESSERA_H5(H5Pset_alignment(fapl.get(), kDirectAlignment, kDirectAlignment));
       file_id = H5Id(TESSERA_H5(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get())),
                      H5Fclose);
       write_root_attributes(file_id.get(), metadata_text, manifest_text);
     });
+    const WriterBlocks mine = writer_blocks(blocks);
+    std::vector<std::optional<uint64_t>> storage;
     {
-      auto datasets = write_datasets(comm, file, temp, file_id.get(), plan, blocks);
+      auto datasets = create_datasets(comm, file, file_id.get(), plan);
+      storage = storage_offsets(datasets);
+      write_unplaced_blocks(comm, file, plan, datasets, storage, mine);
       write_checksums(comm, file, plan, datasets, blocks);
     }
     agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id.get(), H5F_SCOPE_GLOBAL)); });
     agreed(comm, file, [&] { TESSERA_H5(H5Fclose(file_id.release())); });
+    // HDF5 has written its metadata and sized the file; the tensors' bytes go in last.
+    write_raw_blocks(comm, file, temp, plan, storage, mine);
   } catch (...) {
     // A file whose writes failed cannot be closed: HDF5's close flushes, fails again on some
     // ranks only and leaves the others in its collective close. It is abandoned instead (the

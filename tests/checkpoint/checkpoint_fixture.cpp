@@ -33,14 +33,12 @@ const std::vector<TestTensor>& test_tensors() {
   return tensors;
 }
 
-/// The blocks of `parts`-way splits given out round-robin (part p to rank p % size); the
-/// replicated tensor is declared on every rank, written by rank 0 only.
-Blocks make_blocks(int parts, uint64_t seed) {
+Blocks make_blocks(int parts, uint64_t seed, const std::vector<TestTensor>& tensors) {
   Blocks blocks;
   const int rank = rank_of();
   const int size = size_of();
   blocks.storage.reserve(64);
-  for (const TestTensor& tensor : test_tensors()) {
+  for (const TestTensor& tensor : tensors) {
     const int count = tensor.dim < 0 ? 1 : parts;
     for (int part = 0; part < count; ++part) {
       const bool replicated = tensor.dim < 0;
@@ -60,9 +58,9 @@ Blocks make_blocks(int parts, uint64_t seed) {
   return blocks;
 }
 
-/// Reads the blocks of a `parts`-way split and checks every value bitwise.
-void expect_reads_back(const std::filesystem::path& file, int parts, uint64_t seed) {
-  Blocks blocks = make_blocks(parts, seed);
+void expect_reads_back(const std::filesystem::path& file, int parts, uint64_t seed,
+                       const std::vector<TestTensor>& tensors) {
+  Blocks blocks = make_blocks(parts, seed, tensors);
   for (auto& values : blocks.storage) std::fill(values.begin(), values.end(), 0.0f);
   read_checkpoint(MPI_COMM_WORLD, file, blocks.read);
   for (const TensorReadRequest& request : blocks.read) {

@@ -34,12 +34,14 @@ struct Blocks {
   std::vector<TensorReadRequest> read;
 };
 
-/// The blocks of `parts`-way splits given out round-robin (part p to rank p % size); the
-/// replicated tensor is declared on every rank, written by rank 0 only.
-Blocks make_blocks(int parts, uint64_t seed);
+/// The blocks of `parts`-way splits of `tensors` given out round-robin (part p to rank
+/// p % size); a replicated tensor is declared on every rank, written by rank 0 only.
+Blocks make_blocks(int parts, uint64_t seed,
+                   const std::vector<TestTensor>& tensors = test_tensors());
 
-/// Reads the blocks of a `parts`-way split and checks every value bitwise.
-void expect_reads_back(const std::filesystem::path& file, int parts, uint64_t seed);
+/// Reads the blocks of a `parts`-way split of `tensors` and checks every value bitwise.
+void expect_reads_back(const std::filesystem::path& file, int parts, uint64_t seed,
+                       const std::vector<TestTensor>& tensors = test_tensors());
 
 /// The UsageError message `action` throws, or "" if it did not throw one.
 std::string usage_error_of(const std::function<void()>& action);

@@ -40,13 +40,13 @@ std::vector<float> block_values(const std::string& name, uint64_t seed,
   return values;
 }
 
-std::string shared_temp_dir(MPI_Comm comm) {
+std::string shared_temp_dir(MPI_Comm comm, const std::string& base) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   std::string path(256, '\0');
   if (rank == 0) {
-    char pattern[] = "/tmp/tessera_ckpt_XXXXXX";
-    path = mkdtemp(pattern);
+    std::string pattern = base + "/tessera_ckpt_XXXXXX";
+    path = mkdtemp(pattern.data());
     path.resize(256);
   }
   MPI_Bcast(path.data(), 256, MPI_CHAR, 0, comm);

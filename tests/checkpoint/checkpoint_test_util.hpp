@@ -22,7 +22,7 @@ Split split_block(const std::vector<int64_t>& shape, int dim, int parts, int ind
 std::vector<float> block_values(const std::string& name, uint64_t seed,
                                 const std::vector<int64_t>& shape, const Split& block);
 
-/// One fresh directory per call, the same path on every rank of `comm`.
-std::string shared_temp_dir(MPI_Comm comm);
+/// One fresh directory per call under `base`, the same path on every rank of `comm`.
+std::string shared_temp_dir(MPI_Comm comm, const std::string& base = "/tmp");
 
 }  // namespace tessera::checkpoint_test

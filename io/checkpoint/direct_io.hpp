@@ -1,0 +1,93 @@
+// Raw tensor bytes between a rank's buffers and a checkpoint file's contiguous datasets, past
+// the page cache (O_DIRECT) where the file system allows it. Not part of the public API.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "io/checkpoint/streaming_writeback.hpp"
+
+namespace tessera::checkpoint_detail {
+
+/// One contiguous piece of a block: `bytes` at `file_offset` in the file, at `buffer_offset`
+/// in the block's row-major buffer.
+struct ByteRun {
+  std::uint64_t file_offset = 0;
+  std::uint64_t buffer_offset = 0;
+  std::uint64_t bytes = 0;
+};
+
+/// Calls `each` with every run of float32 block (`local_shape` at `global_offset`) of a tensor
+/// of `global_shape` stored contiguously in row-major order from byte `storage`, in file order.
+/// A block that spans every dimension but its first is one run; a column block, one per row.
+void for_each_run(std::uint64_t storage, const std::vector<int64_t>& global_shape,
+                  const std::vector<int64_t>& local_shape,
+                  const std::vector<int64_t>& global_offset,
+                  const std::function<void(const ByteRun&)>& each);
+
+/// The alignment of O_DIRECT transfers (offsets, lengths and memory) and of the datasets a
+/// checkpoint file places for them (H5Pset_alignment).
+inline constexpr std::uint64_t kDirectAlignment = 4096;
+
+/// Why: through the page cache, a checkpoint's bytes are copied once more and, on a VM, every
+/// fresh page of cache costs a host page fault; the disk's rate then varies 4x from minute to
+/// minute (bench/bench_checkpoint.py, doc/performance.md "Checkpoints"). O_DIRECT moves them
+/// from a small aligned staging buffer straight to the device, at the disk's own rate.
+///
+/// The whole pages of a run go direct; the partial pages at its ends, which a neighbour's run
+/// may share, go through the page cache (pwrite of just those bytes), and so does everything
+/// on a file system that refuses O_DIRECT (tmpfs), with StreamingWriteback recycling the cache.
+/// A page is never written both ways: a run's whole pages hold its bytes alone.
+class DirectWriter {
+ public:
+  /// Opens `file` (which exists) for writing; throws std::runtime_error if it cannot.
+  explicit DirectWriter(const std::filesystem::path& file);
+  ~DirectWriter();
+  DirectWriter(const DirectWriter&) = delete;
+  DirectWriter& operator=(const DirectWriter&) = delete;
+
+  /// Writes `run` of `block`; throws std::runtime_error naming the system's error.
+  void write(const ByteRun& run, const char* block);
+
+ private:
+  void write_buffered(std::uint64_t offset, const char* data, std::uint64_t bytes);
+
+  std::filesystem::path file_;
+  int buffered_fd_ = -1;
+  int direct_fd_ = -1;  ///< -1 where the file system refuses O_DIRECT
+  std::unique_ptr<char, void (*)(void*)> staging_;
+  StreamingWriteback writeback_;  ///< of what goes through the page cache
+};
+
+/// The same for reads: the whole pages covering a run are read direct into the staging buffer
+/// and the run's bytes copied out; runs shorter than a few pages (a column block's rows), and
+/// every run where O_DIRECT is refused, are read through the page cache.
+class DirectReader {
+ public:
+  explicit DirectReader(const std::filesystem::path& file);
+  ~DirectReader();
+  DirectReader(const DirectReader&) = delete;
+  DirectReader& operator=(const DirectReader&) = delete;
+
+  /// Whether reads bypass the page cache (then a readahead hint is wasted).
+  bool direct() const { return direct_fd_ >= 0; }
+  /// The descriptor of buffered reads (for readahead hints).
+  int descriptor() const { return buffered_fd_; }
+  /// Reads `run` into `block`; throws std::runtime_error if the file ends before it or the
+  /// system fails.
+  void read(const ByteRun& run, char* block);
+
+ private:
+  void read_buffered(std::uint64_t offset, char* data, std::uint64_t bytes);
+
+  std::filesystem::path file_;
+  int buffered_fd_ = -1;
+  int direct_fd_ = -1;
+  std::unique_ptr<char, void (*)(void*)> staging_;
+};
+
+}  // namespace tessera::checkpoint_detail

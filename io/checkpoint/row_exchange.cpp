@@ -1,0 +1,103 @@
+#include "io/checkpoint/row_exchange.hpp"
+
+#include <algorithm>
+#include <climits>
+
+namespace tessera::checkpoint_detail {
+namespace {
+
+/// Its own tag, so that no other message between the writers can match a piece.
+constexpr int kRowExchangeTag = 17;
+
+bool whole_rows(const std::vector<int64_t>& shape, const Box& box) {
+  for (std::size_t d = 1; d < shape.size(); ++d) {
+    if (box.shape[d] != shape[d]) return false;
+  }
+  return true;
+}
+
+std::vector<int> as_ints(const std::vector<int64_t>& values) {
+  return {values.begin(), values.end()};  // callers checked that every value fits
+}
+
+/// The committed MPI type of the part of `part_shape` at `part_start` inside a row-major float
+/// array of `array_shape`.
+MPI_Datatype part_type(const std::vector<int64_t>& array_shape,
+                       const std::vector<int64_t>& part_shape,
+                       const std::vector<int64_t>& part_start) {
+  const std::vector<int> sizes = as_ints(array_shape), subsizes = as_ints(part_shape),
+                         starts = as_ints(part_start);
+  MPI_Datatype type;
+  MPI_Type_create_subarray(static_cast<int>(sizes.size()), sizes.data(), subsizes.data(),
+                           starts.data(), MPI_ORDER_C, MPI_FLOAT, &type);
+  MPI_Type_commit(&type);
+  return type;
+}
+
+}  // namespace
+
+bool needs_row_exchange(const PlannedDataset& tensor) {
+  if (tensor.shape.size() < 2) return false;
+  if (std::any_of(tensor.shape.begin(), tensor.shape.end(),
+                  [](int64_t n) { return n > INT_MAX; })) {
+    return false;
+  }
+  return std::any_of(tensor.blocks.begin(), tensor.blocks.end(),
+                     [&](const OwnedBlock& block) { return !whole_rows(tensor.shape, block.box); });
+}
+
+std::vector<RowSlice> deal_rows(const PlannedDataset& tensor) {
+  const auto count = static_cast<int64_t>(tensor.blocks.size());
+  const int64_t rows = tensor.shape.empty() ? 1 : tensor.shape[0];
+  std::vector<RowSlice> slices;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t first = rows * j / count;
+    const int64_t next = rows * (j + 1) / count;
+    slices.push_back({tensor.blocks[static_cast<std::size_t>(j)].rank, first, next - first});
+  }
+  return slices;
+}
+
+void exchange_rows(MPI_Comm comm, const PlannedDataset& tensor,
+                   const std::vector<const float*>& mine, const std::vector<float*>& slices) {
+  const int rank = comm_rank(comm);
+  const std::vector<RowSlice> dealt = deal_rows(tensor);
+  std::vector<std::size_t> my_slice(dealt.size(), 0);  // index among this rank's slices
+  for (std::size_t j = 0, m = 0; j < dealt.size(); ++j) {
+    if (dealt[j].rank == rank) my_slice[j] = m++;
+  }
+  std::vector<MPI_Request> transfers;
+  std::vector<MPI_Datatype> types;
+  for (std::size_t i = 0; i < tensor.blocks.size(); ++i) {
+    const OwnedBlock& block = tensor.blocks[i];
+    const int64_t block_end = block.box.offset[0] + block.box.shape[0];
+    for (std::size_t j = 0; j < dealt.size(); ++j) {
+      const RowSlice& slice = dealt[j];
+      const int64_t first = std::max(block.box.offset[0], slice.first_row);
+      const int64_t end = std::min(block_end, slice.first_row + slice.rows);
+      if (first >= end || (block.rank != rank && slice.rank != rank)) continue;
+      std::vector<int64_t> part_shape = block.box.shape;
+      part_shape[0] = end - first;
+      if (block.rank == rank) {
+        std::vector<int64_t> start(part_shape.size(), 0);
+        start[0] = first - block.box.offset[0];
+        types.push_back(part_type(block.box.shape, part_shape, start));
+        MPI_Isend(mine[i], 1, types.back(), slice.rank, kRowExchangeTag, comm,
+                  &transfers.emplace_back());
+      }
+      if (slice.rank == rank) {
+        std::vector<int64_t> slice_shape = tensor.shape;
+        slice_shape[0] = slice.rows;
+        std::vector<int64_t> start = block.box.offset;
+        start[0] = first - slice.first_row;
+        types.push_back(part_type(slice_shape, part_shape, start));
+        MPI_Irecv(slices[my_slice[j]], 1, types.back(), block.rank, kRowExchangeTag, comm,
+                  &transfers.emplace_back());
+      }
+    }
+  }
+  MPI_Waitall(static_cast<int>(transfers.size()), transfers.data(), MPI_STATUSES_IGNORE);
+  for (MPI_Datatype& type : types) MPI_Type_free(&type);
+}
+
+}  // namespace tessera::checkpoint_detail
