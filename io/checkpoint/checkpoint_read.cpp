@@ -5,13 +5,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
 #include "io/checkpoint/checkpoint.hpp"
 #include "io/checkpoint/checkpoint_internal.hpp"
 #include "io/checkpoint/direct_io.hpp"
+#include "io/checkpoint/row_exchange.hpp"
 
 namespace tessera {
 
@@ -95,7 +98,7 @@ std::vector<const TensorReadRequest*> blocks_to_read(const PlannedDataset& plann
 }
 
 /// Where `dataset`'s bytes lie in the file as this host's floats, one contiguous range: then
-/// its blocks are read without HDF5. None for other layouts (chunked, external) and byte orders.
+/// its boxes are read without HDF5. None for other layouts (chunked, external) and byte orders.
 std::optional<uint64_t> raw_storage(hid_t dataset) {
   const haddr_t offset = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous in the file
   H5Id type(TESSERA_H5(H5Dget_type(dataset)), H5Tclose);
@@ -103,62 +106,119 @@ std::optional<uint64_t> raw_storage(hid_t dataset) {
   return offset;
 }
 
-/// Asks the kernel to start reading `dataset` (its contiguous storage) before the first read:
-/// one deep queue of reads instead of one dataset's readahead at a time. Only a hint: it fails
-/// silently.
-void prefetch(int descriptor, hid_t dataset, uint64_t storage) {
-  ::posix_fadvise(descriptor, static_cast<off_t>(storage),
-                  static_cast<off_t>(H5Dget_storage_size(dataset)), POSIX_FADV_WILLNEED);
-}
+/// Reads boxes of a checkpoint's datasets on the calling rank alone: straight from the storage
+/// of contiguous datasets, past the page cache where the file system allows (DirectReader),
+/// through HDF5's independent transfers otherwise. Each dataset is opened once, when first read.
+class BoxReader {
+ public:
+  BoxReader(hid_t file_id, const std::filesystem::path& file)
+      : file_id_(file_id),
+        direct_(file),
+        transfer_(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose) {
+    TESSERA_H5(H5Pset_dxpl_mpio(transfer_.get(), H5FD_MPIO_INDEPENDENT));
+  }
 
-/// Each rank reads its blocks_to_read independently: no rank's read depends on another's, so
+  /// Reads `box` of `tensor` into `out` (row-major, the box's shape).
+  void read(const PlannedDataset& tensor, const Box& box, float* out) {
+    const Dataset& dataset = open(tensor.name);
+    if (dataset.storage) {
+      for_each_run(*dataset.storage, tensor.shape, box.shape, box.offset,
+                   [&](const ByteRun& run) { direct_.read(run, reinterpret_cast<char*>(out)); });
+      return;
+    }
+    H5Id space(TESSERA_H5(H5Dget_space(dataset.id.get())), H5Sclose);
+    const auto elements = static_cast<hsize_t>(element_count(box.shape));
+    H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
+    select_block(space.get(), box.offset, box.shape);
+    TESSERA_H5(H5Dread(dataset.id.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
+                       transfer_.get(), out));
+  }
+
+ private:
+  struct Dataset {
+    H5Id id;
+    std::optional<uint64_t> storage;
+  };
+
+  const Dataset& open(const std::string& name) {
+    auto found = open_.find(name);
+    if (found != open_.end()) return found->second;
+    const std::string path = "/" + name;
+    Dataset dataset{H5Id(TESSERA_H5(H5Dopen2(file_id_, path.c_str(), H5P_DEFAULT)), H5Dclose),
+                    std::nullopt};
+    dataset.storage = raw_storage(dataset.id.get());
+    if (dataset.storage && !direct_.direct()) {
+      // Through the page cache: one deep queue of reads instead of a run's readahead at a time.
+      ::posix_fadvise(direct_.descriptor(), static_cast<off_t>(*dataset.storage),
+                      static_cast<off_t>(H5Dget_storage_size(dataset.id.get())),
+                      POSIX_FADV_WILLNEED);
+    }
+    return open_.emplace(name, std::move(dataset)).first->second;
+  }
+
+  hid_t file_id_;
+  DirectReader direct_;
+  H5Id transfer_;
+  std::map<std::string, Dataset> open_;
+};
+
+/// Each rank reads the blocks it owns independently: no rank's read depends on another's, so
 /// none waits for a slower one at every dataset (collective transfers cost 10x the read at 4
-/// and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs"). Contiguous datasets are read
-/// straight from their storage, past the page cache where the file system allows
-/// (DirectReader), others through HDF5. A failure on any rank is CheckpointDamaged on all.
+/// and 8 ranks sharing 2 cores; doc/checkpoints.md, "Costs"). Column blocks are read as ranges
+/// of whole rows dealt among their owners, then regrouped (RowExchange). A failed read stops
+/// this rank's reading but not its part in the exchanges, which the others wait for; the
+/// failure is CheckpointDamaged on every rank at the end.
 void read_own_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
                      const std::vector<PlannedDataset>& plan, const RequestsByName& mine) {
+  const int rank = comm_rank(comm);
   std::optional<std::string> failure;
+  const auto attempt = [&](const std::function<void()>& step) {
+    if (failure) return;
+    try {
+      step();
+    } catch (const std::exception& error) {
+      failure = damaged_message(file, error.what());
+    }
+  };
+  std::optional<BoxReader> reader;
+  attempt([&] { reader.emplace(file_id, file); });
+  std::unique_ptr<float[]> dealt_rows;
+  std::optional<std::string> no_memory;
   try {
-    const int rank = comm_rank(comm);
-    std::vector<H5Id> datasets;
-    std::vector<std::vector<const TensorReadRequest*>> blocks;
-    for (const PlannedDataset& planned : plan) {
-      auto to_read = blocks_to_read(planned, mine, rank);
-      if (to_read.empty()) continue;
-      const std::string path = "/" + planned.name;
-      datasets.emplace_back(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
-      blocks.push_back(std::move(to_read));
+    dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, rank))]);
+  } catch (const std::bad_alloc&) {
+    no_memory = "out of memory on rank " + std::to_string(rank) +
+                " for the rows it reads of a checkpoint's column blocks";
+  }
+  agree(comm, no_memory);
+  for (const PlannedDataset& tensor : plan) {
+    if (!deals_rows(tensor)) {
+      for (const TensorReadRequest* request : blocks_to_read(tensor, mine, rank)) {
+        attempt([&] {
+          reader->read(tensor, {request->global_offset, request->local_shape}, request->data);
+        });
+      }
+      continue;
     }
-    DirectReader reader(file);
-    std::vector<std::optional<uint64_t>> storage;
-    for (const H5Id& dataset : datasets) {
-      storage.push_back(raw_storage(dataset.get()));
-      if (storage.back() && !reader.direct()) {
-        prefetch(reader.descriptor(), dataset.get(), *storage.back());
+    std::vector<const float*> slices;
+    float* next = dealt_rows.get();
+    for (const RowSlice& slice : deal_rows(tensor)) {
+      if (slice.rank != rank) continue;
+      Box rows{std::vector<int64_t>(tensor.shape.size(), 0), tensor.shape};
+      rows.offset[0] = slice.first_row;
+      rows.shape[0] = slice.rows;
+      attempt([&] { reader->read(tensor, rows, next); });
+      slices.push_back(next);
+      next += slice.rows * row_elements(tensor.shape);
+    }
+    std::vector<float*> blocks(tensor.blocks.size(), nullptr);
+    for (std::size_t j = 0; j < tensor.blocks.size(); ++j) {
+      const OwnedBlock& owned = tensor.blocks[j];
+      if (owned.rank == rank) {
+        blocks[j] = mine.at(tensor.name)[static_cast<std::size_t>(owned.index)]->data;
       }
     }
-    H5Id transfer(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose);
-    TESSERA_H5(H5Pset_dxpl_mpio(transfer.get(), H5FD_MPIO_INDEPENDENT));
-    for (std::size_t d = 0; d < datasets.size(); ++d) {
-      for (const TensorReadRequest* request : blocks[d]) {
-        if (storage[d]) {
-          auto* bytes = reinterpret_cast<char*>(request->data);
-          for_each_run(*storage[d], request->global_shape, request->local_shape,
-                       request->global_offset,
-                       [&](const ByteRun& run) { reader.read(run, bytes); });
-          continue;
-        }
-        H5Id space(TESSERA_H5(H5Dget_space(datasets[d].get())), H5Sclose);
-        const auto elements = static_cast<hsize_t>(element_count(request->local_shape));
-        H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
-        select_block(space.get(), request->global_offset, request->local_shape);
-        TESSERA_H5(H5Dread(datasets[d].get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
-                           transfer.get(), request->data));
-      }
-    }
-  } catch (const std::exception& error) {
-    failure = damaged_message(file, error.what());
+    scatter_rows(comm, tensor, slices, blocks);
   }
   agree_damaged(comm, failure);
 }

@@ -167,24 +167,6 @@ void write_unplaced_blocks(MPI_Comm comm, const std::filesystem::path& file,
   });
 }
 
-/// Elements in a row of `tensor` (all of every dimension after the first).
-int64_t row_elements(const PlannedDataset& tensor) {
-  return element_count({tensor.shape.begin() + 1, tensor.shape.end()});
-}
-
-/// The most elements of rows that this rank is dealt of any one tensor (its exchange buffer).
-int64_t largest_dealt(const std::vector<PlannedDataset>& plan,
-                      const std::vector<std::optional<uint64_t>>& storage, int rank) {
-  int64_t largest = 0;
-  for (std::size_t i = 0; i < plan.size(); ++i) {
-    if (!storage[i] || !needs_row_exchange(plan[i])) continue;
-    int64_t rows = 0;
-    for (const RowSlice& slice : deal_rows(plan[i])) rows += slice.rank == rank ? slice.rows : 0;
-    largest = std::max(largest, rows * row_elements(plan[i]));
-  }
-  return largest;
-}
-
 /// Writes each rank's part of the tensors straight into the closed file's allocated storage,
 /// independently (each element has one writer, so no rank waits for another at every write;
 /// collective transfers cost 2.5x the write at 8 ranks sharing 2 cores: doc/checkpoints.md,
@@ -202,7 +184,7 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
   std::unique_ptr<float[]> dealt_rows;
   try {
     writer.emplace(temp);
-    dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, storage, rank))]);
+    dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, rank))]);
   } catch (const std::exception& error) {
     failure = write_failure(file, error.what());
   }
@@ -219,7 +201,7 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
     const PlannedDataset& tensor = plan[i];
     const auto found = mine.find(tensor.name);
     if (!storage[i] || element_count(tensor.shape) == 0) continue;
-    if (!needs_row_exchange(tensor)) {
+    if (!deals_rows(tensor)) {
       if (found == mine.end()) continue;
       for (const TensorBlock* block : found->second) {
         for_each_run(*storage[i], block->global_shape, block->local_shape, block->global_offset,
@@ -233,7 +215,7 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
       if (owned.rank == rank)
         sources[j] = found->second.at(static_cast<std::size_t>(owned.index))->data;
     }
-    const auto row_bytes = static_cast<uint64_t>(row_elements(tensor)) * sizeof(float);
+    const auto row_bytes = static_cast<uint64_t>(row_elements(tensor.shape)) * sizeof(float);
     std::vector<float*> targets;
     std::vector<ByteRun> runs;
     uint64_t used = 0;  // bytes of dealt_rows
@@ -244,7 +226,7 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
                       static_cast<uint64_t>(slice.rows) * row_bytes});
       used += runs.back().bytes;
     }
-    exchange_rows(comm, tensor, sources, targets);
+    gather_rows(comm, tensor, sources, targets);
     for (const ByteRun& run : runs) write(run, dealt_rows.get());
   }
   agree(comm, failure);

@@ -36,14 +36,29 @@ MPI_Datatype part_type(const std::vector<int64_t>& array_shape,
 
 }  // namespace
 
-bool needs_row_exchange(const PlannedDataset& tensor) {
-  if (tensor.shape.size() < 2) return false;
+bool deals_rows(const PlannedDataset& tensor) {
+  if (tensor.shape.size() < 2 || tensor.hashers.empty()) return false;
   if (std::any_of(tensor.shape.begin(), tensor.shape.end(),
                   [](int64_t n) { return n > INT_MAX; })) {
     return false;
   }
   return std::any_of(tensor.blocks.begin(), tensor.blocks.end(),
                      [&](const OwnedBlock& block) { return !whole_rows(tensor.shape, block.box); });
+}
+
+int64_t row_elements(const std::vector<int64_t>& shape) {
+  return shape.empty() ? 1 : element_count({shape.begin() + 1, shape.end()});
+}
+
+int64_t largest_dealt(const std::vector<PlannedDataset>& plan, int rank) {
+  int64_t largest = 0;
+  for (const PlannedDataset& tensor : plan) {
+    if (!deals_rows(tensor)) continue;
+    int64_t rows = 0;
+    for (const RowSlice& slice : deal_rows(tensor)) rows += slice.rank == rank ? slice.rows : 0;
+    largest = std::max(largest, rows * row_elements(tensor.shape));
+  }
+  return largest;
 }
 
 std::vector<RowSlice> deal_rows(const PlannedDataset& tensor) {
@@ -58,11 +73,18 @@ std::vector<RowSlice> deal_rows(const PlannedDataset& tensor) {
   return slices;
 }
 
-void exchange_rows(MPI_Comm comm, const PlannedDataset& tensor,
-                   const std::vector<const float*>& mine, const std::vector<float*>& slices) {
+namespace {
+
+/// Calls `each(i, j, m, in_block, in_slice)` for every block i and dealt slice j that share rows
+/// and this rank owns one of, in one global (i, j) order: m is j's index among this rank's
+/// slices, in_block and in_slice the committed MPI types of the shared part inside block i's
+/// data and inside slice j's. The types are freed after the transfers, which `each` posts into
+/// `transfers`, are done.
+template <class Each>
+void exchange_parts(MPI_Comm comm, const PlannedDataset& tensor, Each each) {
   const int rank = comm_rank(comm);
   const std::vector<RowSlice> dealt = deal_rows(tensor);
-  std::vector<std::size_t> my_slice(dealt.size(), 0);  // index among this rank's slices
+  std::vector<std::size_t> my_slice(dealt.size(), 0);
   for (std::size_t j = 0, m = 0; j < dealt.size(); ++j) {
     if (dealt[j].rank == rank) my_slice[j] = m++;
   }
@@ -78,26 +100,59 @@ void exchange_rows(MPI_Comm comm, const PlannedDataset& tensor,
       if (first >= end || (block.rank != rank && slice.rank != rank)) continue;
       std::vector<int64_t> part_shape = block.box.shape;
       part_shape[0] = end - first;
-      if (block.rank == rank) {
-        std::vector<int64_t> start(part_shape.size(), 0);
-        start[0] = first - block.box.offset[0];
-        types.push_back(part_type(block.box.shape, part_shape, start));
-        MPI_Isend(mine[i], 1, types.back(), slice.rank, kRowExchangeTag, comm,
-                  &transfers.emplace_back());
-      }
-      if (slice.rank == rank) {
-        std::vector<int64_t> slice_shape = tensor.shape;
-        slice_shape[0] = slice.rows;
-        std::vector<int64_t> start = block.box.offset;
-        start[0] = first - slice.first_row;
-        types.push_back(part_type(slice_shape, part_shape, start));
-        MPI_Irecv(slices[my_slice[j]], 1, types.back(), block.rank, kRowExchangeTag, comm,
-                  &transfers.emplace_back());
-      }
+      std::vector<int64_t> in_block(part_shape.size(), 0);
+      in_block[0] = first - block.box.offset[0];
+      std::vector<int64_t> slice_shape = tensor.shape;
+      slice_shape[0] = slice.rows;
+      std::vector<int64_t> in_slice = block.box.offset;
+      in_slice[0] = first - slice.first_row;
+      types.push_back(part_type(block.box.shape, part_shape, in_block));
+      types.push_back(part_type(slice_shape, part_shape, in_slice));
+      each(transfers, i, j, my_slice[j], types[types.size() - 2], types.back());
     }
   }
   MPI_Waitall(static_cast<int>(transfers.size()), transfers.data(), MPI_STATUSES_IGNORE);
   for (MPI_Datatype& type : types) MPI_Type_free(&type);
+}
+
+}  // namespace
+
+void gather_rows(MPI_Comm comm, const PlannedDataset& tensor,
+                 const std::vector<const float*>& blocks, const std::vector<float*>& slices) {
+  const int rank = comm_rank(comm);
+  const std::vector<RowSlice> dealt = deal_rows(tensor);
+  exchange_parts(comm, tensor,
+                 [&](std::vector<MPI_Request>& transfers, std::size_t i, std::size_t j,
+                     std::size_t m, MPI_Datatype in_block, MPI_Datatype in_slice) {
+                   const int block_rank = tensor.blocks[i].rank, slice_rank = dealt[j].rank;
+                   if (block_rank == rank) {
+                     MPI_Isend(blocks[i], 1, in_block, slice_rank, kRowExchangeTag, comm,
+                               &transfers.emplace_back());
+                   }
+                   if (slice_rank == rank) {
+                     MPI_Irecv(slices[m], 1, in_slice, block_rank, kRowExchangeTag, comm,
+                               &transfers.emplace_back());
+                   }
+                 });
+}
+
+void scatter_rows(MPI_Comm comm, const PlannedDataset& tensor,
+                  const std::vector<const float*>& slices, const std::vector<float*>& blocks) {
+  const int rank = comm_rank(comm);
+  const std::vector<RowSlice> dealt = deal_rows(tensor);
+  exchange_parts(comm, tensor,
+                 [&](std::vector<MPI_Request>& transfers, std::size_t i, std::size_t j,
+                     std::size_t m, MPI_Datatype in_block, MPI_Datatype in_slice) {
+                   const int block_rank = tensor.blocks[i].rank, slice_rank = dealt[j].rank;
+                   if (slice_rank == rank) {
+                     MPI_Isend(slices[m], 1, in_slice, block_rank, kRowExchangeTag, comm,
+                               &transfers.emplace_back());
+                   }
+                   if (block_rank == rank) {
+                     MPI_Irecv(blocks[i], 1, in_block, slice_rank, kRowExchangeTag, comm,
+                               &transfers.emplace_back());
+                   }
+                 });
 }
 
 }  // namespace tessera::checkpoint_detail

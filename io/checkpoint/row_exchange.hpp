@@ -1,5 +1,6 @@
 // RowExchange: the blocks of a tensor regrouped into ranges of whole rows before they are
-// written, so that each rank writes one long contiguous range. Not part of the public API.
+// written, and back after such ranges are read, so that each rank moves one long contiguous
+// range of the file. Not part of the public API.
 #pragma once
 
 #include <mpi.h>
@@ -23,23 +24,35 @@ struct RowSlice {
 /// piece of each 16 KiB row of an MLP projection at tp=2). Written as they are, every row is a
 /// small write, through the page cache or one synchronous device request each (0.23-0.5 GB/s
 /// at tp=2 where whole-row blocks write at 1.5: bench/bench_checkpoint.py). Moving the pieces
-/// between the writers first, at memory speed, makes every write one long run.
+/// between the writers first, at memory speed, makes every write one long run; and reads the
+/// same way.
 ///
-/// Whether the blocks of `tensor` need it: some block is not a range of whole rows, and every
-/// dimension fits the int that MPI's subarray types take.
-bool needs_row_exchange(const PlannedDataset& tensor);
+/// Whether the blocks of `tensor` are regrouped: they tile it, some block is not a range of
+/// whole rows, and every dimension fits the int that MPI's subarray types take.
+bool deals_rows(const PlannedDataset& tensor);
 
 /// The rows of `tensor` dealt out in order, an equal share to the owner of each of its blocks
 /// (slice j to tensor.blocks[j]'s owner).
 std::vector<RowSlice> deal_rows(const PlannedDataset& tensor);
 
-/// Collective over the owners of `tensor`'s blocks (others return at once): sends each of this
-/// rank's blocks (`mine[j]`: the data of tensor.blocks[j] where this rank owns it, else null)
-/// to the owners of the slices it meets, and fills `slices[m]` (the data of this rank's m-th
-/// slice in deal_rows order, rows x the later dimensions) from the blocks that meet it. Posts
-/// every transfer in one global (block, slice) order on every rank, so the messages between
-/// any two ranks match in order.
-void exchange_rows(MPI_Comm comm, const PlannedDataset& tensor,
-                   const std::vector<const float*>& mine, const std::vector<float*>& slices);
+/// Elements in one row of a tensor of `shape` (all of every dimension after the first).
+int64_t row_elements(const std::vector<int64_t>& shape);
+
+/// The most elements that `rank` is dealt of any one tensor of `plan` that deals_rows: the
+/// buffer its regrouped rows pass through.
+int64_t largest_dealt(const std::vector<PlannedDataset>& plan, int rank);
+
+/// Collective over the owners of `tensor`'s blocks (others return at once), for a write: sends
+/// each of this rank's blocks (`blocks[i]`: the data of tensor.blocks[i] where this rank owns
+/// it, else null) to the owners of the slices it meets, and fills `slices[m]` (the data of this
+/// rank's m-th slice in deal_rows order: rows x the later dimensions) from the blocks that meet
+/// it. Every rank posts its transfers in one global (block, slice) order, so the messages
+/// between any two ranks match in order.
+void gather_rows(MPI_Comm comm, const PlannedDataset& tensor,
+                 const std::vector<const float*>& blocks, const std::vector<float*>& slices);
+
+/// The reverse, for a read: fills each of this rank's blocks from the dealt slices that meet it.
+void scatter_rows(MPI_Comm comm, const PlannedDataset& tensor,
+                  const std::vector<const float*>& slices, const std::vector<float*>& blocks);
 
 }  // namespace tessera::checkpoint_detail

@@ -59,15 +59,18 @@ TEST(ForEachRun, ScalarsAndEmptyBlocks) {
 }
 
 PlannedDataset tensor_of(std::vector<int64_t> shape, std::vector<OwnedBlock> blocks) {
-  return {std::string("t"), std::move(shape), {}, {}, std::move(blocks)};
+  std::vector<std::pair<int, int>> hashers;  // the blocks tile the tensor
+  for (const OwnedBlock& block : blocks) hashers.emplace_back(block.rank, block.index);
+  return {std::string("t"), std::move(shape), std::move(hashers), {}, std::move(blocks)};
 }
 
-TEST(RowExchange, OnlyBlocksThatAreNotWholeRowsAreRegrouped) {
-  EXPECT_FALSE(
-      needs_row_exchange(tensor_of({8, 6}, {{0, 0, {{0, 0}, {4, 6}}}, {1, 0, {{4, 0}, {4, 6}}}})));
-  EXPECT_TRUE(
-      needs_row_exchange(tensor_of({8, 6}, {{0, 0, {{0, 0}, {8, 3}}}, {1, 0, {{0, 3}, {8, 3}}}})));
-  EXPECT_FALSE(needs_row_exchange(tensor_of({12}, {{0, 0, {{0}, {6}}}, {1, 0, {{6}, {6}}}})));
+TEST(RowExchange, OnlyTilingBlocksThatAreNotWholeRowsAreRegrouped) {
+  PlannedDataset partial = tensor_of({8, 6}, {{0, 0, {{0, 0}, {8, 3}}}});
+  partial.hashers.clear();  // a read of some columns only
+  EXPECT_FALSE(deals_rows(partial));
+  EXPECT_FALSE(deals_rows(tensor_of({8, 6}, {{0, 0, {{0, 0}, {4, 6}}}, {1, 0, {{4, 0}, {4, 6}}}})));
+  EXPECT_TRUE(deals_rows(tensor_of({8, 6}, {{0, 0, {{0, 0}, {8, 3}}}, {1, 0, {{0, 3}, {8, 3}}}})));
+  EXPECT_FALSE(deals_rows(tensor_of({12}, {{0, 0, {{0}, {6}}}, {1, 0, {{6}, {6}}}})));
 }
 
 TEST(RowExchange, RowsAreDealtInOrderAnEqualShareEach) {
