@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -29,10 +30,13 @@ std::uint64_t align_down(std::uint64_t value) {
 }
 std::uint64_t align_up(std::uint64_t value) { return align_down(value + kDirectAlignment - 1); }
 
-std::unique_ptr<char, void (*)(void*)> aligned_staging() {
-  void* memory = nullptr;
-  if (posix_memalign(&memory, kDirectAlignment, kStagingBytes) != 0) throw std::bad_alloc();
-  return {static_cast<char*>(memory), std::free};
+/// The two staging buffers of a direct reader or writer.
+void add_staging(std::vector<StagingBuffer>& buffers) {
+  for (int i = 0; i < 2; ++i) {
+    void* memory = nullptr;
+    if (posix_memalign(&memory, kDirectAlignment, kStagingBytes) != 0) throw std::bad_alloc();
+    buffers.emplace_back(static_cast<char*>(memory), std::free);
+  }
 }
 
 [[noreturn]] void fail(const std::string& what, const std::filesystem::path& file, int error) {
@@ -132,9 +136,8 @@ DirectWriter::DirectWriter(const std::filesystem::path& file)
     : file_(file),
       buffered_fd_(open_or_throw(file, O_WRONLY)),
       direct_fd_(open_direct(file, O_WRONLY)),
-      staging_(nullptr, std::free),
       writeback_(file) {
-  if (direct_fd_ >= 0) staging_ = aligned_staging();
+  if (direct_fd_ >= 0) add_staging(staging_);
 }
 
 DirectWriter::~DirectWriter() {
@@ -159,20 +162,27 @@ void DirectWriter::write(const ByteRun& run, const char* block) {
   const std::uint64_t first = std::min(align_up(begin), end);
   const std::uint64_t last = std::max(align_down(end), first);
   write_buffered(begin, data, first - begin);
-  for (std::uint64_t at = first; at < last; at += kStagingBytes) {
+  // Each piece is copied into one staging buffer while the other's is being written.
+  std::future<void> writing;
+  int buffer = 0;
+  for (std::uint64_t at = first; at < last; at += kStagingBytes, buffer ^= 1) {
     const std::uint64_t piece = std::min(kStagingBytes, last - at);
-    std::memcpy(staging_.get(), data + (at - begin), piece);
-    write_all(direct_fd_, staging_.get(), piece, at, file_);
+    char* staging = staging_[buffer].get();
+    std::memcpy(staging, data + (at - begin), piece);
+    if (writing.valid()) writing.get();  // frees the other buffer; rethrows its failure
+    writing = std::async(std::launch::async, [this, staging, piece, at] {
+      write_all(direct_fd_, staging, piece, at, file_);
+    });
   }
+  if (writing.valid()) writing.get();
   write_buffered(last, data + (last - begin), end - last);
 }
 
 DirectReader::DirectReader(const std::filesystem::path& file)
     : file_(file),
       buffered_fd_(open_or_throw(file, O_RDONLY)),
-      direct_fd_(open_direct(file, O_RDONLY)),
-      staging_(nullptr, std::free) {
-  if (direct_fd_ >= 0) staging_ = aligned_staging();
+      direct_fd_(open_direct(file, O_RDONLY)) {
+  if (direct_fd_ >= 0) add_staging(staging_);
 }
 
 DirectReader::~DirectReader() {
@@ -194,13 +204,22 @@ void DirectReader::read(const ByteRun& run, char* block) {
     return;
   }
   const std::uint64_t last = align_up(end);
-  for (std::uint64_t at = align_down(begin); at < last; at += kStagingBytes) {
-    const std::uint64_t piece = std::min(kStagingBytes, last - at);
-    const std::uint64_t got = read_up_to(direct_fd_, staging_.get(), piece, at, file_);
+  // The next piece is read into one staging buffer while the last one's bytes are copied out.
+  const auto read_piece = [this, last](std::uint64_t at, int buffer) {
+    return std::async(std::launch::async, [this, last, at, buffer] {
+      return read_up_to(direct_fd_, staging_[buffer].get(), std::min(kStagingBytes, last - at), at,
+                        file_);
+    });
+  };
+  int buffer = 0;
+  std::future<std::uint64_t> reading = read_piece(align_down(begin), buffer);
+  for (std::uint64_t at = align_down(begin); at < last; at += kStagingBytes, buffer ^= 1) {
+    const std::uint64_t got = reading.get();
+    if (at + kStagingBytes < last) reading = read_piece(at + kStagingBytes, buffer ^ 1);
     const std::uint64_t from = std::max(at, begin);
     const std::uint64_t to = std::min(at + got, end);
-    if (to < std::min(at + piece, end)) ends_early(file_, end);
-    std::memcpy(data + (from - begin), staging_.get() + (from - at), to - from);
+    if (to < std::min(at + kStagingBytes, end)) ends_early(file_, end);
+    std::memcpy(data + (from - begin), staging_[buffer].get() + (from - at), to - from);
   }
 }
 

@@ -29,6 +29,9 @@ void for_each_run(std::uint64_t storage, const std::vector<int64_t>& global_shap
                   const std::vector<int64_t>& global_offset,
                   const std::function<void(const ByteRun&)>& each);
 
+/// An aligned staging buffer for O_DIRECT transfers.
+using StagingBuffer = std::unique_ptr<char, void (*)(void*)>;
+
 /// The alignment of O_DIRECT transfers (offsets, lengths and memory) and of the datasets a
 /// checkpoint file places for them (H5Pset_alignment).
 inline constexpr std::uint64_t kDirectAlignment = 4096;
@@ -59,7 +62,9 @@ class DirectWriter {
   std::filesystem::path file_;
   int buffered_fd_ = -1;
   int direct_fd_ = -1;  ///< -1 where the file system refuses O_DIRECT
-  std::unique_ptr<char, void (*)(void*)> staging_;
+  /// Two, so that copying into one overlaps the device's transfer of the other; none where
+  /// O_DIRECT is refused.
+  std::vector<StagingBuffer> staging_;
   StreamingWriteback writeback_;  ///< of what goes through the page cache
 };
 
@@ -87,7 +92,7 @@ class DirectReader {
   std::filesystem::path file_;
   int buffered_fd_ = -1;
   int direct_fd_ = -1;
-  std::unique_ptr<char, void (*)(void*)> staging_;
+  std::vector<StagingBuffer> staging_;  ///< as DirectWriter's
 };
 
 }  // namespace tessera::checkpoint_detail

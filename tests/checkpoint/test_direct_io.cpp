@@ -122,11 +122,11 @@ std::vector<char> pattern_bytes(std::size_t count) {
 /// whole and in pieces.
 void expect_runs_round_trip(const std::string& directory) {
   ScratchFile file(directory);
-  const std::vector<char> bytes = pattern_bytes(3 * 1000 * 1000 + 123);
+  const std::vector<char> bytes = pattern_bytes(30 * 1000 * 1000 + 123);
   const std::vector<ByteRun> runs = {
-      {1000, 1000, 1500 * 1000},
-      {1501 * 1000, 1501 * 1000, 777},
-      {1501 * 1000 + 777, 1501 * 1000 + 777, bytes.size() - 1501 * 1000 - 777}};
+      {1000, 1000, 17500 * 1000},
+      {17501 * 1000, 17501 * 1000, 777},
+      {17501 * 1000 + 777, 17501 * 1000 + 777, bytes.size() - 17501 * 1000 - 777}};
   {
     DirectWriter writer(file.path());
     for (const std::size_t r : {2u, 0u, 1u}) writer.write(runs[r], bytes.data());
@@ -136,7 +136,7 @@ void expect_runs_round_trip(const std::string& directory) {
   EXPECT_EQ(reader.direct(), takes_o_direct(file.path()));
   for (const ByteRun& run : runs) reader.read(run, back.data());
   EXPECT_TRUE(std::equal(bytes.begin() + 1000, bytes.end(), back.begin() + 1000));
-  std::vector<char> middle(200 * 1000);
+  std::vector<char> middle(10 * 1000 * 1000);
   reader.read({1234567, 0, middle.size()}, middle.data());
   EXPECT_TRUE(std::equal(middle.begin(), middle.end(), bytes.begin() + 1234567));
   EXPECT_THROW(reader.read({bytes.size() - 100000, 0, 100001}, back.data()), std::runtime_error);
