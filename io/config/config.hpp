@@ -184,6 +184,8 @@ struct DebugConfig {
   /// watchdog still answering) until the hang watchdog ends the job.
   int stall_at_step = 0;
   int stall_rank = 0;
+  /// An asynchronous save's writer thread waits this long before it takes its snapshot.
+  int snapshot_delay_ms = 0;
 
   bool operator==(const DebugConfig&) const = default;
 };

@@ -309,6 +309,9 @@ std::vector<KeySpec> build_schema() {
             "progress, alive, until the hang watchdog ends the job; needs train.hang_timeout_s"),
       entry("debug.stall_rank", &C::debug, &DebugConfig::stall_rank, at_least(0),
             "for tests: the rank that debug.stall_at_step stalls"),
+      entry("debug.snapshot_delay_ms", &C::debug, &DebugConfig::snapshot_delay_ms, at_least(0),
+            "for tests: with checkpoint.async, the writer thread waits this long before it takes "
+            "the snapshot that the next optimizer update waits for"),
   };
 }
 

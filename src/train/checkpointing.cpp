@@ -1,9 +1,12 @@
 #include "train/checkpointing.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <chrono>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <thread>
 
 #include "core/error.hpp"
 #include "core/json_numbers.hpp"
@@ -84,6 +87,8 @@ struct TrainingCheckpoints::Pending {
   SaveReport report;
   std::exception_ptr failure;
   std::thread writer;
+  /// Ready once `state` holds the snapshot (at once where save() copied it).
+  std::shared_future<void> snapshot_taken;
 };
 
 TrainingCheckpoints::TrainingCheckpoints(const Config& config, ParallelContext& parallel,
@@ -230,12 +235,24 @@ std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {
   }
   auto pending = std::make_unique<Pending>();
   pending->state = staging_ ? std::move(staging_) : std::make_unique<HostState>();
-  pending->blocks = blocks_of(copy_to_host(*pending->state, /*snapshot=*/async));
+  const bool copy_in_writer = async && snapshot_in_writer();
+  const auto places = copy_in_writer ? place(*pending->state, /*snapshot=*/true)
+                                     : copy_to_host(*pending->state, /*snapshot=*/async);
+  pending->blocks = blocks_of(places);
   pending->report.step = step;
   pending->report.blocked_s = seconds_since(start);
-  auto write = [this, step, start, seconds_since, async, job = pending.get(),
-                header = metadata(step), manifest = manifest_] {
+  std::promise<void> snapshot;
+  pending->snapshot_taken = snapshot.get_future().share();
+  if (!copy_in_writer) snapshot.set_value();
+  auto write = [this, step, start, seconds_since, async, copy_in_writer, places,
+                snapshot = std::move(snapshot), job = pending.get(), header = metadata(step),
+                manifest = manifest_]() mutable {
     try {
+      if (copy_in_writer) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(config_.debug.snapshot_delay_ms));
+        copy_host_arrays(places);
+        snapshot.set_value();
+      }
       if (async && !finite_on_every_rank(writer_comm_.handle(), job->blocks)) {
         job->report.not_finite = true;
       } else {
@@ -244,6 +261,7 @@ std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {
       }
     } catch (...) {
       job->failure = std::current_exception();
+      if (copy_in_writer) snapshot = {};  // a waiter gets broken_promise, not a hang
     }
     job->report.write_s = seconds_since(start);
   };
@@ -255,9 +273,40 @@ std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {
     done.push_back(pending->report);
     return done;
   }
-  pending->writer = std::thread(write);
+  pending->writer = std::thread(std::move(write));
   pending_ = std::move(pending);
   return done;
+}
+
+void TrainingCheckpoints::before_update() {
+  if (!pending_) return;
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    pending_->snapshot_taken.get();
+  } catch (const std::future_error&) {
+    // The writer failed before the copy; wait() rethrows why.
+  }
+  pending_->report.blocked_s +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+bool TrainingCheckpoints::snapshot_in_writer() const {
+  if (!backend_.host_accessible()) return false;
+  for (const ModelReplica::ChunkState& chunk : replica_.chunk_states()) {
+    if (!in_place(chunk, 1)) return false;  // ZeRO shards
+  }
+  return true;
+}
+
+void TrainingCheckpoints::copy_host_arrays(const std::vector<std::array<float*, 3>>& places) {
+  const auto chunks = replica_.chunk_states();
+  for (std::size_t c = 0; c < chunks.size(); ++c) {
+    const std::array<float*, 3> arrays = backend_arrays(chunks[c]);
+    std::copy_n(arrays[0], chunks[c].model.parameters().padded_count(), places[c][0]);
+    const std::size_t begin = chunks[c].optimizer.begin();
+    const std::size_t size = chunks[c].optimizer.end() - begin;
+    for (std::size_t a = 1; a < 3; ++a) std::copy_n(arrays[a], size, places[c][a] + begin);
+  }
 }
 
 std::vector<SaveReport> TrainingCheckpoints::wait() {

@@ -8,7 +8,9 @@
 // kept from save to save. With checkpoint.async the state is copied to host memory at the step
 // boundary (the only part training waits for), then checked for non-finite values and written
 // by a background thread over a duplicate of the world communicator, so that its collectives
-// never mix with the training's.
+// never mix with the training's. Where the state is host memory and whole on each rank, the
+// background thread takes the copy itself while the next step's forward and backward run, and
+// the next optimizer update waits for it (before_update).
 #pragma once
 
 #include <array>
@@ -70,6 +72,10 @@ class TrainingCheckpoints {
   /// Waits for an asynchronous save in flight; returns its report (if there was one) and
   /// rethrows what it failed with.
   std::vector<SaveReport> wait();
+  /// To be called before each optimizer update: waits until an asynchronous save in flight has
+  /// its snapshot of the state, which its writer thread copies (where the backend's buffers are
+  /// host memory) while the next step's forward and backward run; the wait counts as blocked.
+  void before_update();
   /// The run manifest JSON (rank 0's copy counts) that every later save stores in its file.
   void set_manifest(std::string manifest) { manifest_ = std::move(manifest); }
 
@@ -84,6 +90,11 @@ class TrainingCheckpoints {
   std::vector<std::array<float*, 3>> place(HostState& host, bool snapshot);
   /// place(), then copies what is not in place from the backend (gathering ZeRO shards).
   std::vector<std::array<float*, 3>> copy_to_host(HostState& host, bool snapshot);
+  /// Whether an asynchronous save's writer thread can take the snapshot itself: every array is
+  /// host memory and whole on this rank (no ZeRO shards, whose gathering is collective).
+  bool snapshot_in_writer() const;
+  /// The snapshot's copy of every array into `places` (from snapshot_in_writer's host memory).
+  void copy_host_arrays(const std::vector<std::array<float*, 3>>& places);
   std::vector<TensorBlock> blocks_of(const std::vector<std::array<float*, 3>>& places) const;
   /// The freshly initialized state (after a read in place that found every file damaged).
   void start_afresh();

@@ -384,6 +384,8 @@ double TrainingRun::train_step(int step, UpdateResult& update, PipelineTimings& 
       [&](int m) { return tokens_.microbatch(m); }, replica_->step_hooks());
   watchdog_.mark(step, "the loss all-reduce");
   const double loss = global_loss_sum(losses, parallel_, loss_holder_) / tokens_per_step_;
+  watchdog_.mark(step, "waiting for the last checkpoint's snapshot");
+  checkpoints_->before_update();
   watchdog_.mark(step, "the gradient reduction and optimizer step");
   update = replica_->reduce_and_update(step, learning_rate(train, step), std::isfinite(loss));
   pipeline = executor_->take_timings();
