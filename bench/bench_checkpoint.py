@@ -9,7 +9,9 @@ restore, the checkpoint's pages are dropped from the page cache (as dd's read by
 the restore reads the disk, not memory. A shared disk's rate varies from minute to minute:
 each row, and dd, is run REPEATS times and the medians are shown, with dd measured between
 the rows. dd writes a new file beside the one it wrote last (as a checkpoint is written beside
-the last checkpoint), alone and while another process holds as much memory as the trainer.
+the last checkpoint), alone, while another process holds as much memory as the trainer, and
+with O_DIRECT (as tessera writes a tensor's whole pages). checkpoint.async is measured on a
+save with a step after it, whose optimizer update waits for the save's snapshot.
 
 usage: bench_checkpoint.py [TESSERA] [CONFIG_DIR] [REPEATS]
 """
@@ -47,13 +49,16 @@ def dd_bandwidth(directory, gigabytes=1):
     while another process holds HELD_GB of memory it has just touched, as the trainer does when
     it saves; 'read', with O_DIRECT. On a VM whose fresh memory is slow to touch, the page cache
     of a new file gets the pages a process freed last, unless a process took them: then it
-    touches fresh ones and 'held' is far below 'write' (doc/performance.md, "Checkpoints")."""
+    touches fresh ones and 'held' is far below 'write' (doc/performance.md, "Checkpoints");
+    'direct', the write with O_DIRECT (past the page cache, as tessera writes a tensor's pages)."""
     kept = os.path.join(directory, "dd-kept.bin")
     new = os.path.join(directory, "dd-new.bin")
     write = ["dd", "if=/dev/zero", "of=" + new, "bs=16M", "count=%d" % (64 * gigabytes),
              "conv=fdatasync"]
     result = {"write": dd_rate(write)}
     result["read"] = dd_rate(["dd", "if=" + new, "of=/dev/null", "bs=16M", "iflag=direct"])
+    os.replace(new, kept)
+    result["direct"] = dd_rate(write + ["oflag=direct"])
     os.replace(new, kept)
     holder = ("import sys; held = bytearray(int(%g * 1e9)); held[::4096] = b'x' * "
               "len(held[::4096]); print(flush=True); sys.stdin.read()" % HELD_GB)
@@ -122,18 +127,18 @@ def main():
         ranges = {kind: (min(d[kind] for d in disks), max(d[kind] for d in disks))
                   for kind in disks[0]}
         print("disk under %s, dd medians of %d (ranges): write of a new file beside the last "
-              "%.2f GB/s (%.2f-%.2f), the same while %.1f GB is held %.2f (%.2f-%.2f), read "
-              "(direct) %.2f (%.2f-%.2f)" % (base, len(disks), dd["write"], *ranges["write"],
-                                            HELD_GB, dd["held"], *ranges["held"], dd["read"],
-                                            *ranges["read"]))
-        print("%-6s %-10s %8s %10s %10s %8s %10s %8s  %s" % (
+              "%.2f GB/s (%.2f-%.2f), the same while %.1f GB is held %.2f (%.2f-%.2f), the same "
+              "with O_DIRECT %.2f (%.2f-%.2f), read (direct) %.2f (%.2f-%.2f)"
+              % (base, len(disks), dd["write"], *ranges["write"], HELD_GB, dd["held"],
+                 *ranges["held"], dd["direct"], *ranges["direct"], dd["read"], *ranges["read"]))
+        print("%-6s %-10s %8s %10s %10s %8s %10s %10s %8s  %s" % (
             "ranks", "layout", "file GB", "write GB/s", "read GB/s", "vs dd w", "vs dd held",
-            "vs dd r", "(each run's write / read GB/s)"))
+            "vs dd dir w", "vs dd r", "(each run's write / read GB/s)"))
         for ranks, layout, size, writes, reads in rows:
             write, read = statistics.median(writes), statistics.median(reads)
-            print("%-6d %-10s %8.2f %10.2f %10.2f %7.0f%% %9.0f%% %7.0f%%  %s / %s" % (
+            print("%-6d %-10s %8.2f %10.2f %10.2f %7.0f%% %9.0f%% %9.0f%% %7.0f%%  %s / %s" % (
                 ranks, "%d,%d,%d" % layout, size / 1e9, write, read, 100 * write / dd["write"],
-                100 * write / dd["held"], 100 * read / dd["read"],
+                100 * write / dd["held"], 100 * write / dd["direct"], 100 * read / dd["read"],
                 " ".join("%.2f" % w for w in writes), " ".join("%.2f" % r for r in reads)))
         # Asynchronous saving on one rank: how long training is blocked next to the write, for
         # a save with a step after it (whose optimizer update waits for the snapshot).
