@@ -1,6 +1,6 @@
-// write_checkpoint: plan the union of datasets, create them in a temp file with checksums of
-// the writers' buffers, write each rank's blocks into their storage, then publish the file
-// with fsync + rename.
+// write_checkpoint: plan the union of datasets, create them in a temp file, write each rank's
+// blocks into their storage while hashing the buffers for the checksum attributes, then publish
+// the file with fsync + rename.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <future>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -167,7 +168,7 @@ void write_unplaced_blocks(MPI_Comm comm, const std::filesystem::path& file,
   });
 }
 
-/// Writes each rank's part of the tensors straight into the closed file's allocated storage,
+/// Writes each rank's part of the tensors straight into the file's allocated storage,
 /// independently (each element has one writer, so no rank waits for another at every write;
 /// collective transfers cost 2.5x the write at 8 ranks sharing 2 cores: doc/checkpoints.md,
 /// "Costs"), past the page cache where the file system allows (DirectWriter). Column blocks
@@ -232,12 +233,10 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
   agree(comm, failure);
 }
 
-/// Each dataset's position hash, summed over its writers' blocks (each element has one writer),
-/// becomes its checksum attribute on every rank alike (attribute writes are collective in
-/// parallel HDF5). Nothing is read back: the buffers are hashed as they were written.
-void write_checksums(MPI_Comm comm, const std::filesystem::path& file,
-                     const std::vector<PlannedDataset>& plan, const std::vector<H5Id>& datasets,
-                     const std::vector<TensorBlock>& blocks) {
+/// This rank's part of each dataset's position hash: the sum over its writer blocks (each
+/// element has one writer). Nothing is read back: the buffers are hashed as they are written.
+std::vector<uint64_t> own_hashes(const std::vector<PlannedDataset>& plan,
+                                 const std::vector<TensorBlock>& blocks) {
   std::map<std::string, std::size_t> index_of;
   for (std::size_t i = 0; i < plan.size(); ++i) index_of[plan[i].name] = i;
   std::vector<uint64_t> hashes(plan.size(), 0);
@@ -246,6 +245,14 @@ void write_checksums(MPI_Comm comm, const std::filesystem::path& file,
     hashes[index_of.at(block.name)] +=
         block_position_hash(block.global_shape, block.local_shape, block.global_offset, block.data);
   }
+  return hashes;
+}
+
+/// The ranks' parts of each dataset's hash, summed, become its checksum attribute on every rank
+/// alike (attribute writes are collective in parallel HDF5).
+void write_checksums(MPI_Comm comm, const std::filesystem::path& file,
+                     const std::vector<PlannedDataset>& plan, const std::vector<H5Id>& datasets,
+                     std::vector<uint64_t> hashes) {
   // Unsigned sums wrap around, so the ranks' partial sums add up to the tensor's hash.
   MPI_Allreduce(MPI_IN_PLACE, hashes.data(), static_cast<int>(hashes.size()), MPI_UINT64_T, MPI_SUM,
                 comm);
@@ -355,17 +362,19 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
       write_root_attributes(file_id.get(), metadata_text, manifest_text);
     });
     const WriterBlocks mine = writer_blocks(blocks);
-    std::vector<std::optional<uint64_t>> storage;
     {
       auto datasets = create_datasets(comm, file, file_id.get(), plan);
-      storage = storage_offsets(datasets);
+      const auto storage = storage_offsets(datasets);
       write_unplaced_blocks(comm, file, plan, datasets, storage, mine);
-      write_checksums(comm, file, plan, datasets, blocks);
+      // The hashing (memory and CPU) runs beside the writes (the device); both read the
+      // buffers only. The tensors' bytes go into the storage HDF5 allocated, which its own
+      // writes (metadata, at the close) never touch.
+      auto hashing = std::async(std::launch::async, [&] { return own_hashes(plan, blocks); });
+      write_raw_blocks(comm, file, temp, plan, storage, mine);
+      write_checksums(comm, file, plan, datasets, hashing.get());
     }
     agreed(comm, file, [&] { TESSERA_H5(H5Fflush(file_id.get(), H5F_SCOPE_GLOBAL)); });
     agreed(comm, file, [&] { TESSERA_H5(H5Fclose(file_id.release())); });
-    // HDF5 has written its metadata and sized the file; the tensors' bytes go in last.
-    write_raw_blocks(comm, file, temp, plan, storage, mine);
   } catch (...) {
     // A file whose writes failed cannot be closed: HDF5's close flushes, fails again on some
     // ranks only and leaves the others in its collective close. It is abandoned instead (the
