@@ -1,6 +1,6 @@
 // read_checkpoint, read_checkpoint_metadata and verify_checkpoint: validate the file against
-// what is expected before reading anything sized by it, read hyperslabs, and verify checksums
-// from what was read.
+// what is expected before reading anything sized by it, read each rank's blocks (straight from
+// the datasets' storage where it is contiguous), and verify checksums from what was read.
 #include <fcntl.h>
 #include <unistd.h>
 

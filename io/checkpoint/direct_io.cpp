@@ -132,28 +132,27 @@ void for_each_run(std::uint64_t storage, const std::vector<int64_t>& global_shap
   } while (advance(index, outer));
 }
 
-DirectWriter::DirectWriter(const std::filesystem::path& file)
-    : file_(file),
-      buffered_fd_(open_or_throw(file, O_WRONLY)),
-      direct_fd_(open_direct(file, O_WRONLY)),
-      writeback_(file) {
-  if (direct_fd_ >= 0) add_staging(staging_);
+DirectFile::DirectFile(const std::filesystem::path& file, int access)
+    : path_(file), buffered_(open_or_throw(file, access)), direct_(open_direct(file, access)) {
+  if (direct_.fd >= 0) add_staging(staging_);
 }
 
-DirectWriter::~DirectWriter() {
-  ::close(buffered_fd_);
-  if (direct_fd_ >= 0) ::close(direct_fd_);
+DirectFile::Descriptor::~Descriptor() {
+  if (fd >= 0) ::close(fd);
 }
+
+DirectWriter::DirectWriter(const std::filesystem::path& file)
+    : file_(file, O_WRONLY), writeback_(file) {}
 
 void DirectWriter::write_buffered(std::uint64_t offset, const char* data, std::uint64_t bytes) {
-  write_all(buffered_fd_, data, bytes, offset, file_);
+  write_all(file_.buffered(), data, bytes, offset, file_.path());
 }
 
 void DirectWriter::write(const ByteRun& run, const char* block) {
   const char* data = block + run.buffer_offset;
   const std::uint64_t begin = run.file_offset;
   const std::uint64_t end = begin + run.bytes;
-  if (direct_fd_ < 0 || run.bytes < kDirectMinBytes) {
+  if (file_.direct() < 0 || run.bytes < kDirectMinBytes) {
     write_buffered(begin, data, run.bytes);
     writeback_.wrote(begin, run.bytes);
     return;
@@ -167,39 +166,30 @@ void DirectWriter::write(const ByteRun& run, const char* block) {
   int buffer = 0;
   for (std::uint64_t at = first; at < last; at += kStagingBytes, buffer ^= 1) {
     const std::uint64_t piece = std::min(kStagingBytes, last - at);
-    char* staging = staging_[buffer].get();
+    char* staging = file_.staging(buffer);
     std::memcpy(staging, data + (at - begin), piece);
     if (writing.valid()) writing.get();  // frees the other buffer; rethrows its failure
     writing = std::async(std::launch::async, [this, staging, piece, at] {
-      write_all(direct_fd_, staging, piece, at, file_);
+      write_all(file_.direct(), staging, piece, at, file_.path());
     });
   }
   if (writing.valid()) writing.get();
   write_buffered(last, data + (last - begin), end - last);
 }
 
-DirectReader::DirectReader(const std::filesystem::path& file)
-    : file_(file),
-      buffered_fd_(open_or_throw(file, O_RDONLY)),
-      direct_fd_(open_direct(file, O_RDONLY)) {
-  if (direct_fd_ >= 0) add_staging(staging_);
-}
-
-DirectReader::~DirectReader() {
-  ::close(buffered_fd_);
-  if (direct_fd_ >= 0) ::close(direct_fd_);
-}
+DirectReader::DirectReader(const std::filesystem::path& file) : file_(file, O_RDONLY) {}
 
 void DirectReader::read_buffered(std::uint64_t offset, char* data, std::uint64_t bytes) {
-  if (read_up_to(buffered_fd_, data, bytes, offset, file_) != bytes)
-    ends_early(file_, offset + bytes);
+  if (read_up_to(file_.buffered(), data, bytes, offset, file_.path()) != bytes) {
+    ends_early(file_.path(), offset + bytes);
+  }
 }
 
 void DirectReader::read(const ByteRun& run, char* block) {
   char* data = block + run.buffer_offset;
   const std::uint64_t begin = run.file_offset;
   const std::uint64_t end = begin + run.bytes;
-  if (direct_fd_ < 0 || run.bytes < kDirectMinBytes) {
+  if (file_.direct() < 0 || run.bytes < kDirectMinBytes) {
     read_buffered(begin, data, run.bytes);
     return;
   }
@@ -207,8 +197,8 @@ void DirectReader::read(const ByteRun& run, char* block) {
   // The next piece is read into one staging buffer while the last one's bytes are copied out.
   const auto read_piece = [this, last](std::uint64_t at, int buffer) {
     return std::async(std::launch::async, [this, last, at, buffer] {
-      return read_up_to(direct_fd_, staging_[buffer].get(), std::min(kStagingBytes, last - at), at,
-                        file_);
+      return read_up_to(file_.direct(), file_.staging(buffer), std::min(kStagingBytes, last - at),
+                        at, file_.path());
     });
   };
   int buffer = 0;
@@ -218,8 +208,8 @@ void DirectReader::read(const ByteRun& run, char* block) {
     if (at + kStagingBytes < last) reading = read_piece(at + kStagingBytes, buffer ^ 1);
     const std::uint64_t from = std::max(at, begin);
     const std::uint64_t to = std::min(at + got, end);
-    if (to < std::min(at + kStagingBytes, end)) ends_early(file_, end);
-    std::memcpy(data + (from - begin), staging_[buffer].get() + (from - at), to - from);
+    if (to < std::min(at + kStagingBytes, end)) ends_early(file_.path(), end);
+    std::memcpy(data + (from - begin), file_.staging(buffer) + (from - at), to - from);
   }
 }
 

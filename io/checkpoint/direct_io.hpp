@@ -36,6 +36,35 @@ using StagingBuffer = std::unique_ptr<char, void (*)(void*)>;
 /// checkpoint file places for them (H5Pset_alignment).
 inline constexpr std::uint64_t kDirectAlignment = 4096;
 
+/// One open file for direct transfers: a descriptor through the page cache, one with O_DIRECT
+/// where the file system takes it, and (then) two aligned staging buffers, so that copying into
+/// one overlaps the device's transfer of the other.
+class DirectFile {
+ public:
+  /// Opens `file` with `access` (O_RDONLY or O_WRONLY; it must exist); throws
+  /// std::runtime_error if it cannot.
+  DirectFile(const std::filesystem::path& file, int access);
+
+  const std::filesystem::path& path() const { return path_; }
+  int buffered() const { return buffered_.fd; }
+  /// -1 where the file system refuses O_DIRECT (EINVAL: tmpfs, some FUSE mounts).
+  int direct() const { return direct_.fd; }
+  char* staging(int buffer) const { return staging_[static_cast<std::size_t>(buffer)].get(); }
+
+ private:
+  struct Descriptor {
+    int fd = -1;
+    explicit Descriptor(int opened) : fd(opened) {}
+    Descriptor(const Descriptor&) = delete;
+    Descriptor& operator=(const Descriptor&) = delete;
+    ~Descriptor();
+  };
+  std::filesystem::path path_;
+  Descriptor buffered_;
+  Descriptor direct_;
+  std::vector<StagingBuffer> staging_;
+};
+
 /// Why: through the page cache, a checkpoint's bytes are copied once more and, on a VM, every
 /// fresh page of cache costs a host page fault; the disk's rate then varies 4x from minute to
 /// minute (bench/bench_checkpoint.py, doc/performance.md "Checkpoints"). O_DIRECT moves them
@@ -49,9 +78,6 @@ class DirectWriter {
  public:
   /// Opens `file` (which exists) for writing; throws std::runtime_error if it cannot.
   explicit DirectWriter(const std::filesystem::path& file);
-  ~DirectWriter();
-  DirectWriter(const DirectWriter&) = delete;
-  DirectWriter& operator=(const DirectWriter&) = delete;
 
   /// Writes `run` of `block`; throws std::runtime_error naming the system's error.
   void write(const ByteRun& run, const char* block);
@@ -59,12 +85,7 @@ class DirectWriter {
  private:
   void write_buffered(std::uint64_t offset, const char* data, std::uint64_t bytes);
 
-  std::filesystem::path file_;
-  int buffered_fd_ = -1;
-  int direct_fd_ = -1;  ///< -1 where the file system refuses O_DIRECT
-  /// Two, so that copying into one overlaps the device's transfer of the other; none where
-  /// O_DIRECT is refused.
-  std::vector<StagingBuffer> staging_;
+  DirectFile file_;
   StreamingWriteback writeback_;  ///< of what goes through the page cache
 };
 
@@ -74,14 +95,11 @@ class DirectWriter {
 class DirectReader {
  public:
   explicit DirectReader(const std::filesystem::path& file);
-  ~DirectReader();
-  DirectReader(const DirectReader&) = delete;
-  DirectReader& operator=(const DirectReader&) = delete;
 
   /// Whether reads bypass the page cache (then a readahead hint is wasted).
-  bool direct() const { return direct_fd_ >= 0; }
+  bool direct() const { return file_.direct() >= 0; }
   /// The descriptor of buffered reads (for readahead hints).
-  int descriptor() const { return buffered_fd_; }
+  int descriptor() const { return file_.buffered(); }
   /// Reads `run` into `block`; throws std::runtime_error if the file ends before it or the
   /// system fails.
   void read(const ByteRun& run, char* block);
@@ -89,10 +107,7 @@ class DirectReader {
  private:
   void read_buffered(std::uint64_t offset, char* data, std::uint64_t bytes);
 
-  std::filesystem::path file_;
-  int buffered_fd_ = -1;
-  int direct_fd_ = -1;
-  std::vector<StagingBuffer> staging_;  ///< as DirectWriter's
+  DirectFile file_;
 };
 
 }  // namespace tessera::checkpoint_detail

@@ -75,16 +75,22 @@ std::vector<RowSlice> deal_rows(const PlannedDataset& tensor) {
 
 namespace {
 
-/// Calls `each(i, j, m, in_block, in_slice)` for every block i and dealt slice j that share rows
-/// and this rank owns one of, in one global (i, j) order: m is j's index among this rank's
-/// slices, in_block and in_slice the committed MPI types of the shared part inside block i's
-/// data and inside slice j's. The types are freed after the transfers, which `each` posts into
-/// `transfers`, are done.
-template <class Each>
-void exchange_parts(MPI_Comm comm, const PlannedDataset& tensor, Each each) {
+/// One side of a part's transfer: the part inside block or slice `index` (of the tensor's
+/// blocks, or of this rank's slices), its MPI type there, and the rank that holds it.
+struct PartSide {
+  std::size_t index;
+  MPI_Datatype type;
+  int rank;
+};
+
+/// Moves every part that a block i and a dealt slice j share (their common rows) from `from`
+/// (the blocks when `to_rows`, else this rank's slices) to `to` (the other), posting each
+/// transfer this rank takes part in, in one global (i, j) order on every rank.
+void move_parts(MPI_Comm comm, const PlannedDataset& tensor, bool to_rows,
+                const std::vector<const float*>& from, const std::vector<float*>& to) {
   const int rank = comm_rank(comm);
   const std::vector<RowSlice> dealt = deal_rows(tensor);
-  std::vector<std::size_t> my_slice(dealt.size(), 0);
+  std::vector<std::size_t> my_slice(dealt.size(), 0);  // j's index among this rank's slices
   for (std::size_t j = 0, m = 0; j < dealt.size(); ++j) {
     if (dealt[j].rank == rank) my_slice[j] = m++;
   }
@@ -107,8 +113,19 @@ void exchange_parts(MPI_Comm comm, const PlannedDataset& tensor, Each each) {
       std::vector<int64_t> in_slice = block.box.offset;
       in_slice[0] = first - slice.first_row;
       types.push_back(part_type(block.box.shape, part_shape, in_block));
+      const PartSide block_side{i, types.back(), block.rank};
       types.push_back(part_type(slice_shape, part_shape, in_slice));
-      each(transfers, i, j, my_slice[j], types[types.size() - 2], types.back());
+      const PartSide slice_side{my_slice[j], types.back(), slice.rank};
+      const PartSide& source = to_rows ? block_side : slice_side;
+      const PartSide& target = to_rows ? slice_side : block_side;
+      if (source.rank == rank) {
+        MPI_Isend(from[source.index], 1, source.type, target.rank, kRowExchangeTag, comm,
+                  &transfers.emplace_back());
+      }
+      if (target.rank == rank) {
+        MPI_Irecv(to[target.index], 1, target.type, source.rank, kRowExchangeTag, comm,
+                  &transfers.emplace_back());
+      }
     }
   }
   MPI_Waitall(static_cast<int>(transfers.size()), transfers.data(), MPI_STATUSES_IGNORE);
@@ -119,40 +136,12 @@ void exchange_parts(MPI_Comm comm, const PlannedDataset& tensor, Each each) {
 
 void gather_rows(MPI_Comm comm, const PlannedDataset& tensor,
                  const std::vector<const float*>& blocks, const std::vector<float*>& slices) {
-  const int rank = comm_rank(comm);
-  const std::vector<RowSlice> dealt = deal_rows(tensor);
-  exchange_parts(comm, tensor,
-                 [&](std::vector<MPI_Request>& transfers, std::size_t i, std::size_t j,
-                     std::size_t m, MPI_Datatype in_block, MPI_Datatype in_slice) {
-                   const int block_rank = tensor.blocks[i].rank, slice_rank = dealt[j].rank;
-                   if (block_rank == rank) {
-                     MPI_Isend(blocks[i], 1, in_block, slice_rank, kRowExchangeTag, comm,
-                               &transfers.emplace_back());
-                   }
-                   if (slice_rank == rank) {
-                     MPI_Irecv(slices[m], 1, in_slice, block_rank, kRowExchangeTag, comm,
-                               &transfers.emplace_back());
-                   }
-                 });
+  move_parts(comm, tensor, /*to_rows=*/true, blocks, slices);
 }
 
 void scatter_rows(MPI_Comm comm, const PlannedDataset& tensor,
                   const std::vector<const float*>& slices, const std::vector<float*>& blocks) {
-  const int rank = comm_rank(comm);
-  const std::vector<RowSlice> dealt = deal_rows(tensor);
-  exchange_parts(comm, tensor,
-                 [&](std::vector<MPI_Request>& transfers, std::size_t i, std::size_t j,
-                     std::size_t m, MPI_Datatype in_block, MPI_Datatype in_slice) {
-                   const int block_rank = tensor.blocks[i].rank, slice_rank = dealt[j].rank;
-                   if (slice_rank == rank) {
-                     MPI_Isend(slices[m], 1, in_slice, block_rank, kRowExchangeTag, comm,
-                               &transfers.emplace_back());
-                   }
-                   if (block_rank == rank) {
-                     MPI_Irecv(blocks[i], 1, in_block, slice_rank, kRowExchangeTag, comm,
-                               &transfers.emplace_back());
-                   }
-                 });
+  move_parts(comm, tensor, /*to_rows=*/false, slices, blocks);
 }
 
 }  // namespace tessera::checkpoint_detail

@@ -12,7 +12,7 @@ constexpr std::uint64_t kPageBytes = 4096;
 
 StreamingWriteback::StreamingWriteback(const std::filesystem::path& file,
                                        std::uint64_t window_bytes)
-    // Read-only suffices for both calls; the writes themselves go through HDF5's descriptor.
+    // Read-only suffices for both calls; the writes themselves go through the writer's descriptor.
     : fd_(::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)), window_bytes_(window_bytes) {}
 
 StreamingWriteback::~StreamingWriteback() {

@@ -9,8 +9,8 @@
 namespace tessera::checkpoint_detail {
 
 /// Told each byte range that this process alone has just written into `file` (through any
-/// descriptor: here, HDF5's MPI-IO), it starts the kernel's writeback of the range at once;
-/// once more than a window is in flight, it waits for the oldest ranges' writeback and drops
+/// descriptor: here, DirectWriter's buffered one), it starts the kernel's writeback of the range at
+/// once; once more than a window is in flight, it waits for the oldest ranges' writeback and drops
 /// their pages from the page cache.
 ///
 /// Why: a checkpoint's writes copy into the page cache, and a new file's pages come from free
