@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -98,11 +99,16 @@ std::vector<const TensorReadRequest*> blocks_to_read(const PlannedDataset& plann
 }
 
 /// Where `dataset`'s bytes lie in the file as this host's floats, one contiguous range: then
-/// its boxes are read without HDF5. None for other layouts (chunked, external) and byte orders.
+/// its boxes are read without HDF5. None for other layouts (chunked, external), byte orders, and
+/// an offset that (in a damaged file) runs past the largest file offset: HDF5 refuses those.
 std::optional<uint64_t> raw_storage(hid_t dataset) {
   const haddr_t offset = H5Dget_offset(dataset);  // HADDR_UNDEF unless contiguous in the file
   H5Id type(TESSERA_H5(H5Dget_type(dataset)), H5Tclose);
   if (offset == HADDR_UNDEF || H5Tequal(type.get(), H5T_NATIVE_FLOAT) <= 0) return std::nullopt;
+  constexpr auto kMaxOffset = static_cast<uint64_t>(std::numeric_limits<off_t>::max());
+  if (offset > kMaxOffset - std::min<uint64_t>(H5Dget_storage_size(dataset), kMaxOffset)) {
+    return std::nullopt;
+  }
   return offset;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <future>
+#include <limits>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -83,6 +84,17 @@ std::uint64_t read_up_to(int fd, char* data, std::uint64_t bytes, std::uint64_t 
   return total;
 }
 
+/// The end of `run` in the file; throws where it lies past what a file offset can hold (an
+/// offset a damaged file's metadata gave), before any arithmetic on it can wrap around.
+std::uint64_t end_of(const ByteRun& run, const std::filesystem::path& file) {
+  constexpr auto kMaxOffset = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+  if (run.bytes > kMaxOffset || run.file_offset > kMaxOffset - run.bytes) {
+    throw std::runtime_error("byte " + std::to_string(run.file_offset) + " of " + file.string() +
+                             " lies past the largest file offset");
+  }
+  return run.file_offset + run.bytes;
+}
+
 [[noreturn]] void ends_early(const std::filesystem::path& file, std::uint64_t end) {
   throw std::runtime_error("file " + file.string() + " ends before byte " + std::to_string(end) +
                            " (truncated)");
@@ -151,7 +163,7 @@ void DirectWriter::write_buffered(std::uint64_t offset, const char* data, std::u
 void DirectWriter::write(const ByteRun& run, const char* block) {
   const char* data = block + run.buffer_offset;
   const std::uint64_t begin = run.file_offset;
-  const std::uint64_t end = begin + run.bytes;
+  const std::uint64_t end = end_of(run, file_.path());
   if (file_.direct() < 0 || run.bytes < kDirectMinBytes) {
     write_buffered(begin, data, run.bytes);
     writeback_.wrote(begin, run.bytes);
@@ -188,7 +200,7 @@ void DirectReader::read_buffered(std::uint64_t offset, char* data, std::uint64_t
 void DirectReader::read(const ByteRun& run, char* block) {
   char* data = block + run.buffer_offset;
   const std::uint64_t begin = run.file_offset;
-  const std::uint64_t end = begin + run.bytes;
+  const std::uint64_t end = end_of(run, file_.path());
   if (file_.direct() < 0 || run.bytes < kDirectMinBytes) {
     read_buffered(begin, data, run.bytes);
     return;
