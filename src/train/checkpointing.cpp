@@ -155,6 +155,19 @@ std::vector<std::array<float*, 3>> TrainingCheckpoints::place(HostState& host, b
 std::vector<std::array<float*, 3>> TrainingCheckpoints::copy_to_host(HostState& host,
                                                                      bool snapshot) {
   const auto places = place(host, snapshot);
+  copy_arrays(places, /*host_copy=*/false);
+  return places;
+}
+
+void TrainingCheckpoints::copy_arrays(const std::vector<std::array<float*, 3>>& places,
+                                      bool host_copy) {
+  const auto copy = [&](float* to, const float* from, std::size_t count) {
+    if (host_copy) {
+      std::copy_n(from, count, to);
+    } else {
+      backend_.copy_to_host(to, from, count);
+    }
+  };
   const auto chunks = replica_.chunk_states();
   for (std::size_t c = 0; c < chunks.size(); ++c) {
     const ParameterStore& p = chunks[c].model.parameters();
@@ -164,10 +177,10 @@ std::vector<std::array<float*, 3>> TrainingCheckpoints::copy_to_host(HostState& 
     for (std::size_t a = 0; a < 3; ++a) {
       if (places[c][a] == device[a]) continue;  // in place
       if (a == 0) {
-        backend_.copy_to_host(places[c][a], device[a], p.padded_count());
+        copy(places[c][a], device[a], p.padded_count());
         continue;
       }
-      backend_.copy_to_host(places[c][a] + begin, device[a], size);
+      copy(places[c][a] + begin, device[a], size);
       // Under ZeRO-1 each dp rank holds 1/dp of the moments: gather them so that every rank can
       // describe whole logical tensors (the file does not depend on the ZeRO setting).
       if (size < p.padded_count()) {
@@ -175,7 +188,6 @@ std::vector<std::array<float*, 3>> TrainingCheckpoints::copy_to_host(HostState& 
       }
     }
   }
-  return places;
 }
 
 std::vector<TensorBlock> TrainingCheckpoints::blocks_of(
@@ -250,7 +262,7 @@ std::vector<SaveReport> TrainingCheckpoints::save(int step, bool step_finite) {
     try {
       if (copy_in_writer) {
         std::this_thread::sleep_for(std::chrono::milliseconds(config_.debug.snapshot_delay_ms));
-        copy_host_arrays(places);
+        copy_arrays(places, /*host_copy=*/true);
         snapshot.set_value();
       }
       if (async && !finite_on_every_rank(writer_comm_.handle(), job->blocks)) {
@@ -296,17 +308,6 @@ bool TrainingCheckpoints::snapshot_in_writer() const {
     if (!in_place(chunk, 1)) return false;  // ZeRO shards
   }
   return true;
-}
-
-void TrainingCheckpoints::copy_host_arrays(const std::vector<std::array<float*, 3>>& places) {
-  const auto chunks = replica_.chunk_states();
-  for (std::size_t c = 0; c < chunks.size(); ++c) {
-    const std::array<float*, 3> arrays = backend_arrays(chunks[c]);
-    std::copy_n(arrays[0], chunks[c].model.parameters().padded_count(), places[c][0]);
-    const std::size_t begin = chunks[c].optimizer.begin();
-    const std::size_t size = chunks[c].optimizer.end() - begin;
-    for (std::size_t a = 1; a < 3; ++a) std::copy_n(arrays[a], size, places[c][a] + begin);
-  }
 }
 
 std::vector<SaveReport> TrainingCheckpoints::wait() {

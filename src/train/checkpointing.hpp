@@ -88,13 +88,16 @@ class TrainingCheckpoints {
   /// The host address of each chunk's values, m and v for a save or a restore: the backend's
   /// buffer where in_place (unless a `snapshot` is wanted), else `host`'s copy (sized here).
   std::vector<std::array<float*, 3>> place(HostState& host, bool snapshot);
-  /// place(), then copies what is not in place from the backend (gathering ZeRO shards).
+  /// place(), then copy_arrays() through the backend.
   std::vector<std::array<float*, 3>> copy_to_host(HostState& host, bool snapshot);
+  /// Copies every array that `places` does not hold in place from the backend's buffers: the
+  /// values whole, the moments of this rank's optimizer range (gathering ZeRO-1 shards).
+  /// `host_copy` copies with std::copy_n instead of the backend, as the writer thread does for
+  /// snapshot_in_writer's host memory (which has no shards).
+  void copy_arrays(const std::vector<std::array<float*, 3>>& places, bool host_copy);
   /// Whether an asynchronous save's writer thread can take the snapshot itself: every array is
   /// host memory and whole on this rank (no ZeRO shards, whose gathering is collective).
   bool snapshot_in_writer() const;
-  /// The snapshot's copy of every array into `places` (from snapshot_in_writer's host memory).
-  void copy_host_arrays(const std::vector<std::array<float*, 3>>& places);
   std::vector<TensorBlock> blocks_of(const std::vector<std::array<float*, 3>>& places) const;
   /// The freshly initialized state (after a read in place that found every file damaged).
   void start_afresh();
