@@ -112,60 +112,74 @@ std::optional<uint64_t> raw_storage(hid_t dataset) {
   return offset;
 }
 
+/// Where each planned dataset's bytes lie (raw_storage), found by rank 0 while it checks the
+/// file, so that the other ranks need not open it through HDF5 to read them.
+using PlacedStorage = std::vector<std::optional<uint64_t>>;
+
 /// Reads boxes of a checkpoint's datasets on the calling rank alone: straight from the storage
 /// of contiguous datasets, past the page cache where the file system allows (DirectReader),
-/// through HDF5's independent transfers otherwise. Each dataset is opened once, when first read.
+/// through HDF5's independent transfers otherwise (then `file_id` is the file opened on every
+/// rank; only then). Each dataset is opened once, when first read.
 class BoxReader {
  public:
-  BoxReader(hid_t file_id, const std::filesystem::path& file)
+  BoxReader(hid_t file_id, const std::filesystem::path& file,
+            const std::vector<PlannedDataset>& plan, const PlacedStorage& storage)
       : file_id_(file_id),
         direct_(file),
         transfer_(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose) {
     TESSERA_H5(H5Pset_dxpl_mpio(transfer_.get(), H5FD_MPIO_INDEPENDENT));
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      if (storage[i]) placed_.emplace(plan[i].name, Placed{*storage[i], false});
+    }
   }
 
-  /// Reads `box` of `tensor` into `out` (row-major, the box's shape).
+  /// Reads `box` of `tensor` into `out` (row-major, the box's shape), complete once finish()
+  /// returns.
   void read(const PlannedDataset& tensor, const Box& box, float* out) {
-    const Dataset& dataset = open(tensor.name);
-    if (dataset.storage) {
-      for_each_run(*dataset.storage, tensor.shape, box.shape, box.offset,
+    const auto placed = placed_.find(tensor.name);
+    if (placed != placed_.end()) {
+      Placed& storage = placed->second;
+      if (!direct_.direct() && !storage.advised) {
+        // Through the page cache: one deep queue of reads instead of a run's readahead at a
+        // time.
+        ::posix_fadvise(direct_.descriptor(), static_cast<off_t>(storage.offset),
+                        static_cast<off_t>(element_count(tensor.shape) * sizeof(float)),
+                        POSIX_FADV_WILLNEED);
+        storage.advised = true;
+      }
+      for_each_run(storage.offset, tensor.shape, box.shape, box.offset,
                    [&](const ByteRun& run) { direct_.read(run, reinterpret_cast<char*>(out)); });
       return;
     }
-    H5Id space(TESSERA_H5(H5Dget_space(dataset.id.get())), H5Sclose);
+    const hid_t dataset = open(tensor.name);
+    H5Id space(TESSERA_H5(H5Dget_space(dataset)), H5Sclose);
     const auto elements = static_cast<hsize_t>(element_count(box.shape));
     H5Id memory(TESSERA_H5(H5Screate_simple(1, &elements, nullptr)), H5Sclose);
     select_block(space.get(), box.offset, box.shape);
-    TESSERA_H5(H5Dread(dataset.id.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(),
-                       transfer_.get(), out));
+    TESSERA_H5(H5Dread(dataset, H5T_NATIVE_FLOAT, memory.get(), space.get(), transfer_.get(), out));
   }
 
- private:
-  struct Dataset {
-    H5Id id;
-    std::optional<uint64_t> storage;
-  };
+  /// Waits for the queued reads; throws std::runtime_error if one failed.
+  void finish() { direct_.finish(); }
 
-  const Dataset& open(const std::string& name) {
+ private:
+  hid_t open(const std::string& name) {
     auto found = open_.find(name);
-    if (found != open_.end()) return found->second;
+    if (found != open_.end()) return found->second.get();
     const std::string path = "/" + name;
-    Dataset dataset{H5Id(TESSERA_H5(H5Dopen2(file_id_, path.c_str(), H5P_DEFAULT)), H5Dclose),
-                    std::nullopt};
-    dataset.storage = raw_storage(dataset.id.get());
-    if (dataset.storage && !direct_.direct()) {
-      // Through the page cache: one deep queue of reads instead of a run's readahead at a time.
-      ::posix_fadvise(direct_.descriptor(), static_cast<off_t>(*dataset.storage),
-                      static_cast<off_t>(H5Dget_storage_size(dataset.id.get())),
-                      POSIX_FADV_WILLNEED);
-    }
-    return open_.emplace(name, std::move(dataset)).first->second;
+    H5Id dataset(TESSERA_H5(H5Dopen2(file_id_, path.c_str(), H5P_DEFAULT)), H5Dclose);
+    return open_.emplace(name, std::move(dataset)).first->second.get();
   }
 
   hid_t file_id_;
   DirectReader direct_;
   H5Id transfer_;
-  std::map<std::string, Dataset> open_;
+  struct Placed {
+    uint64_t offset;
+    bool advised;  ///< whether the page cache was told to read it ahead
+  };
+  std::map<std::string, Placed> placed_;
+  std::map<std::string, H5Id> open_;
 };
 
 /// Each rank reads the blocks it owns independently: no rank's read depends on another's, so
@@ -175,7 +189,8 @@ class BoxReader {
 /// this rank's reading but not its part in the exchanges, which the others wait for; the
 /// failure is CheckpointDamaged on every rank at the end.
 void read_own_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
-                     const std::vector<PlannedDataset>& plan, const RequestsByName& mine) {
+                     const std::vector<PlannedDataset>& plan, const PlacedStorage& storage,
+                     const RequestsByName& mine) {
   const int rank = comm_rank(comm);
   std::optional<std::string> failure;
   const auto attempt = [&](const std::function<void()>& step) {
@@ -186,9 +201,7 @@ void read_own_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& 
       failure = damaged_message(file, error.what());
     }
   };
-  std::optional<BoxReader> reader;
-  attempt([&] { reader.emplace(file_id, file); });
-  std::unique_ptr<float[]> dealt_rows;
+  std::unique_ptr<float[]> dealt_rows;  // outlives the reader's queued reads into it
   std::optional<std::string> no_memory;
   try {
     dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, rank))]);
@@ -197,6 +210,17 @@ void read_own_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& 
                 " for the rows it reads of a checkpoint's column blocks";
   }
   agree(comm, no_memory);
+  std::optional<BoxReader> reader;
+  attempt([&] { reader.emplace(file_id, file, plan, storage); });
+  // Waits for the queued transfers even after a failure: they use buffers about to be reused.
+  const auto settle = [&] {
+    if (!reader) return;
+    try {
+      reader->finish();
+    } catch (const std::exception& error) {
+      if (!failure) failure = damaged_message(file, error.what());
+    }
+  };
   for (const PlannedDataset& tensor : plan) {
     if (!deals_rows(tensor)) {
       for (const TensorReadRequest* request : blocks_to_read(tensor, mine, rank)) {
@@ -224,8 +248,10 @@ void read_own_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& 
         blocks[j] = mine.at(tensor.name)[static_cast<std::size_t>(owned.index)]->data;
       }
     }
+    settle();  // the rows are read
     scatter_rows(comm, tensor, slices, blocks);
   }
+  settle();
   agree_damaged(comm, failure);
 }
 
@@ -265,10 +291,10 @@ void fill_copies(MPI_Comm comm, const std::vector<PlannedDataset>& plan, const R
 /// ranks that asked for it, which then sends it to the others (dp replicas ask for the same
 /// blocks, and share the reading).
 void read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::path& file,
-                 const std::vector<PlannedDataset>& plan,
+                 const std::vector<PlannedDataset>& plan, const PlacedStorage& storage,
                  const std::vector<TensorReadRequest>& requests) {
   const RequestsByName mine = requests_by_name(requests);
-  read_own_blocks(comm, file_id, file, plan, mine);
+  read_own_blocks(comm, file_id, file, plan, storage, mine);
   fill_copies(comm, plan, mine, comm_rank(comm));
 }
 
@@ -313,32 +339,49 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                   requests, [](const TensorReadRequest&) { return true; }, declarations));
   const auto plan = plan_datasets(comm, declarations, /*check_coverage=*/false);
   // Every tensor's shape, type and stored size against the model's before anything is read or
-  // allocated by what the file says; rank 0 shares the stored checksums.
+  // allocated by what the file says; rank 0 shares the stored checksums and where each
+  // tensor's bytes lie.
   const CheckedFile checked = check_on_root(
       comm, file,
       [&](hid_t file_id, const ChecksumScheme& scheme,
           std::string& shared) -> std::optional<std::string> {
         nlohmann::json checksums = nlohmann::json::array();
+        nlohmann::json storage = nlohmann::json::array();
         for (const PlannedDataset& planned : plan) {
           if (auto problem = check_dataset(file_id, file, planned, scheme)) return problem;
           const std::string path = "/" + planned.name;
           H5Id dataset(TESSERA_H5(H5Dopen2(file_id, path.c_str(), H5P_DEFAULT)), H5Dclose);
           checksums.push_back(stored_checksum(dataset.get(), scheme).value());
+          const auto placed = raw_storage(dataset.get());
+          storage.push_back(placed ? nlohmann::json(*placed) : nlohmann::json());
         }
-        shared = checksums.dump();
+        shared = nlohmann::json{{"checksums", checksums}, {"storage", storage}}.dump();
         return std::nullopt;
       });
-  H5Id file_id = open_checkpoint(comm, file);
+  const auto shared = nlohmann::json::parse(checked.shared);
+  const auto stored = shared["checksums"].get<std::vector<uint64_t>>();
+  PlacedStorage storage;
+  for (const nlohmann::json& placed : shared["storage"]) {
+    storage.push_back(placed.is_null() ? std::nullopt
+                                       : std::optional<uint64_t>(placed.get<uint64_t>()));
+  }
+  // The file is opened on every rank through MPI-IO (a round of messages for each object HDF5
+  // opens) only where some tensor is read through HDF5: its bytes are not one range of this
+  // host's floats, the tensor is read back whole for its checksum, or the format is version 1.
+  const bool through_hdf5 =
+      !checked.scheme.by_position ||
+      std::any_of(storage.begin(), storage.end(), [](const auto& placed) { return !placed; }) ||
+      std::any_of(plan.begin(), plan.end(),
+                  [](const PlannedDataset& planned) { return planned.hashers.empty(); });
+  H5Id file_id = through_hdf5 ? open_checkpoint(comm, file) : H5Id();
   if (!checked.scheme.by_position) {
     // Version 1: FNV-1a needs each dataset whole and in order; verify before reading.
     verify_datasets(comm, file_id.get(), file, plan, checked.scheme);
-    read_blocks(comm, file_id.get(), file, plan, requests);
+    read_blocks(comm, file_id.get(), file, plan, storage, requests);
     return;
   }
-  read_blocks(comm, file_id.get(), file, plan, requests);
-  verify_read_blocks(comm, file_id.get(), file, plan, requests,
-                     nlohmann::json::parse(checked.shared).get<std::vector<uint64_t>>(),
-                     checked.scheme);
+  read_blocks(comm, file_id.get(), file, plan, storage, requests);
+  verify_read_blocks(comm, file_id.get(), file, plan, requests, stored, checked.scheme);
 }
 
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file) {

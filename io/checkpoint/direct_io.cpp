@@ -5,20 +5,26 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
-#include <future>
+#include <deque>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <utility>
 
 namespace tessera::checkpoint_detail {
 namespace {
 
-/// Large enough that a transfer costs the device's time, not the system call's; small enough
-/// to be nothing next to the trainer's memory.
-constexpr std::uint64_t kStagingBytes = std::uint64_t{8} << 20;
+constexpr std::uint64_t kStagingBytes = StagingPool::kStagingBytes;
+
+/// Two requests in flight keep the device busy while a worker copies; more only add memory.
+constexpr int kStagingWorkers = 2;
 
 /// Runs shorter than this go through the page cache: a column block's rows are a few KiB
 /// apart, and a direct transfer per row is one synchronous request to the device per row
@@ -31,13 +37,12 @@ std::uint64_t align_down(std::uint64_t value) {
 }
 std::uint64_t align_up(std::uint64_t value) { return align_down(value + kDirectAlignment - 1); }
 
-/// The two staging buffers of a direct reader or writer.
-void add_staging(std::vector<StagingBuffer>& buffers) {
-  for (int i = 0; i < 2; ++i) {
-    void* memory = nullptr;
-    if (posix_memalign(&memory, kDirectAlignment, kStagingBytes) != 0) throw std::bad_alloc();
-    buffers.emplace_back(static_cast<char*>(memory), std::free);
-  }
+using StagingBuffer = std::unique_ptr<char, void (*)(void*)>;
+
+StagingBuffer aligned_staging() {
+  void* memory = nullptr;
+  if (posix_memalign(&memory, kDirectAlignment, kStagingBytes) != 0) throw std::bad_alloc();
+  return {static_cast<char*>(memory), std::free};
 }
 
 [[noreturn]] void fail(const std::string& what, const std::filesystem::path& file, int error) {
@@ -144,10 +149,83 @@ void for_each_run(std::uint64_t storage, const std::vector<int64_t>& global_shap
   } while (advance(index, outer));
 }
 
-DirectFile::DirectFile(const std::filesystem::path& file, int access)
-    : path_(file), buffered_(open_or_throw(file, access)), direct_(open_direct(file, access)) {
-  if (direct_.fd >= 0) add_staging(staging_);
+struct StagingPool::State {
+  std::mutex mutex;
+  std::condition_variable queued;  ///< a job, or the end, for the workers
+  std::condition_variable idle;    ///< no job queued or running, for drain()
+  std::deque<std::function<void(char*)>> jobs;
+  int running = 0;
+  bool ending = false;
+  std::exception_ptr failure;  ///< the first since the last drain
+  std::vector<StagingBuffer> buffers;
+  std::vector<std::thread> workers;
+
+  void work(char* staging) {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      queued.wait(lock, [this] { return ending || !jobs.empty(); });
+      if (jobs.empty()) return;
+      auto job = std::move(jobs.front());
+      jobs.pop_front();
+      if (failure) {
+        if (jobs.empty() && running == 0) idle.notify_all();
+        continue;
+      }
+      ++running;
+      lock.unlock();
+      std::exception_ptr failed;
+      try {
+        job(staging);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      lock.lock();
+      --running;
+      if (failed && !failure) failure = failed;
+      if (jobs.empty() && running == 0) idle.notify_all();
+    }
+  }
+};
+
+StagingPool::StagingPool() = default;
+
+StagingPool::~StagingPool() {
+  if (!state_) return;
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->ending = true;
+  }
+  state_->queued.notify_all();
+  for (std::thread& worker : state_->workers) worker.join();
 }
+
+void StagingPool::submit(std::function<void(char* staging)> job) {
+  if (!state_) {
+    auto state = std::make_unique<State>();
+    for (int i = 0; i < kStagingWorkers; ++i) state->buffers.push_back(aligned_staging());
+    for (StagingBuffer& buffer : state->buffers) {
+      state->workers.emplace_back(&State::work, state.get(), buffer.get());
+    }
+    state_ = std::move(state);
+  }
+  {
+    std::lock_guard lock(state_->mutex);
+    state_->jobs.push_back(std::move(job));
+  }
+  state_->queued.notify_one();
+}
+
+void StagingPool::drain() {
+  if (!state_) return;
+  std::unique_lock lock(state_->mutex);
+  state_->idle.wait(lock, [this] { return state_->jobs.empty() && state_->running == 0; });
+  if (std::exception_ptr failure = std::exchange(state_->failure, nullptr)) {
+    std::rethrow_exception(failure);
+  }
+}
+
+DirectFile::DirectFile(const std::filesystem::path& file, int access)
+    : path_(file), buffered_(open_or_throw(file, access)), direct_(open_direct(file, access)) {}
 
 DirectFile::Descriptor::~Descriptor() {
   if (fd >= 0) ::close(fd);
@@ -173,21 +251,17 @@ void DirectWriter::write(const ByteRun& run, const char* block) {
   const std::uint64_t first = std::min(align_up(begin), end);
   const std::uint64_t last = std::max(align_down(end), first);
   write_buffered(begin, data, first - begin);
-  // Each piece is copied into one staging buffer while the other's is being written.
-  std::future<void> writing;
-  int buffer = 0;
-  for (std::uint64_t at = first; at < last; at += kStagingBytes, buffer ^= 1) {
+  for (std::uint64_t at = first; at < last; at += kStagingBytes) {
     const std::uint64_t piece = std::min(kStagingBytes, last - at);
-    char* staging = file_.staging(buffer);
-    std::memcpy(staging, data + (at - begin), piece);
-    if (writing.valid()) writing.get();  // frees the other buffer; rethrows its failure
-    writing = std::async(std::launch::async, [this, staging, piece, at] {
+    pool_.submit([this, source = data + (at - begin), piece, at](char* staging) {
+      std::memcpy(staging, source, piece);
       write_all(file_.direct(), staging, piece, at, file_.path());
     });
   }
-  if (writing.valid()) writing.get();
   write_buffered(last, data + (last - begin), end - last);
 }
+
+void DirectWriter::finish() { pool_.drain(); }
 
 DirectReader::DirectReader(const std::filesystem::path& file) : file_(file, O_RDONLY) {}
 
@@ -206,23 +280,18 @@ void DirectReader::read(const ByteRun& run, char* block) {
     return;
   }
   const std::uint64_t last = align_up(end);
-  // The next piece is read into one staging buffer while the last one's bytes are copied out.
-  const auto read_piece = [this, last](std::uint64_t at, int buffer) {
-    return std::async(std::launch::async, [this, last, at, buffer] {
-      return read_up_to(file_.direct(), file_.staging(buffer), std::min(kStagingBytes, last - at),
-                        at, file_.path());
+  for (std::uint64_t at = align_down(begin); at < last; at += kStagingBytes) {
+    pool_.submit([this, data, begin, end, last, at](char* staging) {
+      const std::uint64_t wanted = std::min(kStagingBytes, last - at);
+      const std::uint64_t got = read_up_to(file_.direct(), staging, wanted, at, file_.path());
+      const std::uint64_t from = std::max(at, begin);
+      const std::uint64_t to = std::min(at + got, end);
+      if (to < std::min(at + wanted, end)) ends_early(file_.path(), end);
+      std::memcpy(data + (from - begin), staging + (from - at), to - from);
     });
-  };
-  int buffer = 0;
-  std::future<std::uint64_t> reading = read_piece(align_down(begin), buffer);
-  for (std::uint64_t at = align_down(begin); at < last; at += kStagingBytes, buffer ^= 1) {
-    const std::uint64_t got = reading.get();
-    if (at + kStagingBytes < last) reading = read_piece(at + kStagingBytes, buffer ^ 1);
-    const std::uint64_t from = std::max(at, begin);
-    const std::uint64_t to = std::min(at + got, end);
-    if (to < std::min(at + kStagingBytes, end)) ends_early(file_.path(), end);
-    std::memcpy(data + (from - begin), file_.staging(buffer) + (from - at), to - from);
   }
 }
+
+void DirectReader::finish() { pool_.drain(); }
 
 }  // namespace tessera::checkpoint_detail

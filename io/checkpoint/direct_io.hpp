@@ -29,16 +29,42 @@ void for_each_run(std::uint64_t storage, const std::vector<int64_t>& global_shap
                   const std::vector<int64_t>& global_offset,
                   const std::function<void(const ByteRun&)>& each);
 
-/// An aligned staging buffer for O_DIRECT transfers.
-using StagingBuffer = std::unique_ptr<char, void (*)(void*)>;
-
 /// The alignment of O_DIRECT transfers (offsets, lengths and memory) and of the datasets a
 /// checkpoint file places for them (H5Pset_alignment).
 inline constexpr std::uint64_t kDirectAlignment = 4096;
 
-/// One open file for direct transfers: a descriptor through the page cache, one with O_DIRECT
-/// where the file system takes it, and (then) two aligned staging buffers, so that copying into
-/// one overlaps the device's transfer of the other.
+/// Worker threads, each with its own aligned staging buffer, that run queued transfers of a
+/// file's whole pages in order of submission, two at a time: the device always has the next
+/// request (one rank's blocks are many runs of a few MiB each: waiting for each run's last
+/// transfer before starting the next idled the device between runs, which cost 4- and 8-rank
+/// saves a third of their rate), and one worker's copy overlaps the other's transfer. Threads
+/// and buffers are made at the first submission, so a rank with nothing to move makes none.
+class StagingPool {
+ public:
+  /// The largest transfer one job moves: large enough that a transfer costs the device's time,
+  /// not the system call's; small enough to be nothing next to the trainer's memory.
+  static constexpr std::uint64_t kStagingBytes = std::uint64_t{8} << 20;
+
+  StagingPool();
+  StagingPool(const StagingPool&) = delete;
+  StagingPool& operator=(const StagingPool&) = delete;
+  /// Waits for the queued jobs (their failures are dropped: call drain() to see them).
+  ~StagingPool();
+
+  /// Queues `job`, which a worker runs with its staging buffer (kStagingBytes, aligned). Once a
+  /// job has failed, later ones are skipped. Throws std::bad_alloc if the buffers cannot be
+  /// made.
+  void submit(std::function<void(char* staging)> job);
+  /// Waits until every queued job has run; rethrows the first failure since the last drain.
+  void drain();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+/// One open file for direct transfers: a descriptor through the page cache, and one with
+/// O_DIRECT where the file system takes it.
 class DirectFile {
  public:
   /// Opens `file` with `access` (O_RDONLY or O_WRONLY; it must exist); throws
@@ -49,7 +75,6 @@ class DirectFile {
   int buffered() const { return buffered_.fd; }
   /// -1 where the file system refuses O_DIRECT (EINVAL: tmpfs, some FUSE mounts).
   int direct() const { return direct_.fd; }
-  char* staging(int buffer) const { return staging_[static_cast<std::size_t>(buffer)].get(); }
 
  private:
   struct Descriptor {
@@ -62,7 +87,6 @@ class DirectFile {
   std::filesystem::path path_;
   Descriptor buffered_;
   Descriptor direct_;
-  std::vector<StagingBuffer> staging_;
 };
 
 /// Why: through the page cache, a checkpoint's bytes are copied once more and, on a VM, every
@@ -79,19 +103,25 @@ class DirectWriter {
   /// Opens `file` (which exists) for writing; throws std::runtime_error if it cannot.
   explicit DirectWriter(const std::filesystem::path& file);
 
-  /// Writes `run` of `block`; throws std::runtime_error naming the system's error.
+  /// Writes `run` of `block`, whose bytes must stay as they are until finish(): its whole
+  /// pages are queued, the rest written at once. Throws std::runtime_error naming the system's
+  /// error.
   void write(const ByteRun& run, const char* block);
+  /// Waits for the queued writes; throws std::runtime_error if one failed.
+  void finish();
 
  private:
   void write_buffered(std::uint64_t offset, const char* data, std::uint64_t bytes);
 
   DirectFile file_;
   StreamingWriteback writeback_;  ///< of what goes through the page cache
+  StagingPool pool_;              ///< the direct writes
 };
 
-/// The same for reads: the whole pages covering a run are read direct into the staging buffer
-/// and the run's bytes copied out; runs shorter than a few pages (a column block's rows), and
-/// every run where O_DIRECT is refused, are read through the page cache.
+/// The same for reads: the whole pages covering a run are read direct into a staging buffer
+/// and the run's bytes copied out, queued as the writes are; runs shorter than a few pages (a
+/// column block's rows), and every run where O_DIRECT is refused, are read through the page
+/// cache at once.
 class DirectReader {
  public:
   explicit DirectReader(const std::filesystem::path& file);
@@ -100,14 +130,17 @@ class DirectReader {
   bool direct() const { return file_.direct() >= 0; }
   /// The descriptor of buffered reads (for readahead hints).
   int descriptor() const { return file_.buffered(); }
-  /// Reads `run` into `block`; throws std::runtime_error if the file ends before it or the
-  /// system fails.
+  /// Reads `run` into `block`, complete once finish() returns; throws std::runtime_error if
+  /// the file ends before it or the system fails.
   void read(const ByteRun& run, char* block);
+  /// Waits for the queued reads; throws std::runtime_error if one failed.
+  void finish();
 
  private:
   void read_buffered(std::uint64_t offset, char* data, std::uint64_t bytes);
 
   DirectFile file_;
+  StagingPool pool_;  ///< the direct reads
 };
 
 }  // namespace tessera::checkpoint_detail

@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -130,18 +133,26 @@ void expect_runs_round_trip(const std::string& directory) {
   {
     DirectWriter writer(file.path());
     for (const std::size_t r : {2u, 0u, 1u}) writer.write(runs[r], bytes.data());
+    writer.finish();
   }
   std::vector<char> back(bytes.size(), 0);
+  std::vector<char> middle(10 * 1000 * 1000);
   DirectReader reader(file.path());
   EXPECT_EQ(reader.direct(), takes_o_direct(file.path()));
   for (const ByteRun& run : runs) reader.read(run, back.data());
-  EXPECT_TRUE(std::equal(bytes.begin() + 1000, bytes.end(), back.begin() + 1000));
-  std::vector<char> middle(10 * 1000 * 1000);
   reader.read({1234567, 0, middle.size()}, middle.data());
+  reader.finish();
+  EXPECT_TRUE(std::equal(bytes.begin() + 1000, bytes.end(), back.begin() + 1000));
   EXPECT_TRUE(std::equal(middle.begin(), middle.end(), bytes.begin() + 1234567));
-  EXPECT_THROW(reader.read({bytes.size() - 100000, 0, 100001}, back.data()), std::runtime_error);
+  const auto read_now = [&](const ByteRun& run) {
+    reader.read(run, back.data());
+    reader.finish();
+  };
+  EXPECT_THROW(read_now({bytes.size() - 100000, 0, 100001}), std::runtime_error);
   // An offset from a damaged file's metadata near 2^64: refused, not wrapped around.
-  EXPECT_THROW(reader.read({~uint64_t{0} - 1000, 0, 100000}, back.data()), std::runtime_error);
+  EXPECT_THROW(read_now({~uint64_t{0} - 1000, 0, 100000}), std::runtime_error);
+  // A failure is reported once: the reader goes on.
+  read_now(runs[1]);
 }
 
 TEST(DirectIo, RunsRoundTripOnTheTestDirectory) {
@@ -151,6 +162,38 @@ TEST(DirectIo, RunsRoundTripOnTheTestDirectory) {
 TEST(DirectIo, RunsRoundTripOnTmpfsThroughThePageCache) {
   if (access("/dev/shm", W_OK) != 0) GTEST_SKIP() << "no writable /dev/shm";
   expect_runs_round_trip("/dev/shm");
+}
+
+TEST(StagingPool, RunsJobsInOrderWithAlignedBuffersAndReportsTheFirstFailureOnce) {
+  StagingPool pool;
+  pool.drain();  // nothing queued: no threads, nothing to wait for
+  std::vector<int> ran;
+  std::mutex guard;
+  for (int i = 0; i < 20; ++i) {
+    pool.submit([&, i](char* staging) {
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(staging) % kDirectAlignment, 0u);
+      std::fill_n(staging, StagingPool::kStagingBytes, static_cast<char>(i));  // all of it
+      const std::lock_guard lock(guard);
+      ran.push_back(i);
+    });
+  }
+  pool.drain();
+  EXPECT_EQ(ran.size(), 20u);
+  ran.clear();
+  pool.submit([](char*) { throw std::runtime_error("first"); });
+  pool.submit([](char*) { throw std::runtime_error("second"); });
+  pool.submit([&](char*) { ran.push_back(0); });
+  try {
+    pool.drain();
+    FAIL() << "a failed job was not reported";
+  } catch (const std::runtime_error& error) {
+    // Two workers may both have started a failing job; either way one failure is reported.
+    EXPECT_TRUE(std::string(error.what()) == "first" || std::string(error.what()) == "second");
+  }
+  EXPECT_TRUE(ran.empty()) << "a job queued after a failure ran";
+  pool.submit([&](char*) { ran.push_back(1); });
+  pool.drain();  // the failure was reported: jobs run again
+  EXPECT_EQ(ran, std::vector<int>{1});
 }
 
 TEST(DirectIo, AFileThatCannotBeOpenedSaysWhich) {
