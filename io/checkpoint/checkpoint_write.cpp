@@ -58,10 +58,9 @@ std::string write_failure(const std::filesystem::path& file, const std::string& 
          "); the checkpoints already there are intact";
 }
 
-/// Runs `step` (HDF5 calls, some collective) on every rank, then agrees: when it failed on any
-/// rank, every rank throws the same UsageError. A write the file system refuses fails only on
-/// the ranks that wrote (MPI-IO's aggregators); without the agreement they would unwind into
-/// a collective close that the others never join.
+/// Runs `step` on every rank, then agrees: when it failed on any rank, every rank throws the
+/// same UsageError. A write the file system refuses fails only on the rank that made it;
+/// without the agreement that rank would leave the others waiting in the next collective.
 template <class Step>
 void agreed(MPI_Comm comm, const std::filesystem::path& file, Step&& step) {
   std::optional<std::string> failure;
@@ -340,20 +339,20 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
   std::string manifest_text = manifest;
   broadcast_string(comm, manifest_text, 0);
   const auto temp = temp_path(comm, file);
+  const bool root = comm_rank(comm) == 0;  // checks the space, writes HDF5's part, publishes
   std::optional<std::string> no_space;
-  if (comm_rank(comm) == 0) {
+  if (root) {
     no_space =
         space_problem(temp, expected_file_bytes(plan, metadata_text.size() + manifest_text.size()));
   }
   agree(comm, no_space);
-  const bool structure_writer = comm_rank(comm) == 0;
   std::optional<FileStructure> structure;
   try {
     // Every step that touches the file is agreed on, so that a failure anywhere (a full file
     // system) is one error on every rank.
     std::vector<uint64_t> storage(plan.size());
     agreed(comm, file, [&] {
-      if (!structure_writer) return;
+      if (!root) return;
       structure.emplace(temp, plan, metadata_text, manifest_text);
       storage = structure->storage();
     });
@@ -365,19 +364,19 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
     write_raw_blocks(comm, file, temp, plan, storage, writer_blocks(blocks));
     // Unsigned sums wrap around, so the ranks' partial sums add up to each tensor's hash.
     std::vector<uint64_t> hashes = hashing.get();
-    MPI_Reduce(structure_writer ? MPI_IN_PLACE : hashes.data(), hashes.data(),
-               static_cast<int>(hashes.size()), MPI_UINT64_T, MPI_SUM, 0, comm);
+    MPI_Reduce(root ? MPI_IN_PLACE : hashes.data(), hashes.data(), static_cast<int>(hashes.size()),
+               MPI_UINT64_T, MPI_SUM, 0, comm);
     agreed(comm, file, [&] {
-      if (structure_writer) structure->finish(hashes);
+      if (root) structure->finish(hashes);
     });
   } catch (...) {
     if (structure) structure->abandon();
     std::error_code ignored;
-    if (structure_writer) std::filesystem::remove(temp, ignored);
+    if (root) std::filesystem::remove(temp, ignored);
     throw;
   }
   std::optional<std::string> problem;
-  if (comm_rank(comm) == 0) problem = publish_file(temp, file);
+  if (root) problem = publish_file(temp, file);
   agree(comm, problem);
 }
 
