@@ -271,23 +271,26 @@ void DirectReader::read_buffered(std::uint64_t offset, char* data, std::uint64_t
   }
 }
 
-void DirectReader::read(const ByteRun& run, char* block) {
+void DirectReader::read(const ByteRun& run, char* block, const Landed& landed) {
   char* data = block + run.buffer_offset;
   const std::uint64_t begin = run.file_offset;
   const std::uint64_t end = end_of(run, file_.path());
   if (file_.direct() < 0 || run.bytes < kDirectMinBytes) {
     read_buffered(begin, data, run.bytes);
+    if (landed) landed(data, begin, run.bytes);
     return;
   }
   const std::uint64_t last = align_up(end);
   for (std::uint64_t at = align_down(begin); at < last; at += kStagingBytes) {
-    pool_.submit([this, data, begin, end, last, at](char* staging) {
+    pool_.submit([this, data, begin, end, last, at, landed](char* staging) {
       const std::uint64_t wanted = std::min(kStagingBytes, last - at);
       const std::uint64_t got = read_up_to(file_.direct(), staging, wanted, at, file_.path());
       const std::uint64_t from = std::max(at, begin);
       const std::uint64_t to = std::min(at + got, end);
       if (to < std::min(at + wanted, end)) ends_early(file_.path(), end);
       std::memcpy(data + (from - begin), staging + (from - at), to - from);
+      // While the bytes are in this core's cache.
+      if (landed) landed(data + (from - begin), from, to - from);
     });
   }
 }

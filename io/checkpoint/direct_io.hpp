@@ -130,9 +130,14 @@ class DirectReader {
   bool direct() const { return file_.direct() >= 0; }
   /// The descriptor of buffered reads (for readahead hints).
   int descriptor() const { return file_.buffered(); }
-  /// Reads `run` into `block`, complete once finish() returns; throws std::runtime_error if
-  /// the file ends before it or the system fails.
-  void read(const ByteRun& run, char* block);
+  /// Called with each piece of a run once its bytes are in the block: where they are, where
+  /// they lie in the file and how many; on a worker thread, or on the caller's.
+  using Landed =
+      std::function<void(const char* bytes, std::uint64_t file_offset, std::uint64_t count)>;
+
+  /// Reads `run` into `block`, complete once finish() returns, calling `landed` (if any) with
+  /// its pieces; throws std::runtime_error if the file ends before it or the system fails.
+  void read(const ByteRun& run, char* block, const Landed& landed = {});
   /// Waits for the queued reads; throws std::runtime_error if one failed.
   void finish();
 

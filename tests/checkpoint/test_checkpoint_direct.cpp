@@ -39,6 +39,24 @@ void expect_round_trip(const std::filesystem::path& directory) {
 
 TEST_F(CheckpointTest, LargeBlocksRoundTripPastThePageCache) { expect_round_trip(directory_); }
 
+TEST_F(CheckpointTest, LargeDamagedBlocksAreDetectedFromTheBytesRead) {
+  // A restore sums the checksums of the pieces as they land from the file (on the staging
+  // workers), whether a rank reads its own block or rows dealt to it.
+  constexpr uint64_t kSeed = 12;
+  Blocks blocks = make_blocks(3, kSeed, large_tensors());
+  for (const TestTensor& tensor : large_tensors()) {
+    const auto file = directory_ / "damaged.h5";
+    write_checkpoint(MPI_COMM_WORLD, file, blocks.write, {{"step", 1}});
+    on_rank0([&] { flip_bytes(file, "/" + tensor.name); });
+    for (const int parts : {1, 2, 3, 4}) {
+      const std::string message =
+          usage_error_of([&] { expect_reads_back(file, parts, kSeed, large_tensors()); });
+      EXPECT_NE(message.find("/" + tensor.name + " fails its checksum"), std::string::npos)
+          << parts << " parts: " << message;
+    }
+  }
+}
+
 TEST(CheckpointOnTmpfs, LargeBlocksRoundTripThroughThePageCache) {
   int usable = access("/dev/shm", W_OK) == 0 ? 1 : 0;
   MPI_Allreduce(MPI_IN_PLACE, &usable, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
