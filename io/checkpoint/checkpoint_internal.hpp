@@ -73,6 +73,34 @@ void agree(MPI_Comm comm, const std::optional<std::string>& local_error);
 /// The same, throwing CheckpointDamaged: for data that fails its checksum or cannot be read.
 void agree_damaged(MPI_Comm comm, const std::optional<std::string>& local_error);
 
+/// The first failure among one rank's transfers, as a message: a rank whose transfer failed
+/// still takes its part in the exchanges that follow (the others wait for it), and the failure
+/// is agreed on at the end.
+class FirstFailure {
+ public:
+  /// `describe` turns an exception's text into the message.
+  explicit FirstFailure(std::function<std::string(const std::string&)> describe)
+      : describe_(std::move(describe)) {}
+
+  /// Runs `step` unless an earlier one failed; keeps its failure, if any.
+  void attempt(const std::function<void()>& step) {
+    if (!message_) run(step);
+  }
+  /// Runs `step` even after a failure (waiting for queued transfers); keeps the first failure.
+  void run(const std::function<void()>& step) {
+    try {
+      step();
+    } catch (const std::exception& error) {
+      if (!message_) message_ = describe_(error.what());
+    }
+  }
+  const std::optional<std::string>& message() const { return message_; }
+
+ private:
+  std::function<std::string(const std::string&)> describe_;
+  std::optional<std::string> message_;
+};
+
 /// How a file's datasets carry their checksums, by format version.
 struct ChecksumScheme {
   int version = kCheckpointFormatVersion;

@@ -217,15 +217,7 @@ std::vector<uint64_t> read_own_blocks(MPI_Comm comm, hid_t file_id,
                                       const std::vector<PlannedDataset>& plan,
                                       const PlacedStorage& storage, const RequestsByName& mine) {
   const int rank = comm_rank(comm);
-  std::optional<std::string> failure;
-  const auto attempt = [&](const std::function<void()>& step) {
-    if (failure) return;
-    try {
-      step();
-    } catch (const std::exception& error) {
-      failure = damaged_message(file, error.what());
-    }
-  };
+  FirstFailure failure([&](const std::string& what) { return damaged_message(file, what); });
   std::unique_ptr<float[]> dealt_rows;  // outlives the reader's queued reads into it
   std::optional<std::string> no_memory;
   try {
@@ -236,20 +228,15 @@ std::vector<uint64_t> read_own_blocks(MPI_Comm comm, hid_t file_id,
   }
   agree(comm, no_memory);
   std::optional<BoxReader> reader;
-  attempt([&] { reader.emplace(file_id, file, plan, storage); });
-  // Waits for the queued transfers even after a failure: they use buffers about to be reused.
+  failure.attempt([&] { reader.emplace(file_id, file, plan, storage); });
+  // Waits for the queued reads even after a failure: they fill buffers about to be reused.
   const auto settle = [&] {
-    if (!reader) return;
-    try {
-      reader->finish();
-    } catch (const std::exception& error) {
-      if (!failure) failure = damaged_message(file, error.what());
-    }
+    if (reader) failure.run([&] { reader->finish(); });
   };
   for (const PlannedDataset& tensor : plan) {
     if (!deals_rows(tensor)) {
       for (const TensorReadRequest* request : blocks_to_read(tensor, mine, rank)) {
-        attempt([&] {
+        failure.attempt([&] {
           reader->read(tensor, {request->global_offset, request->local_shape}, request->data);
         });
       }
@@ -262,7 +249,7 @@ std::vector<uint64_t> read_own_blocks(MPI_Comm comm, hid_t file_id,
       Box rows{std::vector<int64_t>(tensor.shape.size(), 0), tensor.shape};
       rows.offset[0] = slice.first_row;
       rows.shape[0] = slice.rows;
-      attempt([&] { reader->read(tensor, rows, next); });
+      failure.attempt([&] { reader->read(tensor, rows, next); });
       slices.push_back(next);
       next += slice.rows * row_elements(tensor.shape);
     }
@@ -277,7 +264,7 @@ std::vector<uint64_t> read_own_blocks(MPI_Comm comm, hid_t file_id,
     scatter_rows(comm, tensor, slices, blocks);
   }
   settle();
-  agree_damaged(comm, failure);
+  agree_damaged(comm, failure.message());
   return reader->sums();
 }
 

@@ -185,35 +185,18 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
                       const std::filesystem::path& temp, const std::vector<PlannedDataset>& plan,
                       const std::vector<uint64_t>& storage, const WriterBlocks& mine) {
   const int rank = comm_rank(comm);
-  std::optional<std::string> failure;
+  FirstFailure failure([&](const std::string& what) { return write_failure(file, what); });
   std::unique_ptr<float[]> dealt_rows;  // outlives the writer's queued writes of it
   std::optional<DirectWriter> writer;
-  try {
+  failure.attempt([&] {
     writer.emplace(temp);
     dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, rank))]);
-  } catch (const std::exception& error) {
-    failure = write_failure(file, error.what());
-  }
-  agree(comm, failure);
-  const auto attempt = [&](const std::function<void()>& step) {
-    if (failure) return;
-    try {
-      step();
-    } catch (const std::exception& error) {
-      failure = write_failure(file, error.what());
-    }
-  };
-  // Waits for the queued transfers even after a failure: they use buffers about to be reused.
-  const auto settle = [&] {
-    if (!writer) return;
-    try {
-      writer->finish();
-    } catch (const std::exception& error) {
-      if (!failure) failure = write_failure(file, error.what());
-    }
-  };
+  });
+  agree(comm, failure.message());
+  // Waits for the queued writes even after a failure: they read buffers about to be reused.
+  const auto settle = [&] { failure.run([&] { writer->finish(); }); };
   const auto write = [&](const ByteRun& run, const void* data) {
-    attempt([&] { writer->write(run, static_cast<const char*>(data)); });
+    failure.attempt([&] { writer->write(run, static_cast<const char*>(data)); });
   };
   for (std::size_t i = 0; i < plan.size(); ++i) {
     const PlannedDataset& tensor = plan[i];
@@ -249,7 +232,7 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
     for (const ByteRun& run : runs) write(run, dealt_rows.get());
   }
   settle();
-  agree(comm, failure);
+  agree(comm, failure.message());
 }
 
 /// This rank's part of each dataset's position hash: the sum over its writer blocks (each
