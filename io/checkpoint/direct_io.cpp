@@ -185,28 +185,39 @@ struct StagingPool::State {
       if (jobs.empty() && running == 0) idle.notify_all();
     }
   }
+
+  /// Lets the workers run what is queued, then joins them.
+  void stop() {
+    {
+      std::lock_guard lock(mutex);
+      ending = true;
+    }
+    queued.notify_all();
+    for (std::thread& worker : workers) worker.join();
+  }
 };
 
 StagingPool::StagingPool() = default;
 
 StagingPool::~StagingPool() {
-  if (!state_) return;
-  {
-    std::lock_guard lock(state_->mutex);
-    state_->ending = true;
-  }
-  state_->queued.notify_all();
-  for (std::thread& worker : state_->workers) worker.join();
+  if (state_) state_->stop();
 }
 
 void StagingPool::submit(std::function<void(char* staging)> job) {
   if (!state_) {
-    auto state = std::make_unique<State>();
-    for (int i = 0; i < kStagingWorkers; ++i) state->buffers.push_back(aligned_staging());
-    for (StagingBuffer& buffer : state->buffers) {
-      state->workers.emplace_back(&State::work, state.get(), buffer.get());
+    state_ = std::make_unique<State>();
+    try {
+      for (int i = 0; i < kStagingWorkers; ++i) state_->buffers.push_back(aligned_staging());
+      for (StagingBuffer& buffer : state_->buffers) {
+        state_->workers.emplace_back(&State::work, state_.get(), buffer.get());
+      }
+    } catch (...) {
+      // Out of memory or threads (a process limit): the workers made so far end, and the
+      // caller reports the failure.
+      state_->stop();
+      state_.reset();
+      throw;
     }
-    state_ = std::move(state);
   }
   {
     std::lock_guard lock(state_->mutex);
