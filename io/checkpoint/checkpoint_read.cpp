@@ -134,8 +134,8 @@ class BoxReader {
         direct_(file),
         transfer_(TESSERA_H5(H5Pcreate(H5P_DATASET_XFER)), H5Pclose) {
     TESSERA_H5(H5Pset_dxpl_mpio(transfer_.get(), H5FD_MPIO_INDEPENDENT));
-    for (std::size_t i = 0; i < plan.size(); ++i) index_.emplace(plan[i].name, i);
     for (std::size_t i = 0; i < plan.size(); ++i) {
+      index_.emplace(plan[i].name, i);
       if (storage[i]) placed_.emplace(plan[i].name, Placed{*storage[i], false});
     }
   }

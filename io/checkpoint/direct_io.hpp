@@ -105,7 +105,7 @@ class DirectWriter {
 
   /// Writes `run` of `block`, whose bytes must stay as they are until finish(): its whole
   /// pages are queued, the rest written at once. Throws std::runtime_error naming the system's
-  /// error.
+  /// error of what it wrote at once (finish() reports the queued pages').
   void write(const ByteRun& run, const char* block);
   /// Waits for the queued writes; throws std::runtime_error if one failed.
   void finish();
@@ -136,7 +136,8 @@ class DirectReader {
       std::function<void(const char* bytes, std::uint64_t file_offset, std::uint64_t count)>;
 
   /// Reads `run` into `block`, complete once finish() returns, calling `landed` (if any) with
-  /// its pieces; throws std::runtime_error if the file ends before it or the system fails.
+  /// its pieces; throws std::runtime_error if the file ends before it or the system fails
+  /// (here for what it reads at once, from finish() for the queued pieces).
   void read(const ByteRun& run, char* block, const Landed& landed = {});
   /// Waits for the queued reads; throws std::runtime_error if one failed.
   void finish();
