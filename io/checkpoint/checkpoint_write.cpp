@@ -185,15 +185,16 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
                       const std::vector<uint64_t>& storage, const WriterBlocks& mine) {
   const int rank = comm_rank(comm);
   FirstFailure failure([&](const std::string& what) { return write_failure(file, what); });
-  std::unique_ptr<float[]> dealt_rows;  // outlives the writer's queued writes of it
+  std::optional<DealtRows> dealt;  // outlives the writer's queued writes of it
   std::optional<DirectWriter> writer;
   failure.attempt([&] {
     writer.emplace(temp);
-    dealt_rows.reset(new float[static_cast<std::size_t>(largest_dealt(plan, rank))]);
+    dealt.emplace(plan, rank);
   });
   agree(comm, failure.message());
-  // Waits for the queued writes even after a failure: they read buffers about to be reused.
-  const auto settle = [&] { failure.run([&] { writer->finish(); }); };
+  // What the writer had queued once each dealt-rows buffer's last rows were queued: the
+  // buffer is refilled only after those writes (even after a failure: they read it).
+  std::map<const float*, uint64_t> written_by;
   const auto write = [&](const ByteRun& run, const void* data) {
     failure.attempt([&] { writer->write(run, static_cast<const char*>(data)); });
   };
@@ -216,21 +217,24 @@ void write_raw_blocks(MPI_Comm comm, const std::filesystem::path& file,
         sources[j] = found->second.at(static_cast<std::size_t>(owned.index))->data;
     }
     const auto row_bytes = static_cast<uint64_t>(row_elements(tensor.shape)) * sizeof(float);
+    float* rows = dealt->next();
     std::vector<float*> targets;
     std::vector<ByteRun> runs;
-    uint64_t used = 0;  // bytes of dealt_rows
+    uint64_t used = 0;  // bytes of rows
     for (const RowSlice& slice : deal_rows(tensor)) {
       if (slice.rank != rank) continue;
-      targets.push_back(dealt_rows.get() + used / sizeof(float));
+      targets.push_back(rows + used / sizeof(float));
       runs.push_back({storage[i] + static_cast<uint64_t>(slice.first_row) * row_bytes, used,
                       static_cast<uint64_t>(slice.rows) * row_bytes});
       used += runs.back().bytes;
     }
-    settle();  // the last tensor's rows are written: refill
+    writer->wait_for(written_by[rows]);  // the rows it held before are written: refill
     gather_rows(comm, tensor, sources, targets);
-    for (const ByteRun& run : runs) write(run, dealt_rows.get());
+    for (const ByteRun& run : runs) write(run, rows);
+    written_by[rows] = writer->queued();
   }
-  settle();
+  // Waits for the queued writes even after a failure: they read the buffers.
+  failure.run([&] { writer->finish(); });
   agree(comm, failure.message());
 }
 

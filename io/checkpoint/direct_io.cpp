@@ -13,6 +13,7 @@
 #include <limits>
 #include <mutex>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -151,14 +152,20 @@ void for_each_run(std::uint64_t storage, const std::vector<int64_t>& global_shap
 
 struct StagingPool::State {
   std::mutex mutex;
-  std::condition_variable queued;  ///< a job, or the end, for the workers
-  std::condition_variable idle;    ///< no job queued or running, for drain()
+  std::condition_variable queued;    ///< a job, or the end, for the workers
+  std::condition_variable finished;  ///< a job ran (or was skipped), for wait_for() and drain()
   std::deque<std::function<void(char*)>> jobs;
-  int running = 0;
+  std::uint64_t submitted = 0;  ///< tickets handed out: jobs 1..submitted
+  std::uint64_t taken = 0;      ///< jobs taken off the queue, in ticket order
+  std::set<std::uint64_t> running;
   bool ending = false;
   std::exception_ptr failure;  ///< the first since the last drain
   std::vector<StagingBuffer> buffers;
   std::vector<std::thread> workers;
+
+  /// Every job up to this ticket has run or been skipped (jobs are taken in ticket order, so
+  /// only the running ones can be unfinished below the last taken).
+  std::uint64_t finished_through() const { return running.empty() ? taken : *running.begin() - 1; }
 
   void work(char* staging) {
     std::unique_lock lock(mutex);
@@ -167,11 +174,12 @@ struct StagingPool::State {
       if (jobs.empty()) return;
       auto job = std::move(jobs.front());
       jobs.pop_front();
+      const std::uint64_t ticket = ++taken;
       if (failure) {
-        if (jobs.empty() && running == 0) idle.notify_all();
+        finished.notify_all();
         continue;
       }
-      ++running;
+      running.insert(ticket);
       lock.unlock();
       std::exception_ptr failed;
       try {
@@ -180,9 +188,9 @@ struct StagingPool::State {
         failed = std::current_exception();
       }
       lock.lock();
-      --running;
+      running.erase(ticket);
       if (failed && !failure) failure = failed;
-      if (jobs.empty() && running == 0) idle.notify_all();
+      finished.notify_all();
     }
   }
 
@@ -203,7 +211,7 @@ StagingPool::~StagingPool() {
   if (state_) state_->stop();
 }
 
-void StagingPool::submit(std::function<void(char* staging)> job) {
+std::uint64_t StagingPool::submit(std::function<void(char* staging)> job) {
   if (!state_) {
     state_ = std::make_unique<State>();
     try {
@@ -219,17 +227,32 @@ void StagingPool::submit(std::function<void(char* staging)> job) {
       throw;
     }
   }
+  std::uint64_t ticket = 0;
   {
     std::lock_guard lock(state_->mutex);
     state_->jobs.push_back(std::move(job));
+    ticket = ++state_->submitted;
   }
   state_->queued.notify_one();
+  return ticket;
+}
+
+std::uint64_t StagingPool::submitted() const {
+  if (!state_) return 0;
+  std::lock_guard lock(state_->mutex);
+  return state_->submitted;
+}
+
+void StagingPool::wait_for(std::uint64_t ticket) {
+  if (!state_) return;
+  std::unique_lock lock(state_->mutex);
+  state_->finished.wait(lock, [&] { return state_->finished_through() >= ticket; });
 }
 
 void StagingPool::drain() {
   if (!state_) return;
   std::unique_lock lock(state_->mutex);
-  state_->idle.wait(lock, [this] { return state_->jobs.empty() && state_->running == 0; });
+  state_->finished.wait(lock, [this] { return state_->finished_through() == state_->submitted; });
   if (std::exception_ptr failure = std::exchange(state_->failure, nullptr)) {
     std::rethrow_exception(failure);
   }
@@ -272,6 +295,10 @@ void DirectWriter::write(const ByteRun& run, const char* block) {
   write_buffered(last, data + (last - begin), end - last);
 }
 
+std::uint64_t DirectWriter::queued() const { return pool_.submitted(); }
+
+void DirectWriter::wait_for(std::uint64_t mark) { pool_.wait_for(mark); }
+
 void DirectWriter::finish() { pool_.drain(); }
 
 DirectReader::DirectReader(const std::filesystem::path& file) : file_(file, O_RDONLY) {}
@@ -305,6 +332,10 @@ void DirectReader::read(const ByteRun& run, char* block, const Landed& landed) {
     });
   }
 }
+
+std::uint64_t DirectReader::queued() const { return pool_.submitted(); }
+
+void DirectReader::wait_for(std::uint64_t mark) { pool_.wait_for(mark); }
 
 void DirectReader::finish() { pool_.drain(); }
 

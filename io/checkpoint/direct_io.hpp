@@ -51,10 +51,15 @@ class StagingPool {
   /// Waits for the queued jobs (their failures are dropped: call drain() to see them).
   ~StagingPool();
 
-  /// Queues `job`, which a worker runs with its staging buffer (kStagingBytes, aligned). Once a
-  /// job has failed, later ones are skipped. Throws std::bad_alloc if the buffers cannot be
-  /// made.
-  void submit(std::function<void(char* staging)> job);
+  /// Queues `job`, which a worker runs with its staging buffer (kStagingBytes, aligned), and
+  /// returns its ticket: 1 for the first job, then one more for each. Once a job has failed,
+  /// later ones are skipped. Throws std::bad_alloc if the buffers cannot be made.
+  std::uint64_t submit(std::function<void(char* staging)> job);
+  /// The last ticket handed out (0 before the first job).
+  std::uint64_t submitted() const;
+  /// Waits until every job up to `ticket` has run or been skipped (their failures are left
+  /// for drain()): so the caller can use what they moved while later jobs go on.
+  void wait_for(std::uint64_t ticket);
   /// Waits until every queued job has run; rethrows the first failure since the last drain.
   void drain();
 
@@ -107,6 +112,11 @@ class DirectWriter {
   /// pages are queued, the rest written at once. Throws std::runtime_error naming the system's
   /// error of what it wrote at once (finish() reports the queued pages').
   void write(const ByteRun& run, const char* block);
+  /// A mark of what is queued so far, for wait_for().
+  std::uint64_t queued() const;
+  /// Waits until what was queued by `mark` is written (or skipped after a failure, which
+  /// finish() reports): its buffers may then be reused while later writes go on.
+  void wait_for(std::uint64_t mark);
   /// Waits for the queued writes; throws std::runtime_error if one failed.
   void finish();
 
@@ -139,6 +149,11 @@ class DirectReader {
   /// its pieces; throws std::runtime_error if the file ends before it or the system fails
   /// (here for what it reads at once, from finish() for the queued pieces).
   void read(const ByteRun& run, char* block, const Landed& landed = {});
+  /// A mark of what is queued so far, for wait_for().
+  std::uint64_t queued() const;
+  /// Waits until what was queued by `mark` has landed (or was skipped after a failure, which
+  /// finish() reports), while later reads go on.
+  void wait_for(std::uint64_t mark);
   /// Waits for the queued reads; throws std::runtime_error if one failed.
   void finish();
 

@@ -50,7 +50,7 @@ int64_t row_elements(const std::vector<int64_t>& shape) {
   return shape.empty() ? 1 : element_count({shape.begin() + 1, shape.end()});
 }
 
-int64_t largest_dealt(const std::vector<PlannedDataset>& plan, int rank) {
+DealtRows::DealtRows(const std::vector<PlannedDataset>& plan, int rank) {
   int64_t largest = 0;
   for (const PlannedDataset& tensor : plan) {
     if (!deals_rows(tensor)) continue;
@@ -58,7 +58,12 @@ int64_t largest_dealt(const std::vector<PlannedDataset>& plan, int rank) {
     for (const RowSlice& slice : deal_rows(tensor)) rows += slice.rank == rank ? slice.rows : 0;
     largest = std::max(largest, rows * row_elements(tensor.shape));
   }
-  return largest;
+  for (auto& buffer : buffers_) buffer.reset(new float[static_cast<std::size_t>(largest)]);
+}
+
+float* DealtRows::next() {
+  last_ = 1 - last_;
+  return buffers_[last_].get();
 }
 
 std::vector<RowSlice> deal_rows(const PlannedDataset& tensor) {

@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "io/checkpoint/checkpoint_internal.hpp"
@@ -38,9 +39,22 @@ std::vector<RowSlice> deal_rows(const PlannedDataset& tensor);
 /// Elements in one row of a tensor of `shape` (all of every dimension after the first).
 int64_t row_elements(const std::vector<int64_t>& shape);
 
-/// The most elements that `rank` is dealt of any one tensor of `plan` that deals_rows: the
-/// buffer its regrouped rows pass through.
-int64_t largest_dealt(const std::vector<PlannedDataset>& plan, int rank);
+/// The buffers that a rank's dealt rows pass through, two used in turn: one tensor's rows are
+/// exchanged while the other's move to or from the file. With one buffer, each tensor's
+/// exchange waited for the last tensor's transfers to end, and the device idled through the
+/// exchange (at tp=2, every row-parallel weight and its two moments).
+class DealtRows {
+ public:
+  /// Two buffers, each as large as the most elements `rank` is dealt of any one tensor of
+  /// `plan` that deals_rows. Throws std::bad_alloc.
+  DealtRows(const std::vector<PlannedDataset>& plan, int rank);
+  /// The buffer for the next tensor that deals rows: the one not handed out last time.
+  float* next();
+
+ private:
+  std::unique_ptr<float[]> buffers_[2];
+  int last_ = 1;
+};
 
 /// Collective over the owners of `tensor`'s blocks (others return at once), for a write: sends
 /// each of this rank's blocks (`blocks[i]`: the data of tensor.blocks[i] where this rank owns

@@ -6,13 +6,17 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "io/checkpoint/direct_io.hpp"
@@ -194,6 +198,45 @@ TEST(StagingPool, RunsJobsInOrderWithAlignedBuffersAndReportsTheFirstFailureOnce
   pool.submit([&](char*) { ran.push_back(1); });
   pool.drain();  // the failure was reported: jobs run again
   EXPECT_EQ(ran, std::vector<int>{1});
+}
+
+TEST(StagingPool, WaitForReturnsOnceEveryJobUpToItsTicketRanWhileLaterOnesGoOn) {
+  StagingPool pool;
+  EXPECT_EQ(pool.submitted(), 0u);
+  pool.wait_for(0);  // nothing queued: returns at once
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<int> finished{0};
+  EXPECT_EQ(pool.submit([&](char*) {
+    released.wait();
+    ++finished;
+  }),
+            1u);
+  // The second worker runs later jobs while the first is held: they finish out of order.
+  std::uint64_t last = 0;
+  for (int i = 0; i < 3; ++i) last = pool.submit([&](char*) { ++finished; });
+  EXPECT_EQ(last, 4u);
+  EXPECT_EQ(pool.submitted(), 4u);
+  std::atomic<bool> waited{false};
+  std::thread waiter([&] {
+    pool.wait_for(2);
+    waited = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(waited) << "wait_for(2) returned while job 1 was still running";
+  release.set_value();
+  waiter.join();
+  EXPECT_GE(finished.load(), 2);
+  pool.wait_for(last);
+  EXPECT_EQ(finished.load(), 4);
+  // Jobs skipped after a failure count as finished: waiting for them does not hang. (Two
+  // failing jobs keep both workers busy until the failure is known.)
+  pool.submit([](char*) { throw std::runtime_error("failed"); });
+  pool.submit([](char*) { throw std::runtime_error("failed"); });
+  last = pool.submit([&](char*) { ++finished; });
+  pool.wait_for(last);
+  EXPECT_THROW(pool.drain(), std::runtime_error);
+  EXPECT_EQ(finished.load(), 4) << "a job queued after a failure ran";
 }
 
 TEST(DirectIo, AFileThatCannotBeOpenedSaysWhich) {
