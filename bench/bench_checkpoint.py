@@ -10,8 +10,9 @@ the restore reads the disk, not memory. A shared disk's rate varies from minute 
 each row, and dd, is run REPEATS times and the medians are shown, with dd measured between
 the rows. dd writes a new file beside the one it wrote last (as a checkpoint is written beside
 the last checkpoint), alone, while another process holds as much memory as the trainer, and
-with O_DIRECT (as tessera writes a tensor's whole pages). checkpoint.async is measured on a
-save with a step after it, whose optimizer update waits for the save's snapshot.
+with O_DIRECT (as tessera writes a tensor's whole pages), the three in turn going first.
+checkpoint.async is measured on a save with a step after it, whose optimizer update waits for
+the save's snapshot.
 
 usage: bench_checkpoint.py [TESSERA] [CONFIG_DIR] [REPEATS]
 """
@@ -43,31 +44,40 @@ def dd_rate(command):
 HELD_GB = 1.0  # about what the 1-rank trainer of MODEL holds (metrics.jsonl "memory": 1.02 GB)
 
 
-def dd_bandwidth(directory, gigabytes=1):
+def dd_bandwidth(directory, turn, gigabytes=1):
     """The disk's sequential rates in GB/s: 'write', a new file (with fdatasync) beside the one
     the last call left, as a checkpoint is written beside the last checkpoint; 'held', the same
     while another process holds HELD_GB of memory it has just touched, as the trainer does when
-    it saves; 'read', with O_DIRECT. On a VM whose fresh memory is slow to touch, the page cache
-    of a new file gets the pages a process freed last, unless a process took them: then it
-    touches fresh ones and 'held' is far below 'write' (doc/performance.md, "Checkpoints");
-    'direct', the write with O_DIRECT (past the page cache, as tessera writes a tensor's pages)."""
+    it saves; 'direct', the write with O_DIRECT (past the page cache, as tessera writes a
+    tensor's pages); 'read', of the last file written, with O_DIRECT. On a VM whose fresh memory
+    is slow to touch, the page cache of a new file gets the pages a process freed last, unless
+    a process took them: then it touches fresh ones and 'held' is far below 'write'
+    (doc/performance.md, "Checkpoints"). The three writes take turns at going first (`turn`),
+    so that none always follows the quiet spell of the trainer's runs (a virtual disk may write
+    a burst after a quiet spell): with 'write' always first it measured 1.4-1.7x 'direct',
+    taking turns 1.1-1.3x (doc/measurements/checkpoint-bandwidth-turns.txt)."""
     kept = os.path.join(directory, "dd-kept.bin")
     new = os.path.join(directory, "dd-new.bin")
     write = ["dd", "if=/dev/zero", "of=" + new, "bs=16M", "count=%d" % (64 * gigabytes),
              "conv=fdatasync"]
-    result = {"write": dd_rate(write)}
-    result["read"] = dd_rate(["dd", "if=" + new, "of=/dev/null", "bs=16M", "iflag=direct"])
-    os.replace(new, kept)
-    result["direct"] = dd_rate(write + ["oflag=direct"])
-    os.replace(new, kept)
     holder = ("import sys; held = bytearray(int(%g * 1e9)); held[::4096] = b'x' * "
               "len(held[::4096]); print(flush=True); sys.stdin.read()" % HELD_GB)
-    with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE) as process:
-        process.stdout.readline()  # the memory is held
-        result["held"] = dd_rate(write)
-        process.stdin.close()
-    os.replace(new, kept)
+
+    def held():
+        with subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE) as process:
+            process.stdout.readline()  # the memory is held
+            rate = dd_rate(write)
+            process.stdin.close()
+        return rate
+
+    writes = [("write", lambda: dd_rate(write)),
+              ("direct", lambda: dd_rate(write + ["oflag=direct"])), ("held", held)]
+    result = {}
+    for kind, measure in writes[turn % 3:] + writes[:turn % 3]:
+        result[kind] = measure()
+        os.replace(new, kept)
+    result["read"] = dd_rate(["dd", "if=" + kept, "of=/dev/null", "bs=16M", "iflag=direct"])
     return result
 
 
@@ -117,7 +127,7 @@ def main():
         for ranks, layout in LAYOUTS:
             writes, reads = [], []
             for _ in range(repeats):
-                disks.append(dd_bandwidth(work))
+                disks.append(dd_bandwidth(work, len(disks)))
                 size, write_s, read_s = save_and_restore(
                     tessera, config, ranks, layout, os.path.join(work, "r%d" % ranks))
                 writes.append(size / write_s / 1e9)
