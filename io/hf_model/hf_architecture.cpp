@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/error.hpp"
+#include "core/json_numbers.hpp"
 
 namespace tessera {
 namespace {
@@ -156,12 +157,12 @@ class ConfigReader {
 
   int positive_int(const char* key) const {
     const auto& value = required(key);
-    if (!value.is_number_integer() || value.get<int64_t>() < 1 ||
-        value.get<int64_t>() > std::numeric_limits<int>::max()) {
+    const auto number = whole_number_in(value, 1, std::numeric_limits<int>::max());
+    if (!number) {
       throw UsageError("config.json " + std::string(key) + " = " + value.dump() +
                        " is not a positive integer");
     }
-    return value.get<int>();
+    return static_cast<int>(*number);
   }
   float number(const char* key, float fallback) const {
     if (!config_.contains(key) || config_[key].is_null()) return fallback;

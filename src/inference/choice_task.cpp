@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/json_numbers.hpp"
 
 namespace tessera {
 namespace {
@@ -31,11 +32,14 @@ ChoiceQuestion parse_question(const std::string& text, const std::filesystem::pa
     question.choices.push_back(choice.get<std::string>());
   }
   const auto answer = json.find("answer");
-  if (answer == json.end() || !answer->is_number_integer() || answer->get<int64_t>() < 0 ||
-      answer->get<int64_t>() >= static_cast<int64_t>(question.choices.size())) {
+  const auto index =
+      answer == json.end()
+          ? std::nullopt
+          : whole_number_in(*answer, 0, static_cast<int64_t>(question.choices.size()) - 1);
+  if (!index) {
     throw fail("no \"answer\" index from 0 to " + std::to_string(question.choices.size() - 1));
   }
-  question.answer = answer->get<int>();
+  question.answer = static_cast<int>(*index);
   return question;
 }
 
