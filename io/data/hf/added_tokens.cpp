@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
-#include "core/json_numbers.hpp"
 #include "io/data/hf/json_fields.hpp"
 #include "io/data/hf/utf8.hpp"
 
@@ -23,9 +22,9 @@ AddedTokens::AddedTokens(const nlohmann::json& list, const std::string& where) {
   if (!list.is_array()) throw UsageError(where + ": \"added_tokens\" must be a list");
   for (const auto& entry : list) {
     AddedToken token;
-    const auto id = whole_number_in(field(entry, "id", where + " added token"), 0, (1 << 24) - 1);
+    const auto id = token_id(field(entry, "id", where + " added token"));
     if (!id) throw UsageError(where + ": an added token's id must be an integer in [0, 2^24)");
-    token.id = static_cast<int32_t>(*id);
+    token.id = *id;
     token.content = string_field(entry, "content", where + " added token");
     if (token.content.empty()) throw UsageError(where + ": an added token is empty");
     token.single_word = bool_field(entry, "single_word", where, false);

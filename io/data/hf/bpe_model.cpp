@@ -6,7 +6,6 @@
 #include <queue>
 
 #include "core/error.hpp"
-#include "core/json_numbers.hpp"
 #include "io/data/hf/json_fields.hpp"
 
 namespace tessera::hf {
@@ -15,12 +14,12 @@ BpeModel::BpeModel(const nlohmann::json& spec, const std::string& where) {
   const auto& vocab = field(spec, "vocab", where);
   if (!vocab.is_object()) throw UsageError(where + ": \"vocab\" must be an object token -> id");
   for (const auto& [token, id] : vocab.items()) {
-    const auto number = whole_number_in(id, 0, (1 << 24) - 1);
+    const std::optional<int32_t> number = token_id(id);
     if (!number) {
       throw UsageError(where + ": the id of vocabulary token '" + token +
                        "' must be an integer in [0, 2^24)");
     }
-    const auto value = static_cast<int32_t>(*number);
+    const int32_t value = *number;
     vocab_.emplace(token, value);
     if (static_cast<size_t>(value) >= tokens_.size())
       tokens_.resize(static_cast<size_t>(value) + 1);

@@ -1,6 +1,7 @@
 #include "io/data/hf/json_fields.hpp"
 
 #include "core/error.hpp"
+#include "core/json_numbers.hpp"
 
 namespace tessera::hf {
 
@@ -10,6 +11,12 @@ const nlohmann::json& field(const nlohmann::json& object, const char* key,
     throw UsageError(where + " has no \"" + key + "\"; is this a Hugging Face tokenizer.json?");
   }
   return object[key];
+}
+
+std::optional<int32_t> token_id(const nlohmann::json& value) {
+  const std::optional<int64_t> id = whole_number_in(value, 0, (int64_t{1} << 24) - 1);
+  if (!id) return std::nullopt;
+  return static_cast<int32_t>(*id);
 }
 
 std::string string_field(const nlohmann::json& object, const char* key, const std::string& where) {
