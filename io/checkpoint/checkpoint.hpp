@@ -88,7 +88,8 @@ void write_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
 void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
                      const std::vector<TensorReadRequest>& requests);
 
-/// The metadata JSON given to write_checkpoint.
+/// The metadata JSON given to write_checkpoint; CheckpointDamaged on every rank when the file
+/// cannot give it (no such attribute, or not JSON).
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file);
 
 /// Checks the format version and the checksum of every dataset in `file`, reading it once

@@ -404,6 +404,21 @@ void verify_read_blocks(MPI_Comm comm, hid_t file_id, const std::filesystem::pat
   }
 }
 
+/// Rank 0's part of read_checkpoint_metadata: the metadata attribute's text.
+RootCheck metadata_attribute(const std::filesystem::path& file) {
+  return [file](hid_t file_id, const ChecksumScheme&,
+                std::string& shared) -> std::optional<std::string> {
+    if (H5Aexists(file_id, kMetadataAttribute) <= 0) {
+      return "checkpoint " + file.string() +
+             " has no metadata attribute; it is not a tessera checkpoint";
+    }
+    auto read = read_text_attribute(file_id, kMetadataAttribute, kMaxMetadataBytes);
+    if (!read) return "checkpoint " + file.string() + " has a malformed metadata attribute";
+    shared = std::move(*read);
+    return std::nullopt;
+  };
+}
+
 }  // namespace
 
 void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
@@ -459,25 +474,21 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
 }
 
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file) {
-  const std::string text =
-      check_on_root(
-          comm, file,
-          [&](hid_t file_id, const ChecksumScheme&,
-              std::string& shared) -> std::optional<std::string> {
-            if (H5Aexists(file_id, kMetadataAttribute) <= 0) {
-              return "checkpoint " + file.string() +
-                     " has no metadata attribute; it is not a tessera checkpoint";
-            }
-            auto read = read_text_attribute(file_id, kMetadataAttribute, kMaxMetadataBytes);
-            if (!read) return "checkpoint " + file.string() + " has a malformed metadata attribute";
-            shared = std::move(*read);
-            return std::nullopt;
-          })
-          .shared;
+  std::string text;
+  try {
+    text = check_on_root(comm, file, metadata_attribute(file)).shared;
+  } catch (const CheckpointDamaged&) {
+    throw;
+  } catch (const UsageError& error) {
+    // A file in a checkpoint directory that cannot give its metadata is damaged: a resume
+    // falls back to the checkpoint before it (CheckpointDirectory::load_latest).
+    throw CheckpointDamaged(error.what());
+  }
   auto metadata = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  agree(comm, metadata.is_discarded() ? std::optional<std::string>("checkpoint " + file.string() +
-                                                                   ": metadata is not valid JSON")
-                                      : std::nullopt);
+  agree_damaged(comm, metadata.is_discarded()
+                          ? std::optional<std::string>("checkpoint " + file.string() +
+                                                       ": metadata is not valid JSON")
+                          : std::nullopt);
   return metadata;
 }
 

@@ -1,9 +1,12 @@
 #include "train/checkpointing.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <bit>
 #include <chrono>
 #include <future>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <thread>
@@ -48,6 +51,26 @@ bool finite_on_every_rank(MPI_Comm comm, const std::vector<TensorBlock>& blocks)
   int finite = not_finite == 0 ? 1 : 0;
   MPI_Allreduce(MPI_IN_PLACE, &finite, 1, MPI_INT, MPI_MIN, comm);
   return finite == 1;
+}
+
+/// Throws CheckpointDamaged (so that a resume falls back to the checkpoint before) unless
+/// `metadata` gives the step that `candidate`'s file is named after, and its configuration, if
+/// any, as text: resuming at another step would repeat or skip steps.
+void check_restorable(const nlohmann::json& metadata, const CheckpointDirectory::Entry& candidate) {
+  const auto step = metadata.find("step");
+  const std::optional<int64_t> number =
+      step == metadata.end() ? std::nullopt
+                             : whole_number_in(*step, 0, std::numeric_limits<int>::max());
+  const std::string file = "checkpoint " + candidate.path.string();
+  if (number != candidate.step) {
+    throw CheckpointDamaged(
+        fmt::format("{}: its metadata gives step {} where its name gives {}; it is damaged", file,
+                    step == metadata.end() ? std::string("none") : step->dump(), candidate.step));
+  }
+  const auto config = metadata.find("config");
+  if (config != metadata.end() && !config->is_string()) {
+    throw CheckpointDamaged(file + ": its metadata's configuration is not text; it is damaged");
+  }
 }
 
 /// The grid a checkpoint's metadata says it was written from; none when it does not say, in
@@ -342,6 +365,7 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
   const std::optional<CheckpointDirectory::Entry> entry = directory_.load_latest(
       [&](const CheckpointDirectory::Entry& candidate) {
         metadata = read_checkpoint_metadata(parallel_.world_handle(), candidate.path);
+        check_restorable(metadata, candidate);
         read_into_the_state = true;
         read_checkpoint(parallel_.world_handle(), candidate.path, requests);
       },
@@ -371,7 +395,7 @@ int TrainingCheckpoints::restore(const std::function<void(const std::string&)>& 
       }
     }
   }
-  return metadata.at("step").get<int>();
+  return static_cast<int>(entry->step);
 }
 
 void TrainingCheckpoints::start_afresh() {

@@ -1,10 +1,11 @@
 """A resume over a damaged newest checkpoint falls back to the older one, on 2 ranks.
 
-Two damages that used to end the resume on every rank (an HDF5 error, or a 32 GiB allocation):
-8 bytes flipped in the object header of the group that holds the model, before the first
-dataset; and an extra dataset of shape [1, 2^33] floats with no data, added to the file. Each
-time the run must print one warning naming the damaged file, resume from the step before and
-finish with status 0.
+Four damages that used to end the resume on every rank (an HDF5 error, a 32 GiB allocation,
+a usage error) or resume at the wrong step: 8 bytes flipped in the object header of the group
+that holds the model, before the first dataset; an extra dataset of shape [1, 2^33] floats with
+no data, added to the file; the metadata attribute cut in half; and its step changed to one the
+file's name does not give. Each time the run must print one warning naming the damaged file,
+resume from the step before and finish with status 0.
 
 Then damaged data, which is found only after it was read (into the model's own buffers, on the
 CPU backend): one byte flipped in a weight's data. The resume must fall back to the step before
@@ -20,6 +21,7 @@ import sys
 import tempfile
 
 import h5py
+import numpy
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
            OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
@@ -50,6 +52,24 @@ def flip_group_header(path):
 def add_forged_dataset(path):
     with h5py.File(path, "r+") as checkpoint:
         checkpoint.create_dataset("forged", shape=(1, 2 ** 33), dtype="f4")  # never written
+
+
+def cut_metadata(path):
+    """The metadata attribute (the step, the configuration) cut in half: no longer JSON."""
+    with h5py.File(path, "r+") as checkpoint:
+        text = bytes(checkpoint.attrs["metadata"])
+        del checkpoint.attrs["metadata"]
+        checkpoint.attrs["metadata"] = numpy.bytes_(text[:len(text) // 2])
+
+
+def forge_metadata_step(path):
+    """The metadata's step made 3 in the file of step 4 (valid JSON that disagrees with the
+    file's name: resuming from it would repeat or skip steps)."""
+    with h5py.File(path, "r+") as checkpoint:
+        metadata = json.loads(bytes(checkpoint.attrs["metadata"]))
+        metadata["step"] = 3
+        del checkpoint.attrs["metadata"]
+        checkpoint.attrs["metadata"] = numpy.bytes_(json.dumps(metadata).encode())
 
 
 def flip_weight_data(path):
@@ -108,6 +128,8 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         failures = case(tessera, configs, work, "group-header", flip_group_header)
         failures += case(tessera, configs, work, "forged-dataset", add_forged_dataset)
+        failures += case(tessera, configs, work, "cut-metadata", cut_metadata)
+        failures += case(tessera, configs, work, "forged-step", forge_metadata_step)
         straight = os.path.join(work, "straight")
         if train(tessera, configs, straight, 6).returncode != 0:
             sys.exit("the uninterrupted run failed")
