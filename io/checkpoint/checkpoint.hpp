@@ -92,9 +92,9 @@ void read_checkpoint(MPI_Comm comm, const std::filesystem::path& file,
 /// cannot give it (no such attribute, or not JSON).
 nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::path& file);
 
-/// Checks the format version and the checksum of every dataset in `file`, reading it once
-/// (datasets spread over the ranks); throws UsageError naming the file and the first bad
-/// dataset (CheckpointDamaged when its data fails).
+/// Checks the format version, that the metadata is JSON, and the checksum of every dataset in
+/// `file`, reading it once (datasets spread over the ranks); throws UsageError naming the file
+/// and the first bad dataset (CheckpointDamaged when its data or metadata fails).
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file);
 
 /// The run manifest attribute of `file` (JSON text). Serial, like describe_checkpoint.

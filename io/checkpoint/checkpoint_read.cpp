@@ -494,6 +494,7 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
 
 void verify_checkpoint(MPI_Comm comm, const std::filesystem::path& file) {
   const auto [scheme, plan] = check_structure(comm, file);
+  read_checkpoint_metadata(comm, file);  // a file without readable metadata cannot be resumed
   H5Id file_id = open_checkpoint(comm, file);
   verify_datasets(comm, file_id.get(), file, plan, scheme);
 }

@@ -1,7 +1,7 @@
-// Damaged and forged checkpoint files, at 1, 2 and 4 ranks: corrupt object headers and datasets
-// whose shapes or storage lie are one UsageError on every rank (never an HDF5 failure on some
-// ranks, a huge allocation or minutes of hashing), and a checkpoint directory falls back to the
-// older file beside them.
+// Damaged and forged checkpoint files, at 1, 2 and 4 ranks: corrupt object headers, metadata
+// that is not JSON and datasets whose shapes or storage lie are one UsageError on every rank (never
+// an HDF5 failure on some ranks, a huge allocation or minutes of hashing), and a checkpoint
+// directory falls back to the older file beside them.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -69,6 +69,24 @@ void forge_unallocated(const std::filesystem::path& file, const std::string& nam
   H5Fclose(file_id);
 }
 
+/// Replaces the root's metadata attribute with text that is not JSON (its start, cut off).
+void cut_metadata(const std::filesystem::path& file) {
+  const hid_t file_id = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(file_id, 0);
+  ASSERT_GE(H5Adelete(file_id, "metadata"), 0);
+  const std::string cut = "{\"step\": 2";
+  const hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, cut.size());
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t attribute = H5Acreate2(file_id, "metadata", type, space, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(attribute, 0);
+  EXPECT_GE(H5Awrite(attribute, type, cut.data()), 0);
+  H5Aclose(attribute);
+  H5Sclose(space);
+  H5Tclose(type);
+  H5Fclose(file_id);
+}
+
 class CheckpointDamage : public CheckpointTest {
  protected:
   /// A checkpoint directory with steps 10 and 20; returns 20's file.
@@ -113,6 +131,10 @@ TEST_F(CheckpointDamage, CorruptDatasetHeaderFallsBack) {
       "dataset-header",
       [](const auto& file) { flip_header_bytes(file, "/model/layers/0/attn/out/weight", 0); },
       "damaged");
+}
+
+TEST_F(CheckpointDamage, MetadataThatIsNotJsonFallsBack) {
+  expect_fallback("metadata", cut_metadata, "metadata is not valid JSON");
 }
 
 TEST_F(CheckpointDamage, ExtraDatasetOfAForgedHugeShapeFallsBackUnread) {
