@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/json_file.hpp"
+#include "core/json_numbers.hpp"
 #include "parallel/layout/training_layout.hpp"
 #include "plan/memory_plan.hpp"
 #include "plan/step_time.hpp"
@@ -115,9 +116,18 @@ SweepDescription read_sweep_description(const std::filesystem::path& file) {
     sweep.overrides = json->at("overrides").get<std::vector<std::string>>();
     sweep.mode = json->at("mode").get<std::string>();
     sweep.hardware = json->at("hardware").get<std::string>();
+    // get<int> of a float or of a number past int's range is an unchecked cast.
+    const auto count = [&](const nlohmann::json& point, const char* key) {
+      const std::optional<int64_t> number = whole_number_in(point.at(key), 1, 1 << 24);
+      if (!number) {
+        throw UsageError(file.string() + " is damaged (a point's \"" + key +
+                         "\" is not a whole number from 1 to 2^24); run tessera sweep again");
+      }
+      return static_cast<int>(*number);
+    };
     for (const nlohmann::json& p : json->at("points")) {
-      sweep.points.push_back({p.at("label").get<std::string>(), p.at("nodes").get<int>(),
-                              p.at("ranks").get<int>(), p.at("run_dir").get<std::string>(),
+      sweep.points.push_back({p.at("label").get<std::string>(), count(p, "nodes"),
+                              count(p, "ranks"), p.at("run_dir").get<std::string>(),
                               p.at("settings").get<std::vector<std::string>>()});
     }
     return sweep;

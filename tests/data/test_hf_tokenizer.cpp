@@ -178,6 +178,26 @@ TEST(HfTokenizerErrors, UnsupportedFeaturesAreNamed) {
             std::string::npos);
 }
 
+TEST(HfTokenizerErrors, PostProcessorIdsOutsideTheIdRangeAreRefused) {
+  // Read as int32 they were cut to another id (2^40 to 0, <unk>) or went negative.
+  TempDir dir;
+  auto refusal = [&](const json& spec) {
+    const auto path = write_tokenizer(dir, spec, "bad.json");
+    return usage_error_message([&] { HfTokenizer::load(path); });
+  };
+  for (const json& id : {json(-1), json(int64_t{1} << 40), json(1.5), json("1")}) {
+    json template_ids = llama_like();
+    template_ids["post_processor"]["special_tokens"]["<s>"]["ids"] = {id};
+    EXPECT_NE(refusal(template_ids).find("special token ids must be whole numbers in [0, 2^24)"),
+              std::string::npos)
+        << id;
+    json roberta = llama_like();
+    roberta["post_processor"] = {
+        {"type", "RobertaProcessing"}, {"cls", {"<s>", 1}}, {"sep", {"</s>", id}}};
+    EXPECT_NE(refusal(roberta).find("with id in [0, 2^24)"), std::string::npos) << id;
+  }
+}
+
 TEST(HfPrepare, DatasetKeepsTheTokenizerAndTheLoaderChecksIt) {
   TempDir dir;
   const auto tokenizer_file = write_tokenizer(dir, llama_like());

@@ -170,6 +170,14 @@ def check_sweep(config, work):
                                                          "sweep-1n4t.sbatch")).read(), done)
     refused("a sweep into a directory that holds one", tessera(*sweep, "-o", study),
             ["holds another sweep"])
+    description = json.load(open(os.path.join(study, "sweep.json")))
+    for nodes in (1.5, 2 ** 40, "1"):
+        description["points"][0]["nodes"] = nodes
+        damaged = os.path.join(work, "damaged-sweep")
+        os.makedirs(damaged, exist_ok=True)
+        json.dump(description, open(os.path.join(damaged, "sweep.json"), "w"))
+        refused("tessera report of a sweep.json whose point has %r nodes" % nodes,
+                tessera("report", damaged), ["is damaged", '"nodes"', "run tessera sweep again"])
     fresh = os.path.join(work, "fresh")
     refused("a sweep layout that runs at no size",
             tessera("sweep", config, "--tasks-per-node", "1,2", "--time", "00:10:00",

@@ -10,10 +10,11 @@ namespace {
 
 // ["[CLS]", 101] -> 101
 int32_t token_pair_id(const nlohmann::json& pair, const std::string& where) {
-  if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer()) {
-    throw UsageError(where + ": a special token must be [\"text\", id]");
-  }
-  return pair[1].get<int32_t>();
+  const std::optional<int32_t> id =
+      pair.is_array() && pair.size() == 2 ? token_id(pair[1]) : std::nullopt;
+  if (!id)
+    throw UsageError(where + ": a special token must be [\"text\", id] with id in [0, 2^24)");
+  return *id;
 }
 
 }  // namespace
@@ -55,9 +56,10 @@ void PostProcessor::read_template(const nlohmann::json& spec, const std::string&
                        "' that special_tokens does not define");
     }
     auto& side = seen_sequence ? after_ : before_;
-    for (const auto& id : array_field(special_tokens[name], "ids", where)) {
-      if (!id.is_number_integer()) throw UsageError(where + ": special token ids must be integers");
-      side.push_back(id.get<int32_t>());
+    for (const auto& value : array_field(special_tokens[name], "ids", where)) {
+      const std::optional<int32_t> id = token_id(value);
+      if (!id) throw UsageError(where + ": special token ids must be whole numbers in [0, 2^24)");
+      side.push_back(*id);
     }
   }
 }
