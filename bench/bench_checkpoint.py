@@ -7,10 +7,12 @@ second start restores that checkpoint; metrics.jsonl records both times. Checkpo
 written to a directory under /tmp (or $TESSERA_BENCH_DIR): the disk being measured. Before the
 restore, the checkpoint's pages are dropped from the page cache (as dd's read bypasses it), so
 the restore reads the disk, not memory. A shared disk's rate varies from minute to minute:
-each row, and dd, is run REPEATS times and the medians are shown, with dd measured between
-the rows. dd writes a new file beside the one it wrote last (as a checkpoint is written beside
-the last checkpoint), alone, while another process holds as much memory as the trainer, and
-with O_DIRECT (as tessera writes a tensor's whole pages), the three in turn going first.
+each row, and dd, is run REPEATS times and the medians are shown, with dd measured before
+each save or after each restore, in turn; then each save's rates against that dd run (paired
+ratios). dd
+writes a new file beside the one it wrote last (as a checkpoint is written beside the last
+checkpoint), alone, while another process holds as much memory as the trainer, and with
+O_DIRECT (as tessera writes a tensor's whole pages), the three in turn going first.
 checkpoint.async is measured on a save with a step after it, whose optimizer update waits for
 the save's snapshot.
 
@@ -81,6 +83,15 @@ def dd_bandwidth(directory, turn, gigabytes=1):
     return result
 
 
+def paired_ratios(disk, write, read):
+    """A save's and its restore's rates as percentages of the dd run beside them: a
+    shared disk's rate drifts from minute to minute, and a ratio to dd's median mixes moments
+    minutes apart."""
+    ratios = {kind: 100 * write / disk[kind] for kind in ("write", "held", "direct")}
+    ratios["read"] = 100 * read / disk["read"]
+    return ratios
+
+
 def evict_from_page_cache(directory):
     """Drops the cached pages of every file under `directory` (written and synced already)."""
     for root, _, names in os.walk(directory):
@@ -125,14 +136,21 @@ def main():
     try:
         rows, disks = [], []
         for ranks, layout in LAYOUTS:
-            writes, reads = [], []
-            for _ in range(repeats):
-                disks.append(dd_bandwidth(work, len(disks)))
+            writes, reads, paired = [], [], []
+            for repeat in range(repeats):
+                # dd before the save, then after the restore, in turn: a save straight after
+                # dd's 3 GiB of writes may find a virtual disk's burst spent, and dd straight
+                # after the quiet of a restore's reads may find it refilled.
+                if repeat % 2 == 0:
+                    disks.append(dd_bandwidth(work, len(disks)))
                 size, write_s, read_s = save_and_restore(
                     tessera, config, ranks, layout, os.path.join(work, "r%d" % ranks))
+                if repeat % 2 == 1:
+                    disks.append(dd_bandwidth(work, len(disks)))
                 writes.append(size / write_s / 1e9)
                 reads.append(size / read_s / 1e9)
-            rows.append((ranks, layout, size, writes, reads))
+                paired.append(paired_ratios(disks[-1], writes[-1], reads[-1]))
+            rows.append((ranks, layout, size, writes, reads, paired))
         dd = {kind: statistics.median(d[kind] for d in disks) for kind in disks[0]}
         ranges = {kind: (min(d[kind] for d in disks), max(d[kind] for d in disks))
                   for kind in disks[0]}
@@ -144,12 +162,20 @@ def main():
         print("%-6s %-10s %8s %10s %10s %8s %10s %10s %8s  %s" % (
             "ranks", "layout", "file GB", "write GB/s", "read GB/s", "vs dd w", "vs dd held",
             "vs dd dir w", "vs dd r", "(each run's write / read GB/s)"))
-        for ranks, layout, size, writes, reads in rows:
+        for ranks, layout, size, writes, reads, _ in rows:
             write, read = statistics.median(writes), statistics.median(reads)
             print("%-6d %-10s %8.2f %10.2f %10.2f %7.0f%% %9.0f%% %9.0f%% %7.0f%%  %s / %s" % (
                 ranks, "%d,%d,%d" % layout, size / 1e9, write, read, 100 * write / dd["write"],
                 100 * write / dd["held"], 100 * write / dd["direct"], 100 * read / dd["read"],
                 " ".join("%.2f" % w for w in writes), " ".join("%.2f" % r for r in reads)))
+        print("the same, each save and restore against the dd run beside it (medians of "
+              "the %d ratios per row):" % repeats)
+        for ranks, layout, _, _, _, paired in rows:
+            medians = {kind: statistics.median(p[kind] for p in paired) for kind in paired[0]}
+            print("%-6d %-10s  write vs dd w %3.0f%%, held %3.0f%%, O_DIRECT %3.0f%%; "
+                  "restore vs dd r %3.0f%%" % (ranks, "%d,%d,%d" % layout, medians["write"],
+                                               medians["held"], medians["direct"],
+                                               medians["read"]))
         # Asynchronous saving on one rank: how long training is blocked next to the write, for
         # a save with a step after it (whose optimizer update waits for the snapshot).
         for _ in range(repeats):
