@@ -63,9 +63,13 @@ void check_restorable(const nlohmann::json& metadata, const CheckpointDirectory:
                              : whole_number_in(*step, 0, std::numeric_limits<int>::max());
   const std::string file = "checkpoint " + candidate.path.string();
   if (number != candidate.step) {
+    // A forged step may be megabytes of text: the message shows its start.
+    constexpr std::size_t kShown = 40;
+    std::string given = step == metadata.end() ? std::string("none") : step->dump();
+    if (given.size() > kShown) given = given.substr(0, kShown) + "...";
     throw CheckpointDamaged(
         fmt::format("{}: its metadata gives step {} where its name gives {}; it is damaged", file,
-                    step == metadata.end() ? std::string("none") : step->dump(), candidate.step));
+                    given, candidate.step));
   }
   const auto config = metadata.find("config");
   if (config != metadata.end() && !config->is_string()) {
