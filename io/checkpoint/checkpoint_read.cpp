@@ -477,11 +477,9 @@ nlohmann::json read_checkpoint_metadata(MPI_Comm comm, const std::filesystem::pa
   std::string text;
   try {
     text = check_on_root(comm, file, metadata_attribute(file)).shared;
-  } catch (const CheckpointDamaged&) {
-    throw;
   } catch (const UsageError& error) {
-    // A file in a checkpoint directory that cannot give its metadata is damaged: a resume
-    // falls back to the checkpoint before it (CheckpointDirectory::load_latest).
+    // check_on_root's agreed UsageError. A file in a checkpoint directory that cannot give its
+    // metadata is damaged: a resume falls back to the checkpoint before it (load_latest).
     throw CheckpointDamaged(error.what());
   }
   auto metadata = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
